@@ -1,0 +1,159 @@
+"""The rules contract every game implements: pure, synchronous, no I/O.
+
+A state is an immutable pydantic model. `apply` returns a new state and never
+changes the old one, so the server can keep a cached state, try a move on it and
+throw the result away if the store refuses the write.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict
+
+# A move in normal form: chess UCI strings, grid games integers.
+Move = str | int
+
+RulesStatus = Literal["active", "finished"]
+
+# Every end a game can reach through its rules or through the players.
+RESULT_REASONS = frozenset(
+    {
+        "checkmate",
+        "stalemate",
+        "insufficient_material",
+        "threefold_repetition",
+        "fifty_moves",
+        "four_in_a_row",
+        "three_in_a_row",
+        "board_full",
+        "resignation",
+        "draw_agreed",
+        "aborted",
+    }
+)
+
+
+class IllegalMove(ValueError):
+    """A move the rules refuse; `str(error)` is a reason a person can read."""
+
+
+class GameResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    winner: str | None
+    reason: str
+
+
+class GameState(BaseModel, ABC):
+    """One position of one game, plus what is needed to judge it (the move history).
+
+    Subclasses set `game_type` and `seats` (turn order) and implement the abstract
+    methods. `history` holds every move played, in normal form, oldest first.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    game_type: ClassVar[str]
+    seats: ClassVar[tuple[str, ...]]
+
+    history: tuple[Move, ...] = ()
+    result: GameResult | None = None
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def initial(cls, options: Mapping[str, Any] | None = None) -> Self:
+        """The starting state; bad options raise `ValueError` with a clear message."""
+
+    # -- reading ----------------------------------------------------------------------
+    @property
+    def status(self) -> RulesStatus:
+        return "finished" if self.result is not None else "active"
+
+    @property
+    def turn(self) -> str | None:
+        """The seat to move, or None once the game has a result."""
+        if self.result is not None:
+            return None
+        return self._seat_at_ply(len(self.history))
+
+    def first_seat_index(self) -> int:
+        """Index in `seats` of the side that made the first move (chess: from the FEN)."""
+        return 0
+
+    def _seat_at_ply(self, ply: int) -> str:
+        return self.seats[(self.first_seat_index() + ply) % len(self.seats)]
+
+    @abstractmethod
+    def legal_moves(self) -> list[Move]:
+        """Every legal move in normal form; empty once the game is over."""
+
+    @abstractmethod
+    def parse_move(self, raw: Any) -> Move:
+        """Client notation to normal form, or `IllegalMove` with the reason."""
+
+    @abstractmethod
+    def board(self) -> dict[str, Any]:
+        """The protocol's `board` object for this game."""
+
+    def move_san(self, move: Move) -> str | None:
+        """Standard notation of a legal `move` in this position (chess only)."""
+        return None
+
+    def last_move(self) -> dict[str, Any] | None:
+        """The protocol's `last_move`: `{"seat", "move"}` (chess adds `"san"`)."""
+        if not self.history:
+            return None
+        return {"seat": self._seat_at_ply(len(self.history) - 1), "move": self.history[-1]}
+
+    # -- changing ---------------------------------------------------------------------
+    @abstractmethod
+    def apply(self, move: Any) -> Self:
+        """The state after `move` (any accepted notation); raises `IllegalMove`."""
+
+    def finish(self, winner: str | None, reason: str) -> Self:
+        """End the game for a reason outside the rules (resignation, draw, abort)."""
+        if self.result is not None:
+            raise IllegalMove("the game is already over")
+        if reason not in RESULT_REASONS:
+            raise ValueError(f"unknown result reason {reason!r}")
+        if winner is not None and winner not in self.seats:
+            raise ValueError(f"unknown seat {winner!r}")
+        return self.model_copy(update={"result": GameResult(winner=winner, reason=reason)})
+
+    # -- (de)serialisation ------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-compatible data; `from_json(to_json())` gives an equal state."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls.model_validate(data)
+
+    # -- shared helpers for subclasses ------------------------------------------------
+    def _require_active(self) -> None:
+        if self.result is not None:
+            raise IllegalMove("the game is already over")
+
+    def other_seat(self, seat: str) -> str:
+        index = self.seats.index(seat)
+        return self.seats[(index + 1) % len(self.seats)]
+
+
+def parse_int_move(raw: Any, *, what: str, upper: int) -> int:
+    """Grid notation: an int (or numeric string) in 0..upper-1, else `IllegalMove`."""
+    if isinstance(raw, bool):
+        raise IllegalMove(f"a {what} must be an integer, not a boolean")
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text.lstrip("-").isdigit():
+            raise IllegalMove(f"a {what} must be an integer, got {raw!r}")
+        raw = int(text)
+    if not isinstance(raw, int):
+        raise IllegalMove(f"a {what} must be an integer, got {type(raw).__name__}")
+    if not 0 <= raw < upper:
+        raise IllegalMove(f"{what} {raw} is out of range 0..{upper - 1}")
+    return raw

@@ -1,0 +1,147 @@
+"""The persistence contract: every store (memory, SQLite, Postgres) implements `GameStore`.
+
+The game service is the only caller. A state change is one `commit_change` call that
+writes the new game row and its event together, on the condition that the stored
+version is still `game.version - 1`: that condition, checked by the store in one
+atomic statement or transaction, is what decides races between sockets and processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, Protocol
+
+GameStatus = Literal["waiting", "active", "finished", "aborted"]
+EventKind = Literal["join", "move", "resign", "draw", "abort", "finish"]
+
+# A seat as stored and sent: None (empty), {"kind": "human", "user_id": ...},
+# or {"kind": "ai", "level": 1..10}.
+Seat = dict[str, Any] | None
+
+
+class StoreError(Exception):
+    """Base class of the errors a store raises on purpose."""
+
+
+class StaleVersion(StoreError):
+    """The stored version is not the one the change was computed from."""
+
+
+class DuplicateRequest(StoreError):
+    """The (game, user, request id) already names a stored event; `version` is its version."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"request already applied at version {version}")
+        self.version = version
+
+
+class NotPermitted(StoreError):
+    """The database refused the change for this actor (row-level security)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who a store call is made for. Postgres runs the call as this identity (RLS)."""
+
+    user_id: str | None  # None: anonymous
+    claims: dict[str, Any] | None = None  # the verified JWT claims of a signed-in user
+    is_server: bool = False  # the server's own identity (AI moves, housekeeping)
+
+    SERVER: ClassVar[Actor]
+    ANONYMOUS: ClassVar[Actor]
+
+
+Actor.SERVER = Actor(user_id=None, is_server=True)
+Actor.ANONYMOUS = Actor(user_id=None)
+
+
+@dataclass
+class GameRecord:
+    """One game as stored: the current state and everything the lobby shows."""
+
+    game_id: str  # UUID string
+    game_type: str
+    status: GameStatus
+    seats: dict[str, Seat]  # in turn order
+    state: dict[str, Any]  # GameState.to_json()
+    version: int
+    public: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+    created_by: str | None = None
+    created_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime = field(default_factory=utc_now)
+
+
+@dataclass
+class EventRecord:
+    """One state change: the event that moved `game_id` from `version - 1` to `version`.
+
+    `request_id` is the client message `id` (or None); with `user_id` it makes
+    a move idempotent: the store refuses a second event with the same pair.
+    """
+
+    game_id: str
+    version: int
+    kind: EventKind
+    seat: str | None = None
+    move: Any = None  # normal form (chess UCI str, grid int); None for non-moves
+    san: str | None = None
+    user_id: str | None = None  # who caused it; None for the server's AI
+    request_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # e.g. {"result": {...}}
+    at: datetime = field(default_factory=utc_now)
+
+
+class GameStore(Protocol):
+    """Async persistence. Methods never block the event loop."""
+
+    async def open(self) -> None:
+        """Connect / create the schema if the store owns it."""
+
+    async def close(self) -> None: ...
+
+    async def health(self) -> bool:
+        """True when the store answers a trivial query."""
+
+    async def create_game(self, game: GameRecord, actor: Actor) -> None:
+        """Insert a new game at its initial version (no event for version 0)."""
+
+    async def get_game(self, game_id: str, actor: Actor) -> GameRecord | None:
+        """The game if it exists and `actor` may see it, else None."""
+
+    async def list_games(
+        self,
+        actor: Actor,
+        *,
+        game_type: str | None = None,
+        status: GameStatus | None = None,
+        limit: int = 50,
+    ) -> list[GameRecord]:
+        """Games `actor` may see (public, or seated in), newest first."""
+
+    async def commit_change(self, game: GameRecord, event: EventRecord, actor: Actor) -> None:
+        """Store `game` (at `game.version`) and `event` (same version) atomically.
+
+        Raises `StaleVersion` unless the stored version is `game.version - 1`,
+        `DuplicateRequest` if (`event.user_id`, `event.request_id`) was stored before for
+        this game, and `NotPermitted` if row-level security refuses the actor.
+        """
+
+    async def events_after(self, game_id: str, version: int, actor: Actor) -> list[EventRecord]:
+        """Events with a version greater than `version`, in order."""
+
+    async def find_request(
+        self, game_id: str, user_id: str, request_id: str, actor: Actor
+    ) -> int | None:
+        """The version of the event stored for this request id, if any."""
+
+    async def active_ai_games(self) -> list[GameRecord]:
+        """Active games with at least one AI seat, read as the server identity.
+
+        The server calls it on start to resume AI turns (AI-vs-AI games) after a restart.
+        """
