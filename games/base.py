@@ -36,6 +36,11 @@ RESULT_REASONS = frozenset(
 )
 
 
+# Option keys the server reads for itself; `initial` accepts and ignores them, and
+# refuses every other key it does not know (so a typo is an error, not a silent default).
+SERVER_OPTIONS = frozenset({"ai_delay_ms"})
+
+
 class IllegalMove(ValueError):
     """A move the rules refuse; `str(error)` is a reason a person can read."""
 
@@ -134,6 +139,15 @@ class GameState(BaseModel, ABC):
         return cls.model_validate(data)
 
     # -- shared helpers for subclasses ------------------------------------------------
+    @staticmethod
+    def _check_option_keys(options: Mapping[str, Any] | None, known: set[str]) -> dict[str, Any]:
+        """The rules' own options; unknown keys raise `ValueError`."""
+        rules_options = {k: v for k, v in (options or {}).items() if k not in SERVER_OPTIONS}
+        unknown = sorted(set(rules_options) - known)
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown}; this game takes {sorted(known)}")
+        return rules_options
+
     def _require_active(self) -> None:
         if self.result is not None:
             raise IllegalMove("the game is already over")

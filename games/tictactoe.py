@@ -22,10 +22,7 @@ class TicTacToeState(GameState):
 
     @classmethod
     def initial(cls, options: Mapping[str, Any] | None = None) -> Self:
-        if options:
-            unknown = sorted(set(options) - {"ai_delay_ms"})
-            if unknown:
-                raise ValueError(f"tictactoe takes no options, got {unknown}")
+        cls._check_option_keys(options, known=set())
         return cls()
 
     def legal_moves(self) -> list[Move]:
@@ -33,7 +30,7 @@ class TicTacToeState(GameState):
             return []
         return [index for index, cell in enumerate(self.cells) if cell is None]
 
-    def parse_move(self, raw: Any) -> Move:
+    def parse_move(self, raw: Any) -> int:
         self._require_active()
         cell = parse_int_move(raw, what="cell", upper=9)
         if self.cells[cell] is not None:
