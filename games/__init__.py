@@ -1,9 +1,13 @@
 """Game rules: pure, synchronous state machines with no I/O."""
 
 from games.base import RESULT_REASONS, GameResult, GameState, IllegalMove, Move
+from games.chess import ChessState
+from games.connect4 import Connect4State
 from games.tictactoe import TicTacToeState
 
 GAME_TYPES: dict[str, type[GameState]] = {
+    ChessState.game_type: ChessState,
+    Connect4State.game_type: Connect4State,
     TicTacToeState.game_type: TicTacToeState,
 }
 
@@ -24,6 +28,8 @@ def get_game_class(game_type: str) -> type[GameState]:
 __all__ = [
     "GAME_TYPES",
     "RESULT_REASONS",
+    "ChessState",
+    "Connect4State",
     "GameResult",
     "GameState",
     "IllegalMove",

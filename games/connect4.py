@@ -1,0 +1,127 @@
+"""Connect Four: drop discs into columns, four in a row wins; red moves first.
+
+The board defaults to 7 columns by 6 rows. Other sizes are allowed within 4..10 each,
+as long as columns * (rows + 1) <= 64, so a 64-bit bitboard solver can hold it.
+`cells` is stored row by row, top row first, like the protocol's board.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Self
+
+from games.base import GameResult, GameState, IllegalMove, Move, parse_int_move
+
+MIN_SIDE = 4
+MAX_SIDE = 10
+BITBOARD_BITS = 64
+# (row step, column step) for horizontal, vertical and the two diagonals.
+DIRECTIONS: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+class Connect4State(GameState):
+    game_type: ClassVar[str] = "connect4"
+    seats: ClassVar[tuple[str, ...]] = ("red", "yellow")
+
+    history: tuple[int, ...] = ()
+    columns: int = 7
+    rows: int = 6
+    cells: tuple[str | None, ...] = (None,) * 42
+
+    @classmethod
+    def initial(cls, options: Mapping[str, Any] | None = None) -> Self:
+        opts = cls._check_option_keys(options, known={"columns", "rows"})
+        columns = _side(opts, "columns", 7)
+        rows = _side(opts, "rows", 6)
+        if columns * (rows + 1) > BITBOARD_BITS:
+            raise ValueError(
+                f"a {columns}x{rows} board is too large: columns * (rows + 1) must be "
+                f"at most {BITBOARD_BITS}"
+            )
+        return cls(columns=columns, rows=rows, cells=(None,) * (columns * rows))
+
+    # -- reading ----------------------------------------------------------------------
+    def legal_moves(self) -> list[Move]:
+        if self.result is not None:
+            return []
+        return [col for col in range(self.columns) if self.cells[col] is None]
+
+    def parse_move(self, raw: Any) -> int:
+        self._require_active()
+        column = parse_int_move(raw, what="column", upper=self.columns)
+        if self.cells[column] is not None:
+            raise IllegalMove(f"column {column} is full")
+        return column
+
+    def board(self) -> dict[str, Any]:
+        width = self.columns
+        return {
+            "columns": width,
+            "rows": self.rows,
+            "cells": [list(self.cells[r * width : (r + 1) * width]) for r in range(self.rows)],
+        }
+
+    @property
+    def sequence(self) -> str:
+        """The moves as 1-based column digits, the notation of the Pons test sets."""
+        return "".join(str(column + 1) for column in self.history)
+
+    def winning_cells(self) -> list[tuple[int, int]] | None:
+        """(row, col) of every disc in a line of four or more through the last move.
+
+        Row 0 is the top row. None unless the game was won by four in a row.
+        """
+        if self.result is None or self.result.reason != "four_in_a_row" or not self.history:
+            return None
+        column = self.history[-1]
+        row = next(r for r in range(self.rows) if self.cells[r * self.columns + column])
+        cells: list[tuple[int, int]] = []
+        for line in _runs(self.cells, self.columns, self.rows, row, column):
+            if len(line) >= 4:
+                cells.extend(cell for cell in line if cell not in cells)
+        return sorted(cells)
+
+    # -- changing ---------------------------------------------------------------------
+    def apply(self, move: Any) -> Self:
+        column = self.parse_move(move)
+        seat = self.turn
+        assert seat is not None  # parse_move refused a finished game
+        width = self.columns
+        row = next(
+            r for r in range(self.rows - 1, -1, -1) if self.cells[r * width + column] is None
+        )
+        cells = list(self.cells)
+        cells[row * width + column] = seat
+        history = (*self.history, column)
+        result = None
+        if any(len(line) >= 4 for line in _runs(cells, width, self.rows, row, column)):
+            result = GameResult(winner=seat, reason="four_in_a_row")
+        elif len(history) == width * self.rows:
+            result = GameResult(winner=None, reason="board_full")
+        return self.model_copy(update={"cells": tuple(cells), "history": history, "result": result})
+
+
+def _runs(
+    cells: Sequence[str | None], width: int, height: int, row: int, column: int
+) -> list[list[tuple[int, int]]]:
+    """For each direction, the run of same-coloured discs through (row, column)."""
+    colour = cells[row * width + column]
+    runs = []
+    for dr, dc in DIRECTIONS:
+        run = [(row, column)]
+        for sign in (1, -1):
+            r, c = row + sign * dr, column + sign * dc
+            while 0 <= r < height and 0 <= c < width and cells[r * width + c] == colour:
+                run.append((r, c))
+                r, c = r + sign * dr, c + sign * dc
+        runs.append(run)
+    return runs
+
+
+def _side(options: Mapping[str, Any], name: str, default: int) -> int:
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"option {name!r} must be an integer, got {value!r}")
+    if not MIN_SIDE <= value <= MAX_SIDE:
+        raise ValueError(f"option {name!r} must be in {MIN_SIDE}..{MAX_SIDE}, got {value}")
+    return value
