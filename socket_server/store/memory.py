@@ -1,0 +1,125 @@
+"""An in-memory `GameStore`: for tests and `memory://`. Nothing survives the process.
+
+Every method body runs without an `await`, so on one event loop each call is atomic:
+the version check and the write in `commit_change` cannot interleave with another call.
+Records are deep-copied on the way in and out, so no caller can change stored data.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from socket_server.store.base import (
+    Actor,
+    DuplicateRequest,
+    EventRecord,
+    GameRecord,
+    GameStatus,
+    StaleVersion,
+)
+
+
+def can_see(game: GameRecord, actor: Actor) -> bool:
+    """Visibility shared by the embedded stores: public, seated human, or the server."""
+    if game.public or actor.is_server:
+        return True
+    if actor.user_id is None:
+        return False
+    return any(
+        seat is not None and seat.get("kind") == "human" and seat.get("user_id") == actor.user_id
+        for seat in game.seats.values()
+    )
+
+
+def has_ai_seat(game: GameRecord) -> bool:
+    return any(seat is not None and seat.get("kind") == "ai" for seat in game.seats.values())
+
+
+def check_event_matches(game: GameRecord, event: EventRecord) -> None:
+    """A programming error, not a race: the event must describe this game's new version."""
+    if event.game_id != game.game_id or event.version != game.version:
+        raise ValueError(
+            f"event ({event.game_id} v{event.version}) does not match "
+            f"game ({game.game_id} v{game.version})"
+        )
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._games: dict[str, GameRecord] = {}
+        self._events: dict[str, list[EventRecord]] = {}
+        # (game_id, user_id, request_id) -> version of the event that request produced
+        self._requests: dict[tuple[str, str, str], int] = {}
+
+    async def open(self) -> None:
+        """Nothing to connect to."""
+
+    async def close(self) -> None:
+        """Nothing to release; the data stays until the object is dropped."""
+
+    async def health(self) -> bool:
+        return True
+
+    async def create_game(self, game: GameRecord, actor: Actor) -> None:
+        if game.game_id in self._games:
+            raise ValueError(f"game {game.game_id} already exists")
+        self._games[game.game_id] = copy.deepcopy(game)
+        self._events[game.game_id] = []
+
+    async def get_game(self, game_id: str, actor: Actor) -> GameRecord | None:
+        game = self._games.get(game_id)
+        if game is None or not can_see(game, actor):
+            return None
+        return copy.deepcopy(game)
+
+    async def list_games(
+        self,
+        actor: Actor,
+        *,
+        game_type: str | None = None,
+        status: GameStatus | None = None,
+        limit: int = 50,
+    ) -> list[GameRecord]:
+        games = [
+            game
+            for game in self._games.values()
+            if can_see(game, actor)
+            and (game_type is None or game.game_type == game_type)
+            and (status is None or game.status == status)
+        ]
+        games.sort(key=lambda g: (g.created_at, g.game_id), reverse=True)
+        return copy.deepcopy(games[: max(limit, 0)])
+
+    async def commit_change(self, game: GameRecord, event: EventRecord, actor: Actor) -> None:
+        check_event_matches(game, event)
+        # A retried request reports where it landed, even when its version is stale now.
+        if event.user_id is not None and event.request_id is not None:
+            key = (game.game_id, event.user_id, event.request_id)
+            if key in self._requests:
+                raise DuplicateRequest(self._requests[key])
+        stored = self._games.get(game.game_id)
+        if stored is None or stored.version != game.version - 1:
+            raise StaleVersion(f"game {game.game_id} is not at version {game.version - 1}")
+        self._games[game.game_id] = copy.deepcopy(game)
+        self._events[game.game_id].append(copy.deepcopy(event))
+        if event.user_id is not None and event.request_id is not None:
+            self._requests[(game.game_id, event.user_id, event.request_id)] = event.version
+
+    async def events_after(self, game_id: str, version: int, actor: Actor) -> list[EventRecord]:
+        game = self._games.get(game_id)
+        if game is None or not can_see(game, actor):
+            return []
+        return copy.deepcopy([e for e in self._events[game_id] if e.version > version])
+
+    async def find_request(
+        self, game_id: str, user_id: str, request_id: str, actor: Actor
+    ) -> int | None:
+        game = self._games.get(game_id)
+        if game is None or not can_see(game, actor):
+            return None
+        return self._requests.get((game_id, user_id, request_id))
+
+    async def active_ai_games(self) -> list[GameRecord]:
+        games = [g for g in self._games.values() if g.status == "active" and has_ai_seat(g)]
+        games.sort(key=lambda g: (g.created_at, g.game_id))
+        return copy.deepcopy(games)

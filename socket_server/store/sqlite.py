@@ -1,0 +1,359 @@
+"""The embedded default store: one SQLite file, through aiosqlite (off the event loop).
+
+WAL mode with `synchronous=FULL` fsyncs the log on every commit, so a change that was
+acknowledged survives `kill -9` of the process (and a power cut). Two connections: one
+writer, whose transactions are serialised by a lock (aiosqlite runs every statement
+of a connection on one thread, and two tasks must not interleave inside one
+transaction), and one reader, which in WAL mode only ever sees committed data.
+The version condition in `UPDATE ... WHERE version = ?` decides races, also between
+processes sharing the file (`BEGIN IMMEDIATE` takes SQLite's write lock up front).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from socket_server.store.base import (
+    Actor,
+    DuplicateRequest,
+    EventRecord,
+    GameRecord,
+    GameStatus,
+    StaleVersion,
+)
+from socket_server.store.memory import check_event_matches
+
+# Each entry migrates the schema from version i to i + 1 (`PRAGMA user_version`).
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE games (
+        game_id TEXT PRIMARY KEY,
+        game_type TEXT NOT NULL,
+        status TEXT NOT NULL,
+        seats TEXT NOT NULL,
+        state TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        public INTEGER NOT NULL,
+        options TEXT NOT NULL,
+        created_by TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX games_created_at ON games (created_at DESC, game_id DESC);
+    CREATE INDEX games_status ON games (status);
+    CREATE TABLE events (
+        game_id TEXT NOT NULL REFERENCES games (game_id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        seat TEXT,
+        move TEXT NOT NULL,
+        san TEXT,
+        user_id TEXT,
+        request_id TEXT,
+        data TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (game_id, version)
+    );
+    CREATE UNIQUE INDEX events_request ON events (game_id, user_id, request_id)
+        WHERE request_id IS NOT NULL;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_GAME_COLUMNS = (
+    "game_id, game_type, status, seats, state, version, public, options, "
+    "created_by, created_at, updated_at"
+)
+_EVENT_COLUMNS = "game_id, version, kind, seat, move, san, user_id, request_id, data, at"
+
+# A human seat of the game held by the given user (games.seats is a JSON object).
+_SEATED = (
+    "EXISTS (SELECT 1 FROM json_each(games.seats) AS s "
+    "WHERE json_extract(s.value, '$.kind') = 'human' "
+    "AND json_extract(s.value, '$.user_id') = ?)"
+)
+_AI_SEAT = (
+    "EXISTS (SELECT 1 FROM json_each(games.seats) AS s "
+    "WHERE json_extract(s.value, '$.kind') = 'ai')"
+)
+
+
+def _visible(actor: Actor) -> tuple[str, list[Any]]:
+    """SQL condition (and its parameters) for the games `actor` may see."""
+    if actor.is_server:
+        return "1", []
+    if actor.user_id is None:
+        return "games.public = 1", []
+    return f"(games.public = 1 OR {_SEATED})", [actor.user_id]
+
+
+def _encode(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _decode(text: str) -> Any:
+    return msgspec.json.decode(text)
+
+
+def _time_text(value: datetime) -> str:
+    """Fixed-width UTC text, so text order is time order (a naive time is taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _time_value(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _game_row(game: GameRecord) -> tuple[Any, ...]:
+    return (
+        game.game_id,
+        game.game_type,
+        game.status,
+        _encode(game.seats),
+        _encode(game.state),
+        game.version,
+        int(game.public),
+        _encode(game.options),
+        game.created_by,
+        _time_text(game.created_at),
+        _time_text(game.updated_at),
+    )
+
+
+def _game_record(row: aiosqlite.Row) -> GameRecord:
+    return GameRecord(
+        game_id=row[0],
+        game_type=row[1],
+        status=row[2],
+        seats=_decode(row[3]),
+        state=_decode(row[4]),
+        version=row[5],
+        public=bool(row[6]),
+        options=_decode(row[7]),
+        created_by=row[8],
+        created_at=_time_value(row[9]),
+        updated_at=_time_value(row[10]),
+    )
+
+
+def _event_record(row: aiosqlite.Row) -> EventRecord:
+    return EventRecord(
+        game_id=row[0],
+        version=row[1],
+        kind=row[2],
+        seat=row[3],
+        move=_decode(row[4]),
+        san=row[5],
+        user_id=row[6],
+        request_id=row[7],
+        data=_decode(row[8]),
+        at=_time_value(row[9]),
+    )
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE.
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    async def open(self) -> None:
+        writer = await self._connect()
+        try:
+            await writer.execute("PRAGMA journal_mode = WAL")
+            await self._migrate(writer)
+            self._reader = await self._connect()
+        except BaseException:
+            await writer.close()
+            raise
+        self._writer = writer
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            async with conn.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            current = row[0] if row else 0
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has schema version {current}; this server knows "
+                    f"up to {SCHEMA_VERSION} (is it an older gamesocket?)"
+                )
+            for script in MIGRATIONS[current:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        await conn.execute(statement)
+            # PRAGMA takes no parameters; SCHEMA_VERSION is our own integer.
+            await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    def _read(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("SqliteStore is not open")
+        return self._reader
+
+    def _write(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("SqliteStore is not open")
+        return self._writer
+
+    async def health(self) -> bool:
+        try:
+            async with self._read().execute("SELECT 1") as cursor:
+                row = await cursor.fetchone()
+        except (aiosqlite.Error, RuntimeError, ValueError):
+            return False
+        return row is not None and row[0] == 1
+
+    async def create_game(self, game: GameRecord, actor: Actor) -> None:
+        async with self._write_lock:
+            try:
+                await self._write().execute(
+                    f"INSERT INTO games ({_GAME_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    _game_row(game),
+                )
+            except aiosqlite.IntegrityError as error:
+                raise ValueError(f"game {game.game_id} already exists") from error
+
+    async def get_game(self, game_id: str, actor: Actor) -> GameRecord | None:
+        condition, params = _visible(actor)
+        async with self._read().execute(
+            f"SELECT {_GAME_COLUMNS} FROM games WHERE game_id = ? AND {condition}",
+            [game_id, *params],
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _game_record(row) if row else None
+
+    async def list_games(
+        self,
+        actor: Actor,
+        *,
+        game_type: str | None = None,
+        status: GameStatus | None = None,
+        limit: int = 50,
+    ) -> list[GameRecord]:
+        condition, params = _visible(actor)
+        conditions = [condition]
+        if game_type is not None:
+            conditions.append("game_type = ?")
+            params.append(game_type)
+        if status is not None:
+            conditions.append("status = ?")
+            params.append(status)
+        params.append(max(limit, 0))
+        async with self._read().execute(
+            f"SELECT {_GAME_COLUMNS} FROM games WHERE {' AND '.join(conditions)} "
+            "ORDER BY created_at DESC, game_id DESC LIMIT ?",
+            params,
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_game_record(row) for row in rows]
+
+    async def commit_change(self, game: GameRecord, event: EventRecord, actor: Actor) -> None:
+        check_event_matches(game, event)
+        async with self._write_lock:
+            conn = self._write()
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self._apply_change(conn, game, event)
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
+    async def _apply_change(
+        self, conn: aiosqlite.Connection, game: GameRecord, event: EventRecord
+    ) -> None:
+        # A retried request reports where it landed, even when its version is stale now;
+        # the unique index events_request backs this check up.
+        if event.user_id is not None and event.request_id is not None:
+            async with conn.execute(
+                "SELECT version FROM events WHERE game_id = ? AND user_id = ? AND request_id = ?",
+                (game.game_id, event.user_id, event.request_id),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None:
+                raise DuplicateRequest(row[0])
+        row_values = _game_row(game)
+        cursor = await conn.execute(
+            "UPDATE games SET game_type = ?, status = ?, seats = ?, state = ?, version = ?, "
+            "public = ?, options = ?, created_by = ?, created_at = ?, updated_at = ? "
+            "WHERE game_id = ? AND version = ?",
+            (*row_values[1:], game.game_id, game.version - 1),
+        )
+        if cursor.rowcount != 1:
+            raise StaleVersion(f"game {game.game_id} is not at version {game.version - 1}")
+        await conn.execute(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                event.game_id,
+                event.version,
+                event.kind,
+                event.seat,
+                _encode(event.move),
+                event.san,
+                event.user_id,
+                event.request_id,
+                _encode(event.data),
+                _time_text(event.at),
+            ),
+        )
+
+    async def events_after(self, game_id: str, version: int, actor: Actor) -> list[EventRecord]:
+        condition, params = _visible(actor)
+        columns = ", ".join(f"events.{c.strip()}" for c in _EVENT_COLUMNS.split(","))
+        async with self._read().execute(
+            f"SELECT {columns} FROM events JOIN games ON games.game_id = events.game_id "
+            f"WHERE events.game_id = ? AND events.version > ? AND {condition} "
+            "ORDER BY events.version",
+            [game_id, version, *params],
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_event_record(row) for row in rows]
+
+    async def find_request(
+        self, game_id: str, user_id: str, request_id: str, actor: Actor
+    ) -> int | None:
+        condition, params = _visible(actor)
+        async with self._read().execute(
+            "SELECT events.version FROM events JOIN games ON games.game_id = events.game_id "
+            "WHERE events.game_id = ? AND events.user_id = ? AND events.request_id = ? "
+            f"AND {condition}",
+            [game_id, user_id, request_id, *params],
+        ) as cursor:
+            row = await cursor.fetchone()
+        return row[0] if row else None
+
+    async def active_ai_games(self) -> list[GameRecord]:
+        async with self._read().execute(
+            f"SELECT {_GAME_COLUMNS} FROM games WHERE status = 'active' AND {_AI_SEAT} "
+            "ORDER BY created_at, game_id"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_game_record(row) for row in rows]
