@@ -1,0 +1,442 @@
+"""The Redis broker: several server processes serve the same games.
+
+Fan-out uses redis-py's asyncio pub/sub directly rather than Litestar's channels
+plugin, whose Redis backends have open bugs that matter here (a backlog deadlock, a
+subscribe race, per-channel and cancellation leaks, the stream backend replaying old
+events); docs/scaling.md has the details.
+
+- One connection for commands (publish, locks, presence), one pub/sub connection per
+  process read by one task, which dispatches each message by channel to the game's
+  handler, in the order Redis delivers them (publish order per game).
+- `subscribe()` returns only once Redis has confirmed the subscription, so nothing
+  published after it returns can be missed.
+- A dropped pub/sub connection is replaced and every game resubscribed (logged).
+  Messages published while it was down are lost; the server fills gaps from the store.
+- Locks: `SET NX PX` with a token unique to this broker; refresh and release only if
+  the token matches (Lua), so a lock has exactly one holder and lapses if it dies.
+- Presence: a hash per game (field: node id, value: that node's Presence as JSON), a
+  set of games per node, and a heartbeat key per node with a TTL. Entries of nodes
+  whose heartbeat lapsed are ignored and removed by whoever reads them.
+
+Keys are built from `prefix` and are not hash-tagged: single Redis (or a primary with
+replicas), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.utils import str_if_bytes
+
+from socket_server.fanout.base import MessageHandler, Presence
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] lock; ARGV[1] holder token, ARGV[2] ttl ms.
+_TAKE_LOCK = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS[1] lock; ARGV[1] holder token.
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS[1] the game's presence hash, KEYS[2] this node's set of games;
+# ARGV[1] node id, ARGV[2] game id, ARGV[3] the node's Presence as JSON ('' removes it).
+_PUT_PRESENCE = """
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  redis.call('SADD', KEYS[2], ARGV[2])
+end
+return 1
+"""
+
+# Remove a node's presence everywhere, but only if its heartbeat has lapsed: checked
+# in the same atomic step, so a node that has just come back keeps its entries.
+# KEYS[1] its heartbeat, KEYS[2] its set of games, KEYS[3] the set of nodes;
+# ARGV[1] node id, ARGV[2] prefix of presence hashes (the game id follows).
+_REAP_NODE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for _, game in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  redis.call('HDEL', ARGV[2] .. game, ARGV[1])
+end
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1
+"""
+
+_MAX_RECONNECT_DELAY = 5.0
+
+
+def _default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _sum(entries: Iterable[bytes | str | None]) -> Presence:
+    """Add up nodes' Presence entries (JSON; None where a node has none)."""
+    total = Presence()
+    for raw in entries:
+        if raw is not None:
+            total = total.add(msgspec.json.decode(raw, type=Presence))
+    return total
+
+
+class RedisBroker:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "gamesocket",
+        node_id: str | None = None,
+        heartbeat_interval: float = 3.0,
+        heartbeat_ttl: float = 10.0,
+        subscribe_timeout: float = 10.0,
+    ) -> None:
+        if heartbeat_ttl <= heartbeat_interval:
+            raise ValueError("heartbeat_ttl must be longer than heartbeat_interval")
+        self.url = url
+        self.prefix = prefix
+        self.node_id = node_id or _default_node_id()
+        # Lock values: unique per broker instance, so a restarted process that reuses
+        # a node id never mistakes an old holder's lock for its own.
+        self._token = f"{self.node_id}:{uuid.uuid4().hex}"
+        self._heartbeat_interval = heartbeat_interval
+        self._heartbeat_ttl_ms = int(heartbeat_ttl * 1000)
+        self._subscribe_timeout = subscribe_timeout
+
+        self._alive_key = self._node_key(self.node_id, "alive")
+        self._games_key = self._node_key(self.node_id, "games")
+        self._nodes_key = f"{prefix}:nodes"
+        self._presence_prefix = f"{prefix}:presence:"
+
+        # One connection, behind redis-py's FIFO lock: publishes leave in call order.
+        self._redis = Redis.from_url(
+            url, single_connection_client=True, client_name=f"{prefix}:{self.node_id}:cmd"
+        )
+        # No retries on the pub/sub connection: redis-py would reconnect it behind our
+        # back; the reader replaces it itself, resubscribes and logs.
+        self._sub_redis = Redis.from_url(
+            url,
+            retry=Retry(NoBackoff(), 0, supported_errors=()),
+            client_name=f"{prefix}:{self.node_id}:sub",
+        )
+        self._take_lock = self._redis.register_script(_TAKE_LOCK)
+        self._release_lock = self._redis.register_script(_RELEASE_LOCK)
+        self._put_presence = self._redis.register_script(_PUT_PRESENCE)
+        self._reap_node = self._redis.register_script(_REAP_NODE)
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        # channel -> (game id, handler); the source of truth for (re)subscribing.
+        self._handlers: dict[bytes, tuple[str, MessageHandler]] = {}
+        # channel -> subscribe() calls waiting for Redis's confirmation.
+        self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._last_read = 0.0
+        self._presence: dict[str, Presence] = {}
+        self._held_locks: set[str] = set()
+        self.reconnects = 0
+
+    # -- keys --------------------------------------------------------------------------
+
+    def _channel(self, game_id: str) -> bytes:
+        return f"{self.prefix}:game:{game_id}".encode()
+
+    def _node_key(self, node_id: str, what: str) -> str:
+        return f"{self.prefix}:node:{node_id}:{what}"
+
+    def _lock_key(self, key: str) -> str:
+        return f"{self.prefix}:lock:{key}"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._register_node()
+        self._pubsub = await self._connect_pubsub()
+        self._reader = asyncio.create_task(self._read_loop(), name=f"redis-reader-{self.node_id}")
+        self._heartbeat = asyncio.create_task(
+            self._heartbeat_loop(), name=f"redis-heartbeat-{self.node_id}"
+        )
+
+    async def stop(self) -> None:
+        for task in (self._heartbeat, self._reader):
+            if task is not None:
+                task.cancel()
+        for task in (self._heartbeat, self._reader):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._heartbeat = self._reader = None
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.cancel()
+        self._waiters.clear()
+        self._handlers.clear()
+        if self._pubsub is not None:
+            await self._close_pubsub(self._pubsub)
+            self._pubsub = None
+        try:
+            for key in self._held_locks:
+                await self._release_lock(keys=[self._lock_key(key)], args=[self._token])
+            await self._redis.delete(self._alive_key)
+            await self._reap(self.node_id)
+        except (RedisError, OSError):
+            log.warning("could not remove node %s's locks and presence", self.node_id)
+        await self._redis.aclose()
+        await self._sub_redis.aclose()
+        self._presence.clear()
+        self._held_locks.clear()
+
+    # -- fan-out -----------------------------------------------------------------------
+
+    async def publish(self, game_id: str, data: bytes) -> None:
+        await self._redis.publish(self._channel(game_id), data)
+
+    async def subscribe(self, game_id: str, handler: MessageHandler) -> None:
+        if self._reader is None:
+            raise RuntimeError("RedisBroker is not started")
+        channel = self._channel(game_id)
+        # Registered before SUBSCRIBE is sent: a message that follows the confirmation
+        # on the connection finds its handler.
+        self._handlers[channel] = (game_id, handler)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(channel, []).append(waiter)
+        try:
+            await self._send_on_pubsub("SUBSCRIBE", channel)
+            async with asyncio.timeout(self._subscribe_timeout):
+                await waiter
+        except TimeoutError:
+            if self._handlers.get(channel) == (game_id, handler):
+                await self.unsubscribe(game_id)
+            raise ConnectionError(
+                f"Redis did not confirm the subscription to game {game_id!r}"
+            ) from None
+        finally:
+            waiters = self._waiters.get(channel, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(channel, None)
+
+    async def unsubscribe(self, game_id: str) -> None:
+        channel = self._channel(game_id)
+        if self._handlers.pop(channel, None) is not None:
+            await self._send_on_pubsub("UNSUBSCRIBE", channel)
+
+    async def _send_on_pubsub(self, command: str, channel: bytes) -> None:
+        """Send (UN)SUBSCRIBE if the pub/sub connection is up.
+
+        When it is down, the reader's reconnect subscribes exactly the registered
+        handlers, so there is nothing to do. Sending only on a live connection also
+        keeps redis-py from silently reconnecting a connection the reader dropped.
+        """
+        pubsub = self._pubsub
+        if pubsub is None or pubsub.connection is None or not pubsub.connection.is_connected:
+            return
+        with contextlib.suppress(RedisError, OSError):
+            if command == "SUBSCRIBE":
+                await pubsub.subscribe(channel)
+            else:
+                await pubsub.unsubscribe(channel)
+
+    async def _connect_pubsub(self) -> PubSub:
+        pubsub = self._sub_redis.pubsub()
+        try:
+            await pubsub.connect()
+            if self._handlers:
+                await pubsub.subscribe(*self._handlers)
+        except BaseException:
+            await self._close_pubsub(pubsub)
+            raise
+        self._last_read = asyncio.get_running_loop().time()
+        return pubsub
+
+    @staticmethod
+    async def _close_pubsub(pubsub: PubSub) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await pubsub.aclose()
+
+    async def _read_loop(self) -> None:
+        delay = 0.05
+        while True:
+            pubsub = self._pubsub
+            try:
+                if pubsub is None:
+                    pubsub = self._pubsub = await self._connect_pubsub()
+                    self.reconnects += 1
+                    delay = 0.05
+                    log.warning(
+                        "Redis pub/sub of node %s reconnected; resubscribed to %d games",
+                        self.node_id,
+                        len(self._handlers),
+                    )
+                message = await pubsub.get_message(timeout=None)
+            except (RedisError, OSError) as exc:
+                if pubsub is self._pubsub and pubsub is not None:
+                    log.warning(
+                        "Redis pub/sub of node %s lost (%r); reconnecting", self.node_id, exc
+                    )
+                    self._pubsub = None
+                    await self._close_pubsub(pubsub)
+                else:
+                    log.warning("Redis reconnect failed (%r); retrying in %.2fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _MAX_RECONNECT_DELAY)
+                continue
+            self._last_read = asyncio.get_running_loop().time()
+            if message is not None:
+                await self._dispatch(message)
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        channel = message["channel"]
+        if kind == "message":
+            entry = self._handlers.get(channel)
+            if entry is None:  # unsubscribed while the message was on its way
+                return
+            game_id, handler = entry
+            try:
+                result = handler(game_id, message["data"])
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("message handler of game %s failed", game_id)
+        elif kind == "subscribe":
+            for waiter in self._waiters.pop(channel, []):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    # -- locks -------------------------------------------------------------------------
+
+    async def try_lock(self, key: str, ttl_seconds: float) -> bool:
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        taken = bool(await self._take_lock(keys=[self._lock_key(key)], args=[self._token, ttl_ms]))
+        if taken:
+            self._held_locks.add(key)
+        return taken
+
+    async def unlock(self, key: str) -> None:
+        self._held_locks.discard(key)
+        await self._release_lock(keys=[self._lock_key(key)], args=[self._token])
+
+    # -- presence ----------------------------------------------------------------------
+
+    async def put_presence(self, game_id: str, presence: Presence) -> None:
+        if presence.is_empty():
+            self._presence.pop(game_id, None)
+            encoded = b""
+        else:
+            self._presence[game_id] = presence
+            encoded = msgspec.json.encode(presence)
+        await self._put_presence(
+            keys=[self._presence_prefix + game_id, self._games_key],
+            args=[self.node_id, game_id, encoded],
+        )
+
+    async def get_presence(self, game_id: str) -> Presence:
+        entries = await self._redis.hgetall(self._presence_prefix + game_id)
+        live = await self._live_nodes([str_if_bytes(node) for node in entries])
+        return _sum(raw for node, raw in entries.items() if str_if_bytes(node) in live)
+
+    async def all_presence(self) -> dict[str, Presence]:
+        client = self._redis
+        nodes = [str_if_bytes(node) for node in await client.smembers(self._nodes_key)]
+        live = sorted(await self._live_nodes(nodes))
+        if not live:
+            return {}
+        games = sorted(
+            str_if_bytes(game)
+            for game in await client.sunion([self._node_key(node, "games") for node in live])
+        )
+        async with client.pipeline(transaction=False) as pipe:
+            for game_id in games:
+                pipe.hmget(self._presence_prefix + game_id, live)
+            rows = await pipe.execute()
+        totals = {game_id: _sum(row) for game_id, row in zip(games, rows, strict=True)}
+        return {game_id: total for game_id, total in totals.items() if not total.is_empty()}
+
+    async def _live_nodes(self, nodes: list[str]) -> set[str]:
+        """The nodes whose heartbeat is current; the others are reaped on the way."""
+        if not nodes:
+            return set()
+        beats = await self._redis.mget([self._node_key(node, "alive") for node in nodes])
+        live = {node for node, beat in zip(nodes, beats, strict=True) if beat is not None}
+        for node in nodes:
+            if node not in live and await self._reap(node):
+                log.info("removed the presence of dead node %s", node)
+        return live
+
+    async def _reap(self, node_id: str) -> bool:
+        return bool(
+            await self._reap_node(
+                keys=[
+                    self._node_key(node_id, "alive"),
+                    self._node_key(node_id, "games"),
+                    self._nodes_key,
+                ],
+                args=[node_id, self._presence_prefix],
+            )
+        )
+
+    # -- heartbeat ---------------------------------------------------------------------
+
+    async def _register_node(self) -> None:
+        client = self._redis
+        await client.set(self._alive_key, b"1", px=self._heartbeat_ttl_ms)
+        await client.sadd(self._nodes_key, self.node_id)
+
+    async def _heartbeat_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            try:
+                await self._beat()
+            except (RedisError, OSError) as exc:
+                log.warning("Redis heartbeat of node %s failed: %r", self.node_id, exc)
+            pubsub = self._pubsub
+            if pubsub is None:
+                continue
+            # Nothing read (not even the answer to the last ping) for a whole TTL: the
+            # connection is dead without having been closed. Closing it wakes the reader.
+            if loop.time() - self._last_read > self._heartbeat_ttl_ms / 1000:
+                log.warning("Redis pub/sub of node %s is silent; reconnecting", self.node_id)
+                if pubsub.connection is not None:
+                    await pubsub.connection.disconnect(nowait=True)
+                continue
+            with contextlib.suppress(RedisError, OSError):
+                if pubsub.connection is not None and pubsub.connection.is_connected:
+                    await pubsub.ping()
+
+    async def _beat(self) -> None:
+        client = self._redis
+        if await client.set(self._alive_key, b"1", px=self._heartbeat_ttl_ms, xx=True):
+            return
+        # The heartbeat had lapsed (Redis unreachable for a whole TTL, or restarted):
+        # other nodes may have reaped this one, so write everything again.
+        log.warning("heartbeat of node %s had lapsed; registering again", self.node_id)
+        await self._register_node()
+        for game_id, presence in list(self._presence.items()):
+            await self.put_presence(game_id, presence)
