@@ -1,0 +1,904 @@
+// The gamesocket web page: a lobby, boards for chess / Connect Four / tic-tac-toe, and
+// live watching. Routes: `#/` (lobby) and `#/game/<type>/<id>`. Everything goes
+// through the protocol module gamesocket.js; see docs/web-client.md.
+
+import {
+  CLOSE_TEXT,
+  ERROR_TEXT,
+  GameSocketError,
+  connect,
+  createGame,
+  fetchConfig,
+  guestSignIn,
+  listGames,
+} from "./gamesocket.js";
+
+const SEATS = { chess: ["white", "black"], connect4: ["red", "yellow"], tictactoe: ["x", "o"] };
+const GAME_NAMES = { chess: "Chess", connect4: "Connect Four", tictactoe: "Tic-tac-toe" };
+const REASON_TEXT = {
+  checkmate: "by checkmate",
+  stalemate: "stalemate",
+  insufficient_material: "insufficient material",
+  threefold_repetition: "threefold repetition",
+  fifty_moves: "the fifty-move rule",
+  four_in_a_row: "four in a row",
+  three_in_a_row: "three in a row",
+  board_full: "the board is full",
+  resignation: "by resignation",
+  draw_agreed: "agreed",
+  aborted: "aborted",
+};
+// Solid glyphs for both sides; CSS colours them (white pieces get an outline).
+const GLYPHS = { k: "\u265A", q: "\u265B", r: "\u265C", b: "\u265D", n: "\u265E", p: "\u265F\uFE0E" };
+const TOKEN_KEY = "gamesocket.guest";
+const MESSAGE_MS = 6000;
+
+const $ = (selector) => document.querySelector(selector);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  node.append(...children);
+  return node;
+}
+
+function seatLabel(seat) {
+  return seat.length <= 1 ? seat.toUpperCase() : seat[0].toUpperCase() + seat.slice(1);
+}
+
+// ---------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------
+
+let messageTimer = null;
+
+function showMessage(text, { code = "", sticky = false } = {}) {
+  const box = $("#message");
+  box.textContent = text;
+  box.dataset.code = code;
+  box.hidden = false;
+  clearTimeout(messageTimer);
+  if (!sticky) messageTimer = setTimeout(() => (box.hidden = true), MESSAGE_MS);
+}
+
+function showError(err) {
+  if (err instanceof GameSocketError) {
+    const text = ERROR_TEXT[err.code] || err.message;
+    // The server's own message often says why (e.g. which move is illegal).
+    const detail = err.message && err.message !== text ? ` (${err.message})` : "";
+    showMessage(text + detail, { code: err.code, sticky: Boolean(err.closeCode) });
+  } else {
+    showMessage(String((err && err.message) || err), { code: "client" });
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Auth: guest tokens in embedded mode, supabase-js in Supabase mode
+// ---------------------------------------------------------------------------------
+
+const auth = {
+  mode: "embedded",
+  token: null,
+  userId: null,
+  supabase: null,
+
+  async init() {
+    const config = await fetchConfig();
+    this.mode = config.mode === "supabase" ? "supabase" : "embedded";
+    if (this.mode === "supabase") await this.initSupabase(config);
+    else await this.initGuest();
+  },
+
+  async initGuest() {
+    const saved = JSON.parse(localStorage.getItem(TOKEN_KEY) || "null");
+    if (saved && saved.access_token && !tokenExpired(saved.expires_at)) this.useGuest(saved);
+    else await this.newGuest();
+  },
+
+  async newGuest() {
+    const guest = await guestSignIn();
+    localStorage.setItem(TOKEN_KEY, JSON.stringify(guest));
+    this.useGuest(guest);
+  },
+
+  useGuest(guest) {
+    this.token = guest.access_token;
+    this.userId = guest.user_id;
+    $("#me").textContent = `guest ${guest.user_id.slice(0, 8)}`;
+  },
+
+  async initSupabase(config) {
+    await loadScript(new URL("./vendor/supabase.js", import.meta.url).href);
+    this.supabase = window.supabase.createClient(config.supabase_url, config.supabase_anon_key);
+    this.supabase.auth.onAuthStateChange((_event, session) => this.useSession(session));
+    let {
+      data: { session },
+    } = await this.supabase.auth.getSession();
+    if (!session) {
+      const { data, error } = await this.supabase.auth.signInAnonymously();
+      if (error) {
+        showSignIn(error.message);
+        throw new Error("sign-in needed");
+      }
+      session = data.session;
+    }
+    this.useSession(session);
+  },
+
+  useSession(session) {
+    if (!session) return;
+    this.token = session.access_token;
+    this.userId = session.user.id;
+    $("#me").textContent = session.user.email || `anonymous ${session.user.id.slice(0, 8)}`;
+  },
+
+  /** A fresh token after the server refused ours (401 / 4401). */
+  async refresh() {
+    if (this.mode === "embedded") {
+      await this.newGuest();
+    } else {
+      const { data, error } = await this.supabase.auth.refreshSession();
+      if (error || !data.session) throw new GameSocketError("unauthorized", error && error.message);
+      this.useSession(data.session);
+    }
+    return this.token;
+  },
+
+  conn() {
+    return { baseUrl: location.origin, token: this.token };
+  },
+
+  /** Run a REST call; on 401 get a fresh token and try once more. */
+  async call(fn) {
+    try {
+      return await fn(this.conn());
+    } catch (err) {
+      if (!(err instanceof GameSocketError) || err.status !== 401) throw err;
+      await this.refresh();
+      return fn(this.conn());
+    }
+  },
+};
+
+function tokenExpired(expiresAt) {
+  if (!expiresAt) return false;
+  const ms = typeof expiresAt === "number" ? expiresAt * 1000 : Date.parse(expiresAt);
+  return Number.isFinite(ms) && ms < Date.now() + 60000;
+}
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const script = el("script", { src });
+    script.onload = resolve;
+    script.onerror = () => reject(new Error(`could not load ${src}`));
+    document.head.append(script);
+  });
+}
+
+function showSignIn(reason) {
+  $("#signin").hidden = false;
+  $("#signin-status").textContent = reason ? `Anonymous sign-in is not available: ${reason}` : "";
+}
+
+$("#signin-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const email = $("#signin-email").value.trim();
+  const { error } = await auth.supabase.auth.signInWithOtp({
+    email,
+    options: { emailRedirectTo: location.href },
+  });
+  $("#signin-status").textContent = error ? error.message : "Check your email for the sign-in link.";
+});
+
+// ---------------------------------------------------------------------------------
+// Lobby
+// ---------------------------------------------------------------------------------
+
+function updateNewGameForm() {
+  const type = $("#new-game-type").value;
+  const opponent = $("#new-opponent").value;
+  const [first, second] = SEATS[type];
+  const side = $("#new-side");
+  const index = Math.max(0, side.selectedIndex); // keep "first / second / random" across games
+  side.replaceChildren(
+    el("option", { value: first, text: seatLabel(first) }),
+    el("option", { value: second, text: seatLabel(second) }),
+    el("option", { value: "random", text: "Random" }),
+  );
+  side.selectedIndex = index;
+  $("#new-level-label").textContent = opponent === "aivsai" ? `${seatLabel(first)} AI level` : "AI level";
+  $("#new-level-2-label").textContent = `${seatLabel(second)} AI level`;
+  for (const label of document.querySelectorAll("#new-game [data-for]")) {
+    label.hidden = !label.dataset.for.split(" ").includes(opponent);
+  }
+  $("#new-advanced").hidden = type !== "chess";
+}
+
+function aiSeat(input) {
+  const level = Math.min(10, Math.max(1, Number.parseInt(input.value, 10) || 3));
+  return { kind: "ai", level };
+}
+
+$("#new-game-type").addEventListener("change", updateNewGameForm);
+$("#new-opponent").addEventListener("change", updateNewGameForm);
+
+$("#new-game").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const type = $("#new-game-type").value;
+  const opponent = $("#new-opponent").value;
+  const [first, second] = SEATS[type];
+  let mine = $("#new-side").value;
+  if (mine === "random") mine = Math.random() < 0.5 ? first : second;
+  const other = mine === first ? second : first;
+  const seats = {};
+  const options = {};
+  if (opponent === "aivsai") {
+    seats[first] = aiSeat($("#new-level"));
+    seats[second] = aiSeat($("#new-level-2"));
+    options.ai_delay_ms = Number($("#new-speed").value);
+  } else {
+    seats[mine] = "me";
+    if (opponent === "ai") seats[other] = aiSeat($("#new-level"));
+  }
+  const fen = $("#new-fen").value.trim();
+  if (type === "chess" && fen) options.fen = fen;
+  const spec = { game_type: type, seats, public: $("#new-public").checked };
+  if (Object.keys(options).length) spec.options = options;
+  const button = $("#create-game");
+  button.disabled = true;
+  try {
+    const game = await auth.call((conn) => createGame(conn, spec));
+    location.hash = `#/game/${type}/${game.game_id}`;
+  } catch (err) {
+    showError(err);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+function describeSeat(seat) {
+  if (!seat) return "open";
+  if (seat.kind === "ai") return `AI ${seat.level ?? ""}`.trim();
+  if (seat.user_id && seat.user_id === auth.userId) return "you";
+  return "player";
+}
+
+async function refreshGames() {
+  const conn = auth.conn();
+  try {
+    const lists = await Promise.all([
+      listGames(conn, { status: "waiting", limit: 50 }),
+      listGames(conn, { status: "active", limit: 50 }),
+    ]);
+    renderGames(lists.flat());
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function renderGames(games) {
+  const body = $("#games tbody");
+  body.replaceChildren(
+    ...games.map((game) => {
+      const seatNames = SEATS[game.game_type] || Object.keys(game.seats || {});
+      const players = seatNames.map((s) => `${seatLabel(s)}: ${describeSeat(game.seats?.[s])}`).join(" · ");
+      const link = `#/game/${game.game_type}/${game.game_id}`;
+      const free = game.status === "waiting" && seatNames.some((s) => !game.seats?.[s]);
+      return el(
+        "tr",
+        { "data-game-id": game.game_id, "data-game-type": game.game_type },
+        el("td", { text: GAME_NAMES[game.game_type] || game.game_type }),
+        el("td", { text: players }),
+        el("td", { text: game.status }),
+        el("td", { text: String(game.moves ?? 0) }),
+        el("td", {}, el("a", { href: link, class: free ? "button join-link" : "button watch-link", text: free ? "Join" : "Watch" })),
+      );
+    }),
+  );
+  $("#games-empty").hidden = games.length > 0;
+}
+
+$("#refresh-games").addEventListener("click", refreshGames);
+
+// ---------------------------------------------------------------------------------
+// Game view
+// ---------------------------------------------------------------------------------
+
+const view = {
+  client: null,
+  gameType: null,
+  gameId: null,
+  snapshot: null,
+  selected: null, // chess: the square whose piece is picked up
+  busy: false, // a move is on its way
+  drawOffered: false,
+};
+
+function mySeats(snapshot) {
+  if (!snapshot) return [];
+  const me = (view.client && view.client.you && view.client.you.user_id) || auth.userId;
+  return Object.entries(snapshot.seats || {})
+    .filter(([, seat]) => seat && seat.kind !== "ai" && seat.user_id === me)
+    .map(([name]) => name);
+}
+
+function myTurn(snapshot) {
+  return snapshot && snapshot.status === "active" && mySeats(snapshot).includes(snapshot.turn);
+}
+
+function openGame(gameType, gameId) {
+  if (view.client && view.gameId === gameId) return;
+  closeGame();
+  Object.assign(view, { gameType, gameId, snapshot: null, selected: null, busy: false, drawOffered: false });
+  $("#game-title").textContent = GAME_NAMES[gameType] || gameType;
+  $("#share-link").value = location.href;
+  $("#board").replaceChildren();
+  $("#moves").replaceChildren();
+  $("#status").textContent = "Connecting…";
+  hideThinking();
+  const client = connect({
+    gameType,
+    gameId,
+    token: auth.token,
+    refreshToken: () => auth.refresh(),
+  });
+  view.client = client;
+  window.gamesocketApp.client = client;
+  client.onState((snapshot) => {
+    view.snapshot = snapshot;
+    view.busy = false;
+    if (view.drawOffered && snapshot.status !== "active") view.drawOffered = false;
+    render();
+  });
+  client.onUpdate((update) => {
+    if (update.event && update.event.kind !== "draw") hideThinking(true);
+    if (update.event && update.event.kind === "move") view.drawOffered = false;
+  });
+  client.onThinking(showThinking);
+  client.onPresence(renderPresence);
+  client.onError(showError);
+  client.onConnection(renderConnection);
+  client.on("hello", () => render());
+  client.on("message", handleExtensionMessage);
+}
+
+function closeGame() {
+  if (view.client) view.client.close();
+  view.client = null;
+  view.gameId = null;
+  window.gamesocketApp.client = null;
+  $("#connection").dataset.state = "idle";
+  $("#connection").textContent = "";
+}
+
+// Draw offers are not state changes, so the server reports them with its own message
+// (docs/protocol-notes.md); any message type about a draw offer shows the choice.
+function handleExtensionMessage(message) {
+  const known = ["hello", "state", "update", "thinking", "presence", "ack", "error", "pong"];
+  if (known.includes(message.type)) return;
+  if (/draw/.test(message.type)) {
+    const action = message.action || (message.type.includes("decline") ? "decline" : "offer");
+    const fromMe = message.seat && mySeats(view.snapshot).includes(message.seat);
+    if (action === "offer" && !fromMe) {
+      view.drawOffered = true;
+    } else if (action === "decline") {
+      view.drawOffered = false;
+      if (!fromMe) showMessage("Your draw offer was declined.", { code: "draw_declined" });
+    }
+    render();
+  }
+}
+
+function renderConnection({ state, code, delayMs }) {
+  const box = $("#connection");
+  box.dataset.state = state;
+  if (code !== undefined) box.dataset.closeCode = String(code);
+  const texts = { connecting: "Connecting…", open: "Live", reconnecting: "Reconnecting…", closed: "Disconnected" };
+  let text = texts[state] || state;
+  if (state === "reconnecting" && delayMs) text = `Reconnecting… (${CLOSE_TEXT[code] || `code ${code}`})`;
+  if (state === "closed" && code !== 1000) text = `Disconnected: ${CLOSE_TEXT[code] || `code ${code}`}`;
+  box.textContent = text;
+}
+
+function renderPresence(presence) {
+  const n = presence.spectators || 0;
+  const presenceBox = $("#presence");
+  presenceBox.dataset.spectators = String(n);
+  presenceBox.textContent = `${n} ${n === 1 ? "spectator" : "spectators"} watching`;
+  render();
+}
+
+function render() {
+  const snapshot = view.snapshot;
+  if (!snapshot) return;
+  renderStatus(snapshot);
+  renderPlayers(snapshot);
+  renderControls(snapshot);
+  const board = $("#board");
+  board.dataset.gameType = snapshot.game_type;
+  board.dataset.version = String(snapshot.version);
+  board.dataset.myTurn = String(myTurn(snapshot));
+  if (snapshot.game_type === "chess") renderChess(snapshot);
+  else if (snapshot.game_type === "connect4") renderConnect4(snapshot);
+  else if (snapshot.game_type === "tictactoe") renderTicTacToe(snapshot);
+  else board.textContent = `This page cannot draw ${snapshot.game_type} boards.`;
+  renderMoves(snapshot);
+}
+
+function statusText(snapshot) {
+  const mine = mySeats(snapshot);
+  if (snapshot.status === "finished" && snapshot.result) {
+    const { winner, reason } = snapshot.result;
+    const how = REASON_TEXT[reason] || reason;
+    if (!winner) return `Draw: ${how}.`;
+    if (mine.length === 1) return mine[0] === winner ? `You win ${how}!` : `You lose: ${seatLabel(winner)} wins ${how}.`;
+    return `${seatLabel(winner)} wins ${how}.`;
+  }
+  if (snapshot.status === "aborted") return "The game was aborted.";
+  if (snapshot.status === "waiting") {
+    return mine.length ? "Waiting for an opponent: share the link below." : "Waiting for players: take a seat to play.";
+  }
+  const turn = snapshot.turn;
+  const seat = snapshot.seats?.[turn];
+  if (mine.includes(turn)) return mine.length > 1 ? `${seatLabel(turn)} to move (you).` : `Your move (${turn}).`;
+  if (seat && seat.kind === "ai") return `${seatLabel(turn)} (AI level ${seat.level}) is thinking…`;
+  return `${seatLabel(turn)} to move.`;
+}
+
+function renderStatus(snapshot) {
+  const box = $("#status");
+  box.dataset.status = snapshot.status;
+  box.dataset.turn = snapshot.turn || "";
+  box.dataset.winner = snapshot.result ? snapshot.result.winner || "draw" : "";
+  box.dataset.reason = snapshot.result ? snapshot.result.reason : "";
+  box.textContent = statusText(snapshot);
+}
+
+function renderPlayers(snapshot) {
+  const online = (view.client && view.client.presence && view.client.presence.online) || {};
+  const mine = mySeats(snapshot);
+  const seatNames = SEATS[snapshot.game_type] || Object.keys(snapshot.seats || {});
+  $("#players").replaceChildren(
+    ...seatNames.map((name) => {
+      const seat = snapshot.seats?.[name];
+      const item = el("li", { "data-seat": name, class: snapshot.turn === name ? "to-move" : "" });
+      item.append(el("span", { class: `seat-mark seat-${name}` }), el("b", { text: seatLabel(name) }), " ");
+      if (!seat) {
+        item.append(
+          el("span", { class: "muted", text: "open seat " }),
+          el("button", {
+            type: "button",
+            class: "join-seat",
+            "data-seat": name,
+            text: "Take this seat",
+            onclick: () => joinSeat(name),
+          }),
+        );
+      } else if (seat.kind === "ai") {
+        item.append(el("span", { text: `AI, level ${seat.level}` }));
+      } else {
+        item.append(el("span", { text: mine.includes(name) ? "you" : `player ${String(seat.user_id).slice(0, 8)}` }));
+        if (name in online) item.append(el("span", { class: `dot ${online[name] ? "online" : "offline"}`, title: online[name] ? "online" : "offline" }));
+      }
+      return item;
+    }),
+  );
+}
+
+function renderControls(snapshot) {
+  const playing = mySeats(snapshot).length > 0 && snapshot.status === "active";
+  $("#resign").hidden = !playing;
+  $("#offer-draw").hidden = !playing;
+  $("#ai-move").hidden = !(playing && myTurn(snapshot));
+  $("#draw-offer").hidden = !(playing && view.drawOffered);
+}
+
+async function send(action) {
+  if (!view.client) return;
+  try {
+    await action(view.client);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function joinSeat(seat) {
+  await send((client) => client.join(seat));
+}
+
+async function sendMove(move) {
+  if (view.busy || !view.client) return;
+  view.busy = true;
+  try {
+    await view.client.move(move, { version: view.snapshot.version });
+  } catch (err) {
+    view.busy = false;
+    showError(err);
+    render();
+  }
+}
+
+$("#resign").addEventListener("click", () => {
+  if (confirm("Resign this game?")) send((client) => client.resign());
+});
+$("#offer-draw").addEventListener("click", async () => {
+  await send((client) => client.draw("offer"));
+  showMessage("Draw offered.", { code: "draw_offered" });
+});
+$("#accept-draw").addEventListener("click", () => send((client) => client.draw("accept")));
+$("#decline-draw").addEventListener("click", async () => {
+  view.drawOffered = false;
+  render();
+  await send((client) => client.draw("decline"));
+});
+$("#ai-move").addEventListener("click", () => send((client) => client.aiMove(5)));
+$("#copy-link").addEventListener("click", async () => {
+  $("#share-link").select();
+  try {
+    await navigator.clipboard.writeText($("#share-link").value);
+    showMessage("Link copied.", { code: "copied" });
+  } catch {
+    document.execCommand("copy");
+  }
+});
+
+// ---------------------------------------------------------------------------------
+// Thinking
+// ---------------------------------------------------------------------------------
+
+// Score to a 0..1 share for the first seat (white / red / x); `score` is from the
+// mover's view. Chess scores are centipawns; the grid games use small solver scores.
+function evalShare(gameType, seat, score) {
+  const first = SEATS[gameType][0];
+  const fromFirst = seat === first ? score : -score;
+  const scale = gameType === "chess" ? 400 : 6;
+  return 1 / (1 + Math.exp(-fromFirst / scale));
+}
+
+function formatScore(gameType, seat, score) {
+  if (gameType === "chess") {
+    const white = seat === "white" ? score : -score;
+    if (Math.abs(white) >= 10000) return white > 0 ? "white mates" : "black mates";
+    return `${white >= 0 ? "+" : ""}${(white / 100).toFixed(2)}`;
+  }
+  if (score === 0) return "0 (even)";
+  return `${score > 0 ? "+" : ""}${score} (${seatLabel(seat)} ${score > 0 ? "winning" : "losing"})`;
+}
+
+function showThinking(info) {
+  const type = view.gameType;
+  const box = $("#thinking");
+  box.hidden = false;
+  box.dataset.active = "true";
+  box.dataset.seat = info.seat;
+  box.dataset.depth = String(info.depth);
+  $("#thinking-title").textContent = `${seatLabel(info.seat)} (AI) is thinking`;
+  $("#thinking-depth").textContent = String(info.depth);
+  $("#thinking-score").textContent = formatScore(type, info.seat, info.score);
+  $("#thinking-nodes").textContent = Number(info.nodes || 0).toLocaleString("en");
+  $("#thinking-pv").textContent = (info.pv || []).join(" ");
+  $("#eval-bar").style.width = `${(evalShare(type, info.seat, info.score) * 100).toFixed(1)}%`;
+  $("#eval-bar").className = `eval-fill eval-${SEATS[type][0]}`;
+}
+
+// After the AI's move the last search stays visible (greyed) until the next one.
+function hideThinking(keepLast = false) {
+  const box = $("#thinking");
+  box.dataset.active = "false";
+  if (!keepLast) box.hidden = true;
+  else $("#thinking-title").textContent = "AI's last search";
+}
+
+// ---------------------------------------------------------------------------------
+// Move list
+// ---------------------------------------------------------------------------------
+
+function renderMoves(snapshot) {
+  const list = $("#moves");
+  if (snapshot.game_type === "chess") {
+    const san = snapshot.board.san || [];
+    const [, active, , , , fullmove] = snapshot.board.fen.split(" ");
+    const ply = (Number(fullmove) - 1) * 2 + (active === "b" ? 1 : 0) - san.length;
+    const items = [];
+    san.forEach((move, i) => {
+      const p = ply + i;
+      if (i === 0 || p % 2 === 0) {
+        const number = Math.floor(p / 2) + 1;
+        items.push(el("li", { value: number }));
+        if (p % 2) items.at(-1).append(el("span", { class: "ply", text: "…" }));
+      }
+      items.at(-1).append(el("span", { class: "ply", "data-ply": i, text: move }));
+    });
+    list.replaceChildren(...items);
+    list.dataset.count = String(san.length);
+  } else {
+    // The grid boards show their own history; count the plies for a uniform view.
+    list.replaceChildren();
+    list.dataset.count = String(snapshot.moves ?? 0);
+    if (snapshot.last_move) {
+      list.append(el("li", { text: `${seatLabel(snapshot.last_move.seat)} played ${describeGridMove(snapshot)}` }));
+    }
+  }
+}
+
+function describeGridMove(snapshot) {
+  const move = snapshot.last_move.move;
+  return snapshot.game_type === "connect4" ? `column ${Number(move) + 1}` : `cell ${Number(move) + 1}`;
+}
+
+// ---------------------------------------------------------------------------------
+// Chess
+// ---------------------------------------------------------------------------------
+
+const FILES = "abcdefgh";
+
+function parseFen(fen) {
+  const [placement, active] = fen.split(" ");
+  const pieces = new Map();
+  placement.split("/").forEach((row, r) => {
+    let file = 0;
+    for (const ch of row) {
+      if (/\d/.test(ch)) {
+        file += Number(ch);
+      } else {
+        pieces.set(`${FILES[file]}${8 - r}`, { color: ch === ch.toUpperCase() ? "w" : "b", type: ch.toLowerCase() });
+        file += 1;
+      }
+    }
+  });
+  return { pieces, active };
+}
+
+function chessTargets(snapshot, from) {
+  if (!myTurn(snapshot)) return [];
+  return (snapshot.legal_moves || []).filter((m) => m.slice(0, 2) === from).map((m) => m.slice(2, 4));
+}
+
+function renderChess(snapshot) {
+  const { pieces, active } = parseFen(snapshot.board.fen);
+  const mine = mySeats(snapshot);
+  const flipped = mine.length === 1 && mine[0] === "black";
+  const last = snapshot.last_move ? String(snapshot.last_move.move) : "";
+  const targets = new Set(view.selected ? chessTargets(snapshot, view.selected) : []);
+  const grid = el("div", { class: `chess-board${flipped ? " flipped" : ""}`, "data-orientation": flipped ? "black" : "white" });
+  for (let row = 0; row < 8; row += 1) {
+    for (let col = 0; col < 8; col += 1) {
+      const file = flipped ? 7 - col : col;
+      const rank = flipped ? row + 1 : 8 - row;
+      const name = `${FILES[file]}${rank}`;
+      const piece = pieces.get(name);
+      const classes = ["square", (file + rank) % 2 === 1 ? "light" : "dark"];
+      if (last && (last.slice(0, 2) === name || last.slice(2, 4) === name)) classes.push("last");
+      if (view.selected === name) classes.push("selected");
+      if (targets.has(name)) classes.push(piece ? "target capture" : "target");
+      if (snapshot.board.check && piece && piece.type === "k" && piece.color === active) classes.push("check");
+      const square = el("div", { class: classes.join(" "), "data-square": name });
+      if (piece) {
+        square.dataset.piece = piece.color + piece.type.toUpperCase();
+        square.append(el("span", { class: `piece ${piece.color === "w" ? "white" : "black"}`, text: GLYPHS[piece.type] }));
+      }
+      if (col === 0) square.append(el("span", { class: "coord rank", text: String(rank) }));
+      if (row === 7) square.append(el("span", { class: "coord file", text: FILES[file] }));
+      grid.append(square);
+    }
+  }
+  grid.addEventListener("pointerdown", chessPointerDown);
+  $("#board").replaceChildren(grid);
+}
+
+// Click-to-move and drag-to-move share these handlers: a press on a movable piece picks
+// it up; a release (or a later press) on one of its target squares plays the move.
+let drag = null;
+
+function squareAt(x, y) {
+  const node = document.elementFromPoint(x, y);
+  const square = node && node.closest("[data-square]");
+  return square ? square.dataset.square : null;
+}
+
+function chessPointerDown(event) {
+  const square = event.target.closest("[data-square]");
+  const snapshot = view.snapshot;
+  if (!square || !snapshot || view.busy) return;
+  const name = square.dataset.square;
+  if (view.selected && chessTargets(snapshot, view.selected).includes(name)) {
+    playChess(view.selected, name);
+    return;
+  }
+  if (chessTargets(snapshot, name).length === 0) {
+    if (view.selected) {
+      view.selected = null;
+      render();
+    }
+    return;
+  }
+  event.preventDefault();
+  view.selected = name;
+  render();
+  const piece = document.querySelector(`[data-square="${name}"] .piece`);
+  drag = { from: name, x: event.clientX, y: event.clientY, ghost: null, piece };
+  window.addEventListener("pointermove", chessPointerMove);
+  window.addEventListener("pointerup", chessPointerUp, { once: true });
+}
+
+function chessPointerMove(event) {
+  if (!drag) return;
+  if (!drag.ghost) {
+    if (Math.hypot(event.clientX - drag.x, event.clientY - drag.y) < 4 || !drag.piece) return;
+    drag.ghost = drag.piece.cloneNode(true);
+    drag.ghost.classList.add("ghost");
+    drag.ghost.style.fontSize = getComputedStyle(drag.piece).fontSize;
+    document.body.append(drag.ghost);
+    drag.piece.classList.add("lifted");
+  }
+  drag.ghost.style.left = `${event.clientX}px`;
+  drag.ghost.style.top = `${event.clientY}px`;
+}
+
+function chessPointerUp(event) {
+  window.removeEventListener("pointermove", chessPointerMove);
+  const current = drag;
+  drag = null;
+  if (!current || !current.ghost) return; // a click: the piece stays selected
+  current.ghost.remove();
+  current.piece.classList.remove("lifted");
+  const to = squareAt(event.clientX, event.clientY);
+  if (to && to !== current.from && chessTargets(view.snapshot, current.from).includes(to)) playChess(current.from, to);
+}
+
+async function playChess(from, to) {
+  const candidates = (view.snapshot.legal_moves || []).filter((m) => m.slice(0, 4) === from + to);
+  let move = candidates[0];
+  if (candidates.length > 1) {
+    const piece = await choosePromotion(view.snapshot.turn === "white" ? "w" : "b");
+    if (!piece) return;
+    move = from + to + piece;
+  }
+  view.selected = null;
+  await sendMove(move);
+}
+
+function choosePromotion(color) {
+  const dialog = $("#promotion");
+  for (const button of dialog.querySelectorAll("[data-piece]")) {
+    button.replaceChildren(el("span", { class: `piece ${color === "w" ? "white" : "black"}`, text: GLYPHS[button.dataset.piece] }));
+  }
+  return new Promise((resolve) => {
+    const finish = (piece) => {
+      dialog.removeEventListener("click", onClick);
+      dialog.removeEventListener("cancel", onCancel);
+      dialog.close();
+      resolve(piece);
+    };
+    const onClick = (event) => {
+      const button = event.target.closest("button");
+      if (button) finish(button.dataset.piece || null);
+    };
+    const onCancel = () => finish(null);
+    dialog.addEventListener("click", onClick);
+    dialog.addEventListener("cancel", onCancel);
+    dialog.showModal();
+  });
+}
+
+// ---------------------------------------------------------------------------------
+// Connect Four and tic-tac-toe
+// ---------------------------------------------------------------------------------
+
+// Every cell of every line of `length` equal non-empty cells in a grid (rows of
+// `cells`), as "row,col" keys.
+function winningCells(cells, length) {
+  const rows = cells.length;
+  const cols = cells[0].length;
+  const found = new Set();
+  for (let r = 0; r < rows; r += 1) {
+    for (let c = 0; c < cols; c += 1) {
+      const who = cells[r][c];
+      if (!who) continue;
+      for (const [dr, dc] of [[0, 1], [1, 0], [1, 1], [1, -1]]) {
+        const line = Array.from({ length }, (_, i) => [r + dr * i, c + dc * i]);
+        if (line.every(([y, x]) => y < rows && x >= 0 && x < cols && cells[y][x] === who)) {
+          for (const [y, x] of line) found.add(`${y},${x}`);
+        }
+      }
+    }
+  }
+  return found;
+}
+
+function renderConnect4(snapshot) {
+  const { cells, rows, columns } = snapshot.board;
+  const winners = winningCells(cells, 4);
+  const playable = new Set(myTurn(snapshot) ? snapshot.legal_moves || [] : []);
+  const last = snapshot.last_move ? Number(snapshot.last_move.move) : null;
+  const grid = el("div", { class: `c4-board${playable.size ? " playable" : ""}` });
+  for (let c = 0; c < columns; c += 1) {
+    const column = el("div", {
+      class: `c4-col${playable.has(c) ? " open" : ""}`,
+      "data-column": c,
+      role: "button",
+      "aria-label": `column ${c + 1}`,
+      onclick: () => playable.has(c) && !view.busy && sendMove(c),
+    });
+    const topmost = cells.findIndex((row) => row[c] !== null);
+    for (let r = 0; r < rows; r += 1) {
+      const who = cells[r][c];
+      const classes = ["c4-cell"];
+      if (who) classes.push(who);
+      if (winners.has(`${r},${c}`)) classes.push("win");
+      if (c === last && r === topmost) classes.push("last");
+      column.append(el("div", { class: classes.join(" "), "data-row": r, "data-col": c }));
+    }
+    grid.append(column);
+  }
+  $("#board").replaceChildren(grid);
+}
+
+function renderTicTacToe(snapshot) {
+  const cells = snapshot.board.cells;
+  const rows = [cells.slice(0, 3), cells.slice(3, 6), cells.slice(6, 9)];
+  const winners = winningCells(rows, 3);
+  const playable = new Set(myTurn(snapshot) ? snapshot.legal_moves || [] : []);
+  const last = snapshot.last_move ? Number(snapshot.last_move.move) : null;
+  const grid = el("div", { class: "ttt-board" });
+  cells.forEach((who, i) => {
+    const classes = ["ttt-cell"];
+    if (who) classes.push(who);
+    if (winners.has(`${Math.floor(i / 3)},${i % 3}`)) classes.push("win");
+    if (i === last) classes.push("last");
+    grid.append(
+      el("button", {
+        type: "button",
+        class: classes.join(" "),
+        "data-cell": i,
+        "data-mark": who || "",
+        disabled: !playable.has(i),
+        text: who ? who.toUpperCase() : "",
+        onclick: () => !view.busy && sendMove(i),
+      }),
+    );
+  });
+  $("#board").replaceChildren(grid);
+}
+
+// ---------------------------------------------------------------------------------
+// Routing and start-up
+// ---------------------------------------------------------------------------------
+
+function route() {
+  const match = /^#\/game\/([\w-]+)\/([\w-]+)/.exec(location.hash);
+  if (match) {
+    $("#lobby").hidden = true;
+    $("#game").hidden = false;
+    openGame(match[1], match[2]);
+  } else {
+    closeGame();
+    $("#game").hidden = true;
+    $("#lobby").hidden = false;
+    refreshGames();
+  }
+}
+
+// For tests and the browser console: the live client of the open game.
+window.gamesocketApp = { client: null, view };
+
+async function start() {
+  updateNewGameForm();
+  try {
+    await auth.init();
+  } catch (err) {
+    if (err.message !== "sign-in needed") showError(err);
+    return;
+  }
+  window.addEventListener("hashchange", route);
+  route();
+  document.body.dataset.ready = "true";
+}
+
+start();
