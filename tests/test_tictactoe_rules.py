@@ -11,23 +11,42 @@ def play(*moves: object) -> TicTacToeState:
     return state
 
 
-@pytest.mark.parametrize("line", LINES)
-def test_every_line_wins_for_x(line: tuple[int, int, int]) -> None:
-    filler = [cell for cell in range(9) if cell not in line]
-    # o plays two cells that never complete a line of its own.
-    o_cells = [c for c in filler if not any(set(ln) <= {c, *filler[:2]} for ln in LINES)][:2]
-    moves: list[int] = []
-    for x_cell, o_cell in zip(line, [*o_cells, None], strict=True):
-        moves.append(x_cell)
-        if o_cell is not None:
-            moves.append(o_cell)
-    state = play(*moves)
+# For every line, moves where x completes it on the fifth ply while o never threatens.
+WINNING_GAMES = {
+    (0, 1, 2): [0, 3, 1, 4, 2],
+    (3, 4, 5): [3, 0, 4, 1, 5],
+    (6, 7, 8): [6, 0, 7, 1, 8],
+    (0, 3, 6): [0, 1, 3, 2, 6],
+    (1, 4, 7): [1, 0, 4, 2, 7],
+    (2, 5, 8): [2, 0, 5, 1, 8],
+    (0, 4, 8): [0, 1, 4, 2, 8],
+    (2, 4, 6): [2, 0, 4, 1, 6],
+}
+
+
+def test_the_table_covers_every_line() -> None:
+    assert set(WINNING_GAMES) == set(LINES)
+
+
+@pytest.mark.parametrize(("line", "moves"), WINNING_GAMES.items())
+def test_every_line_wins_for_x(line: tuple[int, int, int], moves: list[int]) -> None:
+    before = play(*moves[:-1])
+    assert before.result is None
+    assert before.winning_line() is None
+    state = before.apply(moves[-1])
     assert state.result is not None
     assert state.result.winner == "x"
     assert state.result.reason == "three_in_a_row"
     assert state.winning_line() == line
     assert state.turn is None
     assert state.legal_moves() == []
+
+
+def test_o_can_win() -> None:
+    state = play(0, 3, 1, 4, 8, 5)
+    assert state.result is not None
+    assert (state.result.winner, state.result.reason) == ("o", "three_in_a_row")
+    assert state.winning_line() == (3, 4, 5)
 
 
 def test_board_full_is_a_draw() -> None:
