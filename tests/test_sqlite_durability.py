@@ -1,0 +1,155 @@
+"""SqliteStore beyond the shared contract: kill -9 durability, the schema, shared files."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from socket_server.store import Actor, StaleVersion
+from socket_server.store.sqlite import SCHEMA_VERSION, SqliteStore
+from tests.conftest import PROJECT_ROOT
+from tests.test_store_contract import ALICE, make_game, next_version
+
+# Creates a game and commits moves as fast as it can, printing each version once
+# commit_change has returned: that is the moment a client would be told "stored".
+CHILD = """
+import asyncio, sys
+from socket_server.store.sqlite import SqliteStore
+from tests.test_store_contract import ALICE, make_game, next_version
+
+async def main(path, game_id):
+    store = SqliteStore(path)
+    await store.open()
+    game = make_game(game_id=game_id)
+    await store.create_game(game, ALICE)
+    while True:
+        game, event = next_version(game, game.version, request_id=f"r{game.version}")
+        await store.commit_change(game, event, ALICE)
+        print(game.version, flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_acknowledged_changes_survive_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "games.sqlite3"
+    game_id = str(uuid.uuid4())
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CHILD,
+        str(path),
+        game_id,
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    acknowledged = 0
+    try:
+        while acknowledged < 25:
+            line = await asyncio.wait_for(child.stdout.readline(), timeout=30)
+            assert line, "the child exited before committing"
+            acknowledged = int(line)
+    finally:
+        child.send_signal(signal.SIGKILL)
+    # Lines printed before the kill are acknowledged changes too.
+    rest = await child.stdout.read()
+    acknowledged = max([acknowledged, *(int(v) for v in rest.split())])
+    assert await child.wait() == -signal.SIGKILL
+
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        # kill -9 keeps the OS page cache; fsync on commit (FULL) is what covers power loss.
+        for conn in (store._writer, store._reader):
+            assert conn is not None
+            async with conn.execute("PRAGMA synchronous") as cursor:
+                assert await cursor.fetchone() == (2,)
+        game = await store.get_game(game_id, Actor.SERVER)
+        assert game is not None
+        assert game.version >= acknowledged
+        events = await store.events_after(game_id, 0, Actor.SERVER)
+        assert [e.version for e in events] == list(range(1, game.version + 1))
+        assert game.state["history"] == [e.move for e in events]
+    finally:
+        await store.close()
+
+
+async def test_schema_is_versioned_and_reopening_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "games.sqlite3"
+    game = make_game()
+    store = SqliteStore(path)
+    await store.open()
+    await store.create_game(game, ALICE)
+    await store.close()
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        # The schema itself refuses a second event at a version, and a repeated request.
+        row = (game.game_id, 1, "move", "0", "alice", "r1", "{}", "2026-01-01")
+        insert = (
+            "INSERT INTO events (game_id, version, kind, move, user_id, request_id, data, at) "
+            "VALUES (?,?,?,?,?,?,?,?)"
+        )
+        conn.execute(insert, row)
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute(insert, (*row[:5], "r2", *row[6:]))
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute(insert, (game.game_id, 2, *row[2:]))
+        conn.rollback()
+
+    again = SqliteStore(path)
+    await again.open()
+    try:
+        assert await again.get_game(game.game_id, ALICE) == game
+    finally:
+        await again.close()
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "games.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    store = SqliteStore(path)
+    with pytest.raises(RuntimeError, match="schema version"):
+        await store.open()
+
+
+async def test_two_stores_on_one_file_race_with_one_winner(tmp_path: Path) -> None:
+    # Two stores stand for two server processes sharing the file: separate connections,
+    # separate locks; only SQLite's version condition can pick the winner.
+    path = tmp_path / "games.sqlite3"
+    stores = [SqliteStore(path), SqliteStore(path)]
+    for store in stores:
+        await store.open()
+    try:
+        game = make_game()
+        await stores[0].create_game(game, ALICE)
+        attempts = [
+            (stores[i % 2], *next_version(game, i, request_id=f"race-{i}")) for i in range(8)
+        ]
+        results = await asyncio.gather(
+            *(s.commit_change(new, event, ALICE) for s, new, event in attempts),
+            return_exceptions=True,
+        )
+        assert sum(r is None for r in results) == 1, results
+        assert all(isinstance(r, StaleVersion) for r in results if r is not None)
+        winner = attempts[results.index(None)][1]
+        for store in stores:
+            assert await store.get_game(game.game_id, ALICE) == winner
+        # The next change builds on the winner, through either store.
+        following, event = next_version(winner, 99)
+        await stores[1].commit_change(following, event, ALICE)
+        assert await stores[0].get_game(game.game_id, ALICE) == following
+        with pytest.raises(StaleVersion):
+            await stores[0].commit_change(*next_version(winner, 98), ALICE)
+    finally:
+        for store in stores:
+            await store.close()
