@@ -81,7 +81,7 @@ class ChessState(GameState):
         return self._parse(raw).uci()
 
     def move_san(self, move: Any) -> str:
-        return self._position().san(self._parse(move))
+        return self._position().copy(stack=False).san(self._parse(move))
 
     def board(self) -> dict[str, Any]:
         position = self._position()
@@ -120,9 +120,10 @@ class ChessState(GameState):
     # -- changing ---------------------------------------------------------------------
     def apply(self, move: Any) -> Self:
         parsed = self._parse(move)
-        position = self._position()
-        san = None if self._san is None else (*self._san, position.san(parsed))
-        after = position.copy()
+        # SAN is computed on the copy: `san()` pushes and pops, and the cached board
+        # may be read by another thread at the same time.
+        after = self._position().copy()
+        san = None if self._san is None else (*self._san, after.san(parsed))
         after.push(parsed)
         state = self.model_copy(
             update={"history": (*self.history, parsed.uci()), "result": _outcome(after)}
@@ -147,10 +148,13 @@ class ChessState(GameState):
         text = raw.strip()
         position = self._position()
         try:
-            move = chess.Move.from_uci(text)
+            # parse_uci also turns king-takes-rook castling (e1h1) into the normal e1g1.
+            move = position.parse_uci(text)
         except chess.InvalidMoveError:
             return _parse_san(position, text)
-        if not position.is_legal(move):
+        except chess.IllegalMoveError:
+            raise IllegalMove(f"{text} is not a legal move in this position") from None
+        if not move:  # the null move "0000" parses without a legality check
             raise IllegalMove(f"{text} is not a legal move in this position")
         return move
 

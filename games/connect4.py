@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
+from pydantic import model_validator
+
 from games.base import GameResult, GameState, IllegalMove, Move, parse_int_move
 
 MIN_SIDE = 4
@@ -27,6 +29,14 @@ class Connect4State(GameState):
     columns: int = 7
     rows: int = 6
     cells: tuple[str | None, ...] = (None,) * 42
+
+    @model_validator(mode="after")
+    def _cells_fit_the_board(self) -> Self:
+        if len(self.cells) != self.columns * self.rows:
+            raise ValueError(
+                f"{len(self.cells)} cells do not fit a {self.columns}x{self.rows} board"
+            )
+        return self
 
     @classmethod
     def initial(cls, options: Mapping[str, Any] | None = None) -> Self:

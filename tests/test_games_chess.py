@@ -106,6 +106,10 @@ def test_ambiguous_san_is_refused_and_disambiguated_san_accepted() -> None:
 
 def test_notations_promotion_and_castling() -> None:
     state = play(fen="4k3/1P6/8/8/8/8/8/R3K2R w KQ - 0 1")
+    assert state.parse_move("e1h1") == "e1g1"  # king takes rook, as lichess accepts
+    assert state.apply("e1a1").history == ("e1c1",)
+    with pytest.raises(IllegalMove, match="0000 is not a legal move"):
+        state.parse_move("0000")
     assert state.parse_move("b8=Q") == "b7b8q"
     assert state.parse_move("b7b8n") == "b7b8n"
     assert state.parse_move("O-O") == "e1g1"

@@ -163,3 +163,10 @@ def test_finish_ends_the_game() -> None:
     assert state.winning_cells() is None
     with pytest.raises(IllegalMove, match="already over"):
         state.apply(0)
+
+
+def test_a_reload_whose_cells_do_not_fit_the_board_is_refused() -> None:
+    data = play(3).to_json()
+    data["rows"] = 5
+    with pytest.raises(ValueError, match="42 cells do not fit a 7x5 board"):
+        Connect4State.from_json(data)
