@@ -1,0 +1,376 @@
+"""The web page in headless Chromium against a real `gamesocket serve` on a free port.
+
+Every scenario clicks and drags like a person would, then checks what the page shows
+against what the server says over REST. Screenshots of each board go to
+test-artifacts/; with GAMESOCKET_DOC_SCREENSHOTS=1 the README's images in docs/img/
+are refreshed from the same runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT, require
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+DOC_IMAGES = PROJECT_ROOT / "docs" / "img"
+VIEWPORT = {"width": 1180, "height": 820}
+# Environment variables that would move the server off embedded mode.
+NON_EMBEDDED_ENV = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SUPABASE_URL",
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_JWT_SECRET",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """`gamesocket serve` in embedded mode (SQLite in a temp dir), restartable in place."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data_dir / "server.log"
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in NON_EMBEDDED_ENV}
+        script = Path(sys.executable).with_name("gamesocket")
+        command = [str(script), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*command, "--data-dir", str(self.data_dir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/health", timeout=1) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not answer /health: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def get(self, path: str, token: str) -> Any:
+        request = urllib.request.Request(
+            self.base_url + path, headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return json.loads(reply.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    require(CHROMIUM.exists(), "chromium")
+    process = ServerProcess(tmp_path_factory.mktemp("gamesocket-browser"))
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(server: ServerProcess) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_page(browser: Any, server: ServerProcess) -> Iterator[Any]:
+    """Open the lobby in a fresh browser context (its own guest account) per call."""
+    contexts: list[Any] = []
+
+    def open_page(path: str = "/") -> Any:
+        context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(path)
+        page.wait_for_selector("body[data-ready='true']")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def screenshot(page: Any, name: str, *, doc: bool = False) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    if doc and os.environ.get("GAMESOCKET_DOC_SCREENSHOTS") == "1":
+        DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOC_IMAGES / f"{name}.png")
+
+
+def token_of(page: Any) -> str:
+    return str(page.evaluate("JSON.parse(localStorage.getItem('gamesocket.guest')).access_token"))
+
+
+def create_game(page: Any, game_type: str, opponent: str, **fields: str) -> str:
+    """Fill the lobby's form and create; returns the new game's id from the route."""
+    page.select_option("#new-game-type", game_type)
+    page.select_option("#new-opponent", opponent)
+    if "side" in fields:
+        page.select_option("#new-side", fields["side"])
+    if "level" in fields:
+        page.fill("#new-level", fields["level"])
+    if "level2" in fields:
+        page.fill("#new-level-2", fields["level2"])
+    if "speed" in fields:
+        page.select_option("#new-speed", fields["speed"])
+    if "fen" in fields:
+        page.click("#new-advanced summary")
+        page.fill("#new-fen", fields["fen"])
+    page.click("#create-game")
+    page.wait_for_url(re.compile(rf"#/game/{game_type}/"))
+    page.wait_for_selector("#connection[data-state='open']")
+    return str(page.url.rsplit("/", 1)[1])
+
+
+def version_of(page: Any) -> int:
+    return int(page.get_attribute("#board", "data-version"))
+
+
+def wait_version_above(page: Any, version: int) -> None:
+    page.wait_for_function(
+        "v => Number(document.querySelector('#board').dataset.version) > v", arg=version
+    )
+
+
+def record_versions(page: Any) -> None:
+    """Collect every snapshot version the page's client hands to the page."""
+    page.evaluate(
+        "() => { window.seenVersions = [];"
+        " window.gamesocketApp.client.onState(s => window.seenVersions.push(s.version)); }"
+    )
+
+
+def connect4_cells(page: Any) -> list[list[str | None]]:
+    """The colours the page shows, rows top first, like the protocol's `cells`."""
+    return page.evaluate(
+        """() => [...Array(6).keys()].map(r => [...Array(7).keys()].map(c => {
+            const cls = document.querySelector(`[data-row="${r}"][data-col="${c}"]`).classList;
+            return cls.contains("red") ? "red" : cls.contains("yellow") ? "yellow" : null;
+        }))"""
+    )
+
+
+def test_tictactoe_against_the_ai_to_the_end(server: ServerProcess, new_page: Any) -> None:
+    page = new_page()
+    game_id = create_game(page, "tictactoe", "ai", side="x", level="10")
+    page.wait_for_selector("#board[data-my-turn='true']")
+    record_versions(page)
+    # The first move is sent and the socket dropped in the same tick: the client must
+    # resend it after reconnecting, and the server must apply it exactly once.
+    first = page.evaluate(
+        """async () => {
+            const client = window.gamesocketApp.client;
+            const version = client.version;
+            const pending = client.move(4, { version });
+            client.dropConnection();
+            return { version, ack: await pending };
+        }"""
+    )
+    assert first["ack"]["version"] == first["version"] + 1
+    while True:
+        page.wait_for_function(
+            "() => document.querySelector('#board').dataset.myTurn === 'true'"
+            " || document.querySelector('#status').dataset.status === 'finished'"
+        )
+        if page.get_attribute("#status", "data-status") == "finished":
+            break
+        before = version_of(page)
+        page.click("[data-cell]:not([disabled])")
+        wait_version_above(page, before)
+
+    snapshot = server.get(f"/api/games/{game_id}", token_of(page))
+    marks = [page.get_attribute(f"[data-cell='{i}']", "data-mark") or None for i in range(9)]
+    assert marks == snapshot["board"]["cells"]
+    assert marks[4] == "x"
+    # Level 10 plays perfectly: the page's naive clicking can at best draw.
+    assert snapshot["result"]["winner"] in (None, "o")
+    status = page.inner_text("#status")
+    assert ("Draw" in status) if snapshot["result"]["winner"] is None else ("You lose" in status)
+    if snapshot["result"]["winner"] == "o":
+        assert page.locator(".ttt-cell.win").count() == 3
+    log = server.get(f"/api/games/{game_id}/moves", token_of(page))
+    assert [entry["move"] for entry in log if entry.get("seat") == "x"].count(4) == 1
+    seen = page.evaluate("window.seenVersions")
+    assert seen == list(range(seen[0], snapshot["version"] + 1)), seen
+    screenshot(page, "tictactoe")
+
+
+def test_chess_between_two_browsers_with_promotions(server: ServerProcess, new_page: Any) -> None:
+    # White promotes with check at once; Black answers and under-promotes two moves later.
+    white = new_page()
+    game_id = create_game(
+        white, "chess", "friend", side="white", fen="4k3/P7/8/8/8/8/7p/4K3 w - - 0 1"
+    )
+    white.wait_for_selector("#status[data-status='waiting']")
+    link = white.input_value("#share-link")
+    assert link.endswith(f"#/game/chess/{game_id}")
+
+    black = new_page()
+    black.goto(link)
+    black.click(".join-seat[data-seat='black']")
+    white.wait_for_selector("#status[data-status='active'][data-turn='white']")
+    assert black.get_attribute(".chess-board", "data-orientation") == "black"
+
+    # Click-to-move with the legal-move hints, then the promotion dialog.
+    white.click("[data-square='a7']")
+    assert white.locator(".square.target").count() == 1
+    white.click("[data-square='a8']")
+    white.wait_for_selector("#promotion[open]")
+    white.click("#promotion [data-piece='q']")
+    black.wait_for_selector("#moves[data-count='1']")
+    assert black.get_attribute("[data-square='e8']", "class").split().count("check") == 1
+    assert black.get_attribute("[data-square='a8']", "data-piece") == "wQ"
+
+    # Drag to move.
+    black.drag_and_drop("[data-square='e8'] .piece", "[data-square='e7']")
+    white.wait_for_selector("#moves[data-count='2']")
+    white.click("[data-square='e1']")
+    white.click("[data-square='d2']")
+    black.wait_for_selector("#moves[data-count='3']")
+    black.drag_and_drop("[data-square='h2'] .piece", "[data-square='h1']")
+    black.wait_for_selector("#promotion[open]")
+    black.click("#promotion [data-piece='n']")
+    white.wait_for_selector("#moves[data-count='4']")
+
+    assert white.get_attribute("[data-square='h1']", "data-piece") == "bN"
+    sans = white.locator("#moves [data-ply]").all_inner_texts()
+    assert sans == ["a8=Q+", "Ke7", "Kd2", "h1=N"]
+    log = server.get(f"/api/games/{game_id}/moves", token_of(white))
+    assert [entry["move"] for entry in log if entry.get("move")][-4:] == [
+        "a7a8q",
+        "e8e7",
+        "e1d2",
+        "h2h1n",
+    ]
+    assert white.get_attribute("#status", "data-turn") == "white"
+    screenshot(white, "chess", doc=True)
+    screenshot(black, "chess-black")
+
+
+def test_watch_ai_against_ai_connect4_with_drops(server: ServerProcess, new_page: Any) -> None:
+    page = new_page()
+    screenshot(page, "lobby", doc=True)
+    game_id = create_game(page, "connect4", "aivsai", level="2", level2="3", speed="150")
+    record_versions(page)
+    page.wait_for_selector("#thinking[data-active='true']")
+    assert int(page.get_attribute("#thinking", "data-depth")) >= 1
+    assert page.inner_text("#thinking-pv").strip() != ""
+
+    # A second spectator shows up in the first one's presence count.
+    other = new_page(f"/#/game/connect4/{game_id}")
+    page.wait_for_function(
+        "() => Number(document.querySelector('#presence').dataset.spectators) >= 2"
+    )
+    other.close()
+
+    # Drop the socket twice mid-game: the page must say so, then resume from `since`.
+    for _ in range(2):
+        wait_version_above(page, version_of(page) + 2)
+        page.evaluate("window.gamesocketApp.client.dropConnection()")
+        page.wait_for_selector("#connection[data-state='reconnecting']")
+        page.wait_for_selector("#connection[data-state='open']")
+
+    page.wait_for_selector("#status[data-status='finished']", timeout=90_000)
+    snapshot = server.get(f"/api/games/{game_id}", token_of(page))
+    seen = page.evaluate("window.seenVersions")
+    assert seen == list(range(seen[0], snapshot["version"] + 1)), seen
+    assert connect4_cells(page) == snapshot["board"]["cells"]
+    winner = snapshot["result"]["winner"]
+    wins = page.locator(".c4-cell.win")
+    if winner is None:
+        assert wins.count() == 0
+    else:
+        assert wins.count() >= 4
+        classes = wins.evaluate_all("cells => cells.map(c => c.className.split(' '))")
+        assert all(winner in names for names in classes)
+    screenshot(page, "connect4")
+
+
+def test_page_survives_a_server_restart(server: ServerProcess, new_page: Any) -> None:
+    page = new_page()
+    game_id = create_game(page, "tictactoe", "ai", side="x", level="1")
+    page.wait_for_selector("#board[data-my-turn='true']")
+    start = version_of(page)
+    page.click("[data-cell='0']")
+    page.wait_for_selector(f"#board[data-my-turn='true'][data-version='{start + 2}']")
+
+    server.stop()  # closes the socket with 1001
+    page.wait_for_selector("#connection[data-state='reconnecting']")
+    assert "Reconnecting" in page.inner_text("#connection")
+    server.start()
+    page.wait_for_selector("#connection[data-state='open']", timeout=30_000)
+
+    page.click("[data-cell]:not([disabled])")
+    page.wait_for_selector(f"#board[data-version='{start + 4}']")
+    snapshot = server.get(f"/api/games/{game_id}", token_of(page))
+    assert snapshot["version"] == start + 4
+    marks = [page.get_attribute(f"[data-cell='{i}']", "data-mark") or None for i in range(9)]
+    assert marks == snapshot["board"]["cells"]
+
+
+def test_unknown_game_gets_a_clear_message(new_page: Any) -> None:
+    page = new_page("/#/game/chess/00000000-0000-4000-8000-000000000000")
+    page.wait_for_selector("#connection[data-state='closed']")
+    assert page.get_attribute("#connection", "data-close-code") == "4404"
+    assert "no such game" in page.inner_text("#message")
