@@ -1,0 +1,289 @@
+"""This process's sockets, per game, and the delivery of broker messages to them.
+
+One broker subscription per game per process. A message arrives as bytes, is decoded
+to text once and that same string is queued on every socket of the game. Each socket
+has one writer task draining a bounded queue, so a slow client only fills its own
+queue; when that overflows the socket is closed (1008), never slowing the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import WebSocket
+
+from socket_server.fanout.base import Broker, Presence
+from socket_server.protocol import encode, read_header
+from socket_server.service import GameService, seats_of
+from socket_server.store.base import Actor
+
+log = logging.getLogger("gamesocket.ws")
+
+HISTORY_SIZE = 128  # recent updates kept per game for `since` replays
+PRESENCE_DELAY = 0.1  # seconds: presence changes within this window make one message
+CLOSE_TIMEOUT = 2.0
+SLOW_CONSUMER_CLOSE = 1008
+
+# (game_id, after, upto) -> the update texts for versions after..upto, in order
+GapFiller = Callable[[str, int, int], Awaitable[list[tuple[int, str]]]]
+
+
+class Connection:
+    """One socket's send side; `send` never waits, the writer task does."""
+
+    def __init__(
+        self,
+        socket: WebSocket[Any, Any, Any],
+        game_id: str,
+        game_type: str,
+        actor: Actor,
+        max_backlog: int,
+        fill_gap: GapFiller,
+    ) -> None:
+        self.socket = socket
+        self.game_id = game_id
+        self.game_type = game_type
+        self.actor = actor
+        self.max_backlog = max_backlog
+        self._fill_gap = fill_gap
+        self._queue: deque[str | None] = deque()  # None: close after what is queued
+        self._ready = asyncio.Event()
+        self.close_code: int | None = None
+        # Updates are held back until the first snapshot sets `last_version`.
+        self.last_version: int | None = None
+        self._held: list[tuple[int, str]] = []
+        self._filling = False
+        self._writer: asyncio.Task[None] | None = None
+        self._gap_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop())
+
+    def send(self, text: str) -> None:
+        if self.close_code is not None:
+            return
+        if len(self._queue) >= self.max_backlog:
+            self._overflow()
+            return
+        self._queue.append(text)
+        self._ready.set()
+
+    def send_bytes(self, data: bytes) -> None:
+        self.send(data.decode())
+
+    def deliver_update(self, version: int, text: str) -> None:
+        """Queue an update so this socket sees versions in order, each once."""
+        if self.last_version is None or self._filling:
+            self._held.append((version, text))
+            return
+        if version <= self.last_version:
+            return
+        if version > self.last_version + 1:
+            self._held.append((version, text))
+            self._filling = True
+            self._gap_task = asyncio.create_task(self._fill(self.last_version, version - 1))
+            return
+        self.last_version = version
+        self.send(text)
+
+    def start_updates(self, version: int) -> None:
+        """The client holds the game at `version`: send what was held back after it."""
+        self.last_version = (
+            version if self.last_version is None else max(version, self.last_version)
+        )
+        self._release_held()
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for version, text in sorted(held, key=lambda item: item[0]):
+            self.deliver_update(version, text)
+
+    async def _fill(self, after: int, upto: int) -> None:
+        try:
+            for version, text in await self._fill_gap(self.game_id, after, upto):
+                if self.last_version is not None and version == self.last_version + 1:
+                    self.last_version = version
+                    self.send(text)
+        except Exception:
+            log.exception("gap fill failed game=%s", self.game_id)
+            self.close(1011)
+            return
+        finally:
+            self._filling = False
+        self._release_held()
+
+    def close(self, code: int) -> None:
+        """Close after the messages already queued (their order is kept)."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self._queue.append(None)
+        self._ready.set()
+
+    def _overflow(self) -> None:
+        log.warning("slow consumer closed game=%s user=%s", self.game_id, self.actor.user_id)
+        self.close_code = SLOW_CONSUMER_CLOSE
+        self._queue.clear()
+        if self._writer is not None:
+            self._writer.cancel()
+        self._writer = asyncio.create_task(self._close_socket())
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._queue:
+                text = self._queue.popleft()
+                if text is None:
+                    await self._close_socket()
+                    return
+                await self.socket.send_text(text)
+
+    async def _close_socket(self) -> None:
+        # A client that stopped reading may never let the close frame out.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.socket.close(self.close_code or 1000), CLOSE_TIMEOUT)
+
+    async def stop(self) -> None:
+        """Cancel the writer and any gap fill (the socket is gone or closing)."""
+        for task in (self._writer, self._gap_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def wait_written(self) -> None:
+        """Wait until the writer has sent the close frame (or died)."""
+        if self._writer is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+
+    def seats(self, service: GameService) -> list[str]:
+        entry = service.cached(self.game_id)
+        return seats_of(entry[0], self.actor.user_id) if entry is not None else []
+
+
+@dataclass
+class GameChannel:
+    game_id: str
+    game_type: str
+    connections: set[Connection] = field(default_factory=set)
+    history: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
+    presence_task: asyncio.Task[None] | None = None
+
+
+class Hub:
+    def __init__(self, service: GameService, broker: Broker) -> None:
+        self.service = service
+        self.broker = broker
+        self.channels: dict[str, GameChannel] = {}
+
+    async def attach(self, connection: Connection) -> None:
+        channel = self.channels.get(connection.game_id)
+        if channel is None:
+            channel = GameChannel(connection.game_id, connection.game_type)
+            self.channels[connection.game_id] = channel
+            await self.broker.subscribe(connection.game_id, self._on_message)
+        channel.connections.add(connection)
+        self.presence_changed(connection.game_id)
+
+    async def detach(self, connection: Connection) -> None:
+        channel = self.channels.get(connection.game_id)
+        if channel is None or connection not in channel.connections:
+            return
+        channel.connections.discard(connection)
+        if not channel.connections:
+            del self.channels[connection.game_id]
+            if channel.presence_task is not None:
+                channel.presence_task.cancel()
+            await self.broker.unsubscribe(connection.game_id)
+            await self.broker.put_presence(connection.game_id, Presence())
+            return
+        self.presence_changed(connection.game_id)
+
+    async def _on_message(self, game_id: str, data: bytes) -> None:
+        channel = self.channels.get(game_id)
+        if channel is None:
+            return
+        header = read_header(data)
+        text = data.decode()
+        if header.type == "update" and header.version is not None:
+            self.service.forget_if_older(game_id, header.version)
+            channel.history.append((header.version, text))
+            for connection in channel.connections:
+                connection.deliver_update(header.version, text)
+            return
+        if header.type == "draw_offer" and header.seat is not None:
+            self.service.draw_offers[game_id] = header.seat
+        elif header.type == "draw_declined":
+            self.service.draw_offers.pop(game_id, None)
+        for connection in channel.connections:
+            connection.send(text)
+
+    def recent_updates(self, game_id: str, after: int, upto: int) -> list[tuple[int, str]] | None:
+        """Updates after..upto from this process's history, if it holds all of them."""
+        channel = self.channels.get(game_id)
+        if channel is None:
+            return None
+        wanted = [(v, t) for v, t in channel.history if after < v <= upto]
+        if len(wanted) != upto - after:
+            return None
+        return wanted
+
+    async def updates_between(self, game_id: str, after: int, upto: int) -> list[tuple[int, str]]:
+        recent = self.recent_updates(game_id, after, upto)
+        if recent is not None:
+            return recent
+        replayed = await self.service.replay_updates(game_id, after)
+        return [(v, data.decode()) for v, data in replayed if v <= upto]
+
+    # -- presence -------------------------------------------------------------------
+    def presence_changed(self, game_id: str) -> None:
+        channel = self.channels.get(game_id)
+        if channel is None or self.service.closing:
+            return
+        if channel.presence_task is None or channel.presence_task.done():
+            channel.presence_task = asyncio.create_task(self._publish_presence(game_id))
+
+    def local_presence(self, game_id: str) -> Presence:
+        presence = Presence()
+        channel = self.channels.get(game_id)
+        if channel is None:
+            return presence
+        for connection in channel.connections:
+            seats = connection.seats(self.service)
+            if seats:
+                for seat in seats:
+                    presence.players[seat] = presence.players.get(seat, 0) + 1
+            else:
+                presence.spectators += 1
+        return presence
+
+    async def _publish_presence(self, game_id: str) -> None:
+        await asyncio.sleep(PRESENCE_DELAY)
+        channel = self.channels.get(game_id)
+        if channel is None:
+            return
+        await self.broker.put_presence(game_id, self.local_presence(game_id))
+        total = await self.broker.get_presence(game_id)
+        seat_names = self.service.state_class(channel.game_type).seats
+        message = {
+            "type": "presence",
+            "game_id": game_id,
+            "online": {seat: total.players.get(seat, 0) > 0 for seat in seat_names},
+            "spectators": total.spectators,
+        }
+        await self.broker.publish(game_id, encode(message))
+
+    async def close_all(self, code: int) -> None:
+        """Close every socket of this process (shutdown) and wait for the close frames."""
+        connections = [c for channel in self.channels.values() for c in channel.connections]
+        for connection in connections:
+            connection.close(code)
+        await asyncio.gather(*(c.wait_written() for c in connections))

@@ -1,0 +1,291 @@
+"""The REST API of PROTOCOL.md (plus small documented extensions), on Litestar.
+
+Every change goes through the same `GameService` as the sockets. Errors are
+`{"error": {"code", "message"}}` with the HTTP status of `HTTP_STATUS`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.params import Parameter
+from litestar.types import ControllerRouterHandler
+
+from games import ChessState
+from socket_server.auth import AuthError
+from socket_server.context import ServerContext
+from socket_server.service import ServiceError
+from socket_server.store.base import Actor, GameStatus
+
+HTTP_STATUS = {
+    "bad_message": 400,
+    "unknown_type": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "not_your_turn": 409,
+    "stale_version": 409,
+    "seat_taken": 409,
+    "game_over": 409,
+    "illegal_move": 422,
+    "rate_limited": 429,
+    "internal": 500,
+}
+# Litestar's own errors (validation, unknown route, ...) by status, in our shape.
+CODE_FOR_STATUS = {
+    400: "bad_message",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "bad_message",
+    429: "rate_limited",
+}
+
+RequestId = Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class CreateGame(msgspec.Struct, forbid_unknown_fields=False):
+    game_type: str
+    # seat -> "me" or {"kind": "ai", "level": 1..10}
+    seats: dict[str, Any] | None = None
+    public: bool = True
+    options: dict[str, Any] | None = None
+
+
+class JoinGame(msgspec.Struct, forbid_unknown_fields=False):
+    seat: str | None = None
+    id: RequestId | None = None
+
+
+class PlayMove(msgspec.Struct, forbid_unknown_fields=False):
+    move: str | int
+    version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # Extension: the same idempotency key as a socket message's `id`.
+    id: RequestId | None = None
+
+
+class DrawAction(msgspec.Struct, forbid_unknown_fields=False):
+    action: Literal["offer", "accept", "decline"]
+    id: RequestId | None = None
+
+
+class PlainAction(msgspec.Struct, forbid_unknown_fields=False):
+    id: RequestId | None = None
+
+
+class VersionReply(msgspec.Struct):
+    version: int
+
+
+def error_response(code: str, message: str, status: int | None = None) -> Response[Any]:
+    return Response(
+        {"error": {"code": code, "message": message}},
+        status_code=status or HTTP_STATUS.get(code, 400),
+    )
+
+
+def service_error_handler(_request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    assert isinstance(error, ServiceError)
+    return error_response(error.code, error.message)
+
+
+def http_error_handler(_request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    assert isinstance(error, HTTPException)
+    status = error.status_code
+    code = CODE_FOR_STATUS.get(status, "internal" if status >= 500 else "bad_message")
+    message = str(error.detail)
+    extra = getattr(error, "extra", None)
+    if extra:
+        message = f"{message}: {extra}"
+    return error_response(code, message, status)
+
+
+def context_of(request: Request[Any, Any, Any]) -> ServerContext:
+    context: ServerContext = request.app.state["gamesocket"]
+    return context
+
+
+async def provide_actor(request: Request[Any, Any, Any]) -> Actor:
+    """The caller from `Authorization: Bearer <token>`; anonymous without the header."""
+    header = request.headers.get("authorization")
+    if not header:
+        return Actor.ANONYMOUS
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ServiceError("unauthorized", "use Authorization: Bearer <access token>")
+    try:
+        return await context_of(request).auth.verify(token.strip())
+    except AuthError as error:
+        raise ServiceError("unauthorized", str(error)) from None
+
+
+class AuthController(Controller):
+    path = "/api/auth"
+    tags = ["auth"]
+
+    @post("/guest", status_code=201)
+    async def guest(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Embedded mode only: a new guest user and its access token."""
+        context = context_of(request)
+        if not context.settings.embedded_auth:
+            raise ServiceError("not_found", "guest tokens exist only in embedded mode")
+        token = context.auth.issue_guest_token()
+        return {
+            "access_token": token.access_token,
+            "user_id": token.user_id,
+            "expires_at": token.expires_at.isoformat(),
+        }
+
+
+class GamesController(Controller):
+    path = "/api/games"
+    tags = ["games"]
+    dependencies = {"actor": Provide(provide_actor)}
+
+    @post("/", status_code=201)
+    async def create(self, request: Request[Any, Any, Any], actor: Actor, data: CreateGame) -> Any:
+        """Create a game; both seats AI starts it playing by itself."""
+        return await context_of(request).service.create_game(
+            actor, data.game_type, data.seats, data.public, data.options
+        )
+
+    @get("/")
+    async def list_games(
+        self,
+        request: Request[Any, Any, Any],
+        actor: Actor,
+        game_type: str | None = None,
+        status: GameStatus | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    ) -> list[dict[str, Any]]:
+        """Snapshots of the games the caller may see, newest first."""
+        return await context_of(request).service.list_games(
+            actor, game_type=game_type, status=status, limit=limit
+        )
+
+    @get("/{game_id:str}")
+    async def get_game(self, request: Request[Any, Any, Any], actor: Actor, game_id: str) -> Any:
+        return await context_of(request).service.snapshot(game_id, actor)
+
+    @get("/{game_id:str}/moves")
+    async def moves(
+        self, request: Request[Any, Any, Any], actor: Actor, game_id: str
+    ) -> list[dict[str, Any]]:
+        """The move log: `[{"version", "seat", "move", "san"?, "at"}]`."""
+        return await context_of(request).service.move_log(game_id, actor)
+
+    @get("/{game_id:str}/pgn", media_type="application/x-chess-pgn")
+    async def pgn(self, request: Request[Any, Any, Any], actor: Actor, game_id: str) -> str:
+        """Chess only: the game as PGN."""
+        record, state = await context_of(request).service.view(game_id, actor)
+        if not isinstance(state, ChessState):
+            raise ServiceError("not_found", "PGN exists only for chess games")
+        headers = {"Event": "gamesocket game", "Site": game_id}
+        headers["Date"] = record.created_at.strftime("%Y.%m.%d")
+        for seat in ("white", "black"):
+            value = record.seats.get(seat)
+            headers[seat.capitalize()] = _seat_name(value)
+        return state.pgn(headers)
+
+    @post("/{game_id:str}/join", status_code=200)
+    async def join(
+        self, request: Request[Any, Any, Any], actor: Actor, game_id: str, data: JoinGame | None
+    ) -> Any:
+        """Take a seat (the first free one without `seat`); the snapshot."""
+        service = context_of(request).service
+        body = data or JoinGame()
+        await service.join(actor, game_id, body.seat, body.id)
+        return await service.snapshot(game_id, actor)
+
+    @post("/{game_id:str}/moves", status_code=200)
+    async def play(
+        self, request: Request[Any, Any, Any], actor: Actor, game_id: str, data: PlayMove
+    ) -> VersionReply:
+        version = await context_of(request).service.move(
+            actor, game_id, data.move, version=data.version, request_id=data.id
+        )
+        return VersionReply(version)
+
+    @post("/{game_id:str}/resign", status_code=200)
+    async def resign(
+        self, request: Request[Any, Any, Any], actor: Actor, game_id: str, data: PlainAction | None
+    ) -> VersionReply:
+        """Extension: the caller's seat resigns."""
+        request_id = data.id if data else None
+        return VersionReply(await context_of(request).service.resign(actor, game_id, request_id))
+
+    @post("/{game_id:str}/draw", status_code=200)
+    async def draw(
+        self, request: Request[Any, Any, Any], actor: Actor, game_id: str, data: DrawAction
+    ) -> VersionReply:
+        """Extension: offer, accept or decline a draw."""
+        service = context_of(request).service
+        return VersionReply(await service.draw(actor, game_id, data.action, data.id))
+
+    @post("/{game_id:str}/abort", status_code=200)
+    async def abort(
+        self, request: Request[Any, Any, Any], actor: Actor, game_id: str, data: PlainAction | None
+    ) -> VersionReply:
+        """Extension: abort a game before its first move (creator or a player)."""
+        request_id = data.id if data else None
+        return VersionReply(await context_of(request).service.abort(actor, game_id, request_id))
+
+
+def _seat_name(seat: dict[str, Any] | None) -> str:
+    if seat is None:
+        return "?"
+    if seat.get("kind") == "ai":
+        return f"gamesocket AI level {seat.get('level')}"
+    return str(seat.get("user_id"))
+
+
+@get("/health", tags=["server"])
+async def health(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+    """`{"status": "ok"}` when the server and its store answer."""
+    try:
+        healthy = await context_of(request).store.health()
+    except Exception:
+        healthy = False
+    if healthy:
+        return Response({"status": "ok"})
+    return Response({"status": "unavailable"}, status_code=503)
+
+
+@get("/api/connections", tags=["server"])
+async def connections(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Open sockets per game over every process: players and spectators."""
+    presence = await context_of(request).broker.all_presence()
+    games = {
+        game_id: {"players": sum(p.players.values()), "spectators": p.spectators}
+        for game_id, p in presence.items()
+        if not p.is_empty()
+    }
+    return {
+        "games": games,
+        "players": sum(g["players"] for g in games.values()),
+        "spectators": sum(g["spectators"] for g in games.values()),
+    }
+
+
+@get("/api/config", tags=["server"])
+async def config(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """What the web page needs to know: embedded guest mode or Supabase sign-in."""
+    settings = context_of(request).settings
+    return {
+        "mode": "embedded" if settings.embedded_auth else "supabase",
+        "supabase_url": settings.supabase_url,
+        "supabase_anon_key": settings.supabase_anon_key,
+    }
+
+
+ROUTES: list[ControllerRouterHandler] = [
+    AuthController,
+    GamesController,
+    health,
+    connections,
+    config,
+]
