@@ -1,0 +1,314 @@
+"""Chess players: Stockfish over UCI when it is installed, else the built-in engine.
+
+Stockfish runs as long-lived processes, one per concurrent search slot, driven
+through python-chess's native asyncio engine API; levels map to its `Skill Level`
+and a time per move. The built-in engine (agents.chess_engine) is pure Python and
+runs in the shared search pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import chess
+import chess.engine
+
+from agents.base import Agent, ProgressCallback, SearchInfo, SearchLimit, SearchResult
+from agents.chess_engine import MATE, Engine, Progress, SearchStopped
+from agents.pool import PooledAgent, SearchJob, WorkerContext
+from games import GameState
+from games.chess import ChessState
+
+log = logging.getLogger(__name__)
+
+# Seconds per move and (built-in engine) depth cap per level.
+LEVEL_TIME = {1: 0.05, 2: 0.1, 3: 0.15, 4: 0.2, 5: 0.3, 6: 0.5, 7: 0.8, 8: 1.2, 9: 2.0, 10: 3.0}
+LEVEL_DEPTH = {1: 1, 2: 2, 3: 2, 4: 3, 5: 4, 6: 5, 7: 6, 8: 64, 9: 64, 10: 64}
+# Leaf noise (centipawns) of the built-in engine per level: a little randomness below 8.
+LEVEL_NOISE = {1: 60, 2: 50, 3: 40, 4: 30, 5: 20, 6: 15, 7: 10, 8: 0, 9: 0, 10: 0}
+PROGRESS_INTERVAL = 0.25
+STOCKFISH_PATHS = ("/usr/games/stockfish", "/usr/bin/stockfish", "/usr/local/bin/stockfish")
+
+
+def stockfish_path() -> str | None:
+    """Stockfish from PATH or the Debian package's location; None when absent."""
+    found = shutil.which("stockfish")
+    if found:
+        return found
+    return next((path for path in STOCKFISH_PATHS if os.access(path, os.X_OK)), None)
+
+
+def skill_level(level: int) -> int:
+    """Our levels 1..10 onto Stockfish's Skill Level 0..20."""
+    return round((level - 1) * 20 / 9)
+
+
+def board_from(start_fen: str, history: list[str] | tuple[str, ...]) -> chess.Board:
+    """The position with its move stack, so repetitions are judged correctly."""
+    board = chess.Board(start_fen)
+    for uci in history:
+        board.push_uci(uci)
+    return board
+
+
+def _info(progress: Progress) -> SearchInfo:
+    return SearchInfo(
+        depth=progress.depth, score=progress.score, pv=list(progress.pv), nodes=progress.nodes
+    )
+
+
+# -- built-in engine --------------------------------------------------------------------
+
+
+def builtin_job(
+    ctx: WorkerContext,
+    start_fen: str,
+    history: list[str],
+    limit: SearchLimit,
+    noise: int,
+) -> tuple[str, SearchInfo]:
+    """Worker entry point: search with the built-in engine under `limit`."""
+
+    def poll() -> None:
+        if ctx.cancelled():
+            raise SearchStopped
+
+    engine = Engine(
+        board_from(start_fen, history),
+        deadline=None if limit.time is None else time.monotonic() + limit.time,
+        max_depth=limit.depth or 64,
+        max_nodes=limit.nodes,
+        poll=poll,
+        on_iteration=lambda progress: ctx.report(_info(progress)),
+        noise=noise,
+    )
+    move, progress = engine.search()
+    # A stop caused by cancellation must not pass for a finished search.
+    ctx.check()
+    return move.uci(), _info(progress)
+
+
+def _builtin_best_move(board: chess.Board, time_limit: float) -> str:
+    move, _ = Engine(board, deadline=time.monotonic() + time_limit).search()
+    return move.uci()
+
+
+# -- Stockfish --------------------------------------------------------------------------
+
+
+class StockfishPool:
+    """Long-lived Stockfish processes on one event loop, one per concurrent search."""
+
+    def __init__(self, path: str, size: int) -> None:
+        self.path = path
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._idle: list[tuple[asyncio.SubprocessTransport, chess.engine.UciProtocol]] = []
+        self._all: list[tuple[asyncio.SubprocessTransport, chess.engine.UciProtocol]] = []
+        self._slots = asyncio.Semaphore(size)
+
+    @contextlib.asynccontextmanager
+    async def engine(self) -> AsyncIterator[chess.engine.UciProtocol]:
+        async with self._slots:
+            if self._idle:
+                entry = self._idle.pop()
+            else:
+                entry = await chess.engine.popen_uci(self.path)
+                await entry[1].configure({"Threads": 1, "Hash": 16})
+                self._all.append(entry)
+            healthy = False
+            try:
+                yield entry[1]
+                healthy = True
+            finally:
+                if healthy and entry[0].get_returncode() is None:
+                    self._idle.append(entry)
+                else:
+                    # Interrupted mid-command: its state is unknown, so it goes.
+                    self._all.remove(entry)
+                    entry[0].close()
+
+    def close(self) -> None:
+        """Kill every engine process (closing the transport kills the child)."""
+        for transport, _ in self._all:
+            if self.loop is not None and not self.loop.is_closed():
+                transport.close()
+            else:
+                pid = transport.get_pid()
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)
+        self._all.clear()
+        self._idle.clear()
+
+
+_stockfish_pools: dict[asyncio.AbstractEventLoop, StockfishPool] = {}
+_stockfish_lock = threading.Lock()
+
+
+def _stockfish_pool(path: str) -> StockfishPool:
+    loop = asyncio.get_running_loop()
+    with _stockfish_lock:
+        for other in [other for other in _stockfish_pools if other.is_closed()]:
+            _stockfish_pools.pop(other).close()
+        pool = _stockfish_pools.get(loop)
+        if pool is None:
+            pool = StockfishPool(path, os.cpu_count() or 1)
+            pool.loop = loop
+            _stockfish_pools[loop] = pool
+        return pool
+
+
+def _engine_info(board: chess.Board, info: chess.engine.InfoDict) -> SearchInfo | None:
+    score = info.get("score")
+    if score is None or "depth" not in info:
+        return None
+    pv: list[Any] = [move.uci() for move in info.get("pv", [])]
+    return SearchInfo(
+        depth=info["depth"],
+        score=score.pov(board.turn).score(mate_score=MATE) or 0,
+        pv=pv,
+        nodes=info.get("nodes", 0),
+    )
+
+
+async def stockfish_search(
+    path: str,
+    board: chess.Board,
+    *,
+    level: int,
+    limit: SearchLimit,
+    on_progress: ProgressCallback | None,
+) -> SearchResult:
+    engine_limit = chess.engine.Limit(time=limit.time, depth=limit.depth, nodes=limit.nodes)
+    async with _stockfish_pool(path).engine() as engine:
+        await engine.configure({"Skill Level": skill_level(level)})
+        last: SearchInfo | None = None
+        sent_at = 0.0
+        with await engine.analysis(board, engine_limit) as analysis:
+            async for info in analysis:
+                current = _engine_info(board, info)
+                if current is None:
+                    continue
+                last = current
+                now = time.monotonic()
+                if on_progress is not None and now - sent_at >= PROGRESS_INTERVAL:
+                    sent_at = now
+                    on_progress(current)
+            best = await analysis.wait()
+    if best.move is None:
+        raise RuntimeError("Stockfish returned no move")
+    move = best.move.uci()
+    if last is None:
+        last = SearchInfo(depth=0, score=0, pv=[move], nodes=0)
+    elif not last.pv or last.pv[0] != move:
+        # Below full skill Stockfish may play another move than its main line.
+        last = SearchInfo(depth=last.depth, score=last.score, pv=[move], nodes=last.nodes)
+    if on_progress is not None:
+        on_progress(last)
+    return SearchResult(move=move, info=last)
+
+
+_sync_engine: chess.engine.SimpleEngine | None = None
+
+
+def best_move(fen: str, *, time_limit: float, engine: str = "builtin") -> str:
+    """The engine's move (UCI) for `fen` after `time_limit` seconds; for scripts."""
+    global _sync_engine
+    board = chess.Board(fen)
+    if engine == "builtin":
+        return _builtin_best_move(board, time_limit)
+    if engine != "stockfish":
+        raise ValueError(f"unknown engine {engine!r}: use 'builtin' or 'stockfish'")
+    path = stockfish_path()
+    if path is None:
+        raise RuntimeError("Stockfish is not installed")
+    if _sync_engine is None:
+        _sync_engine = chess.engine.SimpleEngine.popen_uci(path)
+        _sync_engine.configure({"Threads": 1, "Hash": 16})
+    result = _sync_engine.play(board, chess.engine.Limit(time=time_limit))
+    if result.move is None:
+        raise RuntimeError("Stockfish returned no move")
+    return result.move.uci()
+
+
+def close_engines() -> None:
+    """Stop every Stockfish process this module started."""
+    global _sync_engine
+    with _stockfish_lock:
+        for pool in _stockfish_pools.values():
+            pool.close()
+        _stockfish_pools.clear()
+    if _sync_engine is not None:
+        _sync_engine.close()
+        _sync_engine = None
+
+
+# -- agents -----------------------------------------------------------------------------
+
+
+class BuiltinChessAgent(PooledAgent):
+    """The pure-Python engine only (what ChessAgent falls back to)."""
+
+    game_type: ClassVar[str] = "chess"
+
+    def default_limit(self) -> SearchLimit:
+        return SearchLimit(time=LEVEL_TIME[self.level], depth=LEVEL_DEPTH[self.level])
+
+    def job(self, state: GameState, limit: SearchLimit) -> tuple[SearchJob, tuple[Any, ...]]:
+        assert isinstance(state, ChessState)
+        noise = LEVEL_NOISE[self.level]
+        return builtin_job, (state.start_fen, list(state.history), limit, noise)
+
+
+_fallback_logged = False
+
+
+class ChessAgent(Agent):
+    """Stockfish when present, else the built-in engine (said once in the log)."""
+
+    game_type: ClassVar[str] = "chess"
+
+    def __init__(self, level: int = 5, *, engine: str | None = None) -> None:
+        super().__init__(level)
+        if engine not in (None, "stockfish", "builtin"):
+            raise ValueError(f"unknown engine {engine!r}")
+        self.stockfish = stockfish_path() if engine != "builtin" else None
+        if engine == "stockfish" and self.stockfish is None:
+            raise RuntimeError("Stockfish is not installed")
+        if self.stockfish is None and engine is None:
+            global _fallback_logged
+            if not _fallback_logged:
+                _fallback_logged = True
+                log.info("Stockfish not found; chess AI uses the built-in engine")
+        self._builtin = BuiltinChessAgent(level)
+
+    @property
+    def engine(self) -> str:
+        return "stockfish" if self.stockfish else "builtin"
+
+    async def search(
+        self,
+        state: GameState,
+        *,
+        limit: SearchLimit | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> SearchResult:
+        if self.stockfish is None:
+            return await self._builtin.search(state, limit=limit, on_progress=on_progress)
+        assert isinstance(state, ChessState)
+        if state.result is not None:
+            raise ValueError("the game is over: there is no move to search for")
+        return await stockfish_search(
+            self.stockfish,
+            board_from(state.start_fen, state.history),
+            level=self.level,
+            limit=limit or SearchLimit(time=LEVEL_TIME[self.level]),
+            on_progress=on_progress,
+        )
