@@ -1,0 +1,1 @@
+"""Load generator and benchmarks for gamesocket; see docs/benchmarks.md. Run: python -m bench."""

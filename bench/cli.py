@@ -1,0 +1,260 @@
+"""`python -m bench`: run the scenarios against gamesocket and the reference, then report.
+
+Every (scenario, target) pair gets a fresh server process, so one scenario's leftovers
+never skew the next and a single scenario can be rerun alone:
+
+    python -m bench --scenarios fanout --spectators 1000 --targets gamesocket
+    python -m bench --quick                       # a small smoke run of everything
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+import traceback
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from bench import report, scenarios
+from bench.client import Lobby, ReferenceLobby, RestLobby
+from bench.targets import (
+    ServerProcess,
+    gamesocket_command,
+    gamesocket_server,
+    migrate_command_available,
+    postgres_available,
+    postgres_database,
+    raise_fd_limit,
+    reference_server,
+)
+
+SCENARIOS = ("connections", "fanout", "throughput", "loop")
+TARGETS = ("gamesocket", "reference")
+# Used for the reference's padding when gamesocket's own update size was not measured
+# in this run (about a mid-game chess snapshot).
+DEFAULT_UPDATE_BYTES = 900
+
+Measurement = Coroutine[Any, Any, dict[str, Any]]
+Scenario = Callable[[ServerProcess, Lobby], Measurement]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
+
+
+def _names(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        names = [part for part in text.split(",") if part]
+        unknown = sorted(set(names) - set(allowed))
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {unknown}; choose from {allowed}")
+        return names
+
+    return parse
+
+
+QUICK = {"connections": [200, 500], "spectators": [20, 100], "moves": 10, "games": 20,
+         "rounds": 2, "searches": 2, "ai_level": 3, "loop_seconds": 3.0, "workers": 2}  # fmt: skip
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", type=_names(SCENARIOS), default=list(SCENARIOS))
+    parser.add_argument("--targets", type=_names(TARGETS), default=list(TARGETS))
+    parser.add_argument("--stores", type=_names(("sqlite", "postgres")),
+                        default=["sqlite", "postgres"], help="stores for throughput")  # fmt: skip
+    parser.add_argument("--connections", type=_ints, default=[1000, 5000, 10000],
+                        help="idle socket counts, opened cumulatively")  # fmt: skip
+    parser.add_argument("--spectators", type=_ints, default=[100, 1000, 5000])
+    parser.add_argument("--moves", type=int, default=50, help="moves per fan-out run")
+    parser.add_argument("--interval-ms", type=float, default=100.0)
+    parser.add_argument("--games", type=int, default=200, help="concurrent games (throughput)")
+    parser.add_argument("--rounds", type=int, default=5, help="games in a row per slot")
+    parser.add_argument("--searches", type=int, default=8, help="AI games during loop health")
+    parser.add_argument("--ai-level", type=int, default=10)
+    parser.add_argument("--loop-seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=3, help="spectator client processes")
+    parser.add_argument("--out", type=Path, default=report.RESULTS_DIR)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    return args
+
+
+@contextlib.asynccontextmanager
+async def _server(
+    target: str, database_url: str | None, update_bytes: int, busy: int
+) -> AsyncIterator[tuple[ServerProcess, Lobby]]:
+    """A fresh server process for one measurement, and a lobby for it."""
+    if target == "reference":
+        with reference_server(update_bytes, busy) as server:
+            yield server, ReferenceLobby()
+        return
+    with gamesocket_server(database_url) as server:
+        lobby = RestLobby(server.http_url)
+        try:
+            yield server, lobby
+        finally:
+            await lobby.aclose()
+
+
+async def _attempt(label: str, run: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run one measurement; an error is recorded and the run goes on."""
+    print(f"[bench] {label} ...", flush=True)
+    started = time.monotonic()
+    try:
+        result = await run()
+    except Exception as error:
+        traceback.print_exc()
+        return {"error": f"{type(error).__name__}: {error}"}
+    print(f"[bench] {label} done in {time.monotonic() - started:.1f} s", flush=True)
+    return result
+
+
+class Run:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.notes: list[str] = []
+        self.update_bytes = DEFAULT_UPDATE_BYTES
+
+    def targets(self) -> list[str]:
+        if "gamesocket" in self.args.targets and gamesocket_command() is None:
+            self.notes.append("gamesocket is not installed in this virtualenv: skipped")
+            return [t for t in self.args.targets if t != "gamesocket"]
+        return list(self.args.targets)
+
+    async def measure(
+        self, label: str, target: str, scenario: Scenario, busy: int = 0,
+        database_url: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        async def run() -> dict[str, Any]:
+            async with _server(target, database_url, self.update_bytes, busy) as (server, lobby):
+                return await scenario(server, lobby)
+
+        result: dict[str, Any] = await _attempt(f"{label} on {target}", run)
+        return result
+
+    async def connections(self) -> dict[str, Any]:
+        a = self.args
+
+        def scenario(server: ServerProcess, lobby: Lobby) -> Measurement:
+            return scenarios.connections(server, lobby, a.connections, a.workers)
+
+        return {t: await self.measure("connections", t, scenario) for t in self.targets()}
+
+    async def fanout(self) -> dict[str, Any]:
+        a = self.args
+        results: dict[str, Any] = {}
+        for target in self.targets():
+            points = []
+            for n in a.spectators:
+
+                def scenario(server: ServerProcess, lobby: Lobby, n: int = n) -> Measurement:
+                    return scenarios.fanout(
+                        server, lobby, n, a.moves, a.interval_ms / 1000, a.workers
+                    )
+
+                point = await self.measure(f"fanout N={n}", target, scenario)
+                points.append({"n": n, **point})
+                if target == "gamesocket" and point.get("update_bytes_mean"):
+                    # The reference then pushes frames of the same size.
+                    self.update_bytes = point["update_bytes_mean"]
+            results[target] = {"points": points}
+        results["reference_update_bytes"] = self.update_bytes
+        return results
+
+    async def throughput(self) -> dict[str, Any]:
+        a = self.args
+
+        def scenario(server: ServerProcess, lobby: Lobby) -> Measurement:
+            return scenarios.throughput(server, lobby, a.games, a.rounds)
+
+        results: dict[str, Any] = {}
+        for target in self.targets():
+            if target == "reference":
+                results["reference"] = await self.measure("throughput", target, scenario)
+                continue
+            for store in a.stores:
+                label = f"throughput ({store})"
+                if store == "sqlite":
+                    results[f"gamesocket-{store}"] = await self.measure(label, target, scenario)
+                    continue
+                skipped = await self._postgres_missing()
+                if skipped:
+                    self.notes.append(skipped)
+                    results[f"gamesocket-{store}"] = {"skipped": skipped}
+                    continue
+                try:
+                    async with postgres_database() as url:
+                        results[f"gamesocket-{store}"] = await self.measure(
+                            label, target, scenario, database_url=url
+                        )
+                except Exception as error:  # the database could not be set up
+                    results[f"gamesocket-{store}"] = {"error": f"{type(error).__name__}: {error}"}
+        return results
+
+    @staticmethod
+    async def _postgres_missing() -> str | None:
+        if not await postgres_available():
+            return "Postgres is not reachable at 127.0.0.1:5432: throughput on Postgres skipped"
+        if not migrate_command_available():
+            return "`gamesocket migrate --bootstrap-local` does not exist yet: Postgres skipped"
+        return None
+
+    async def loop(self) -> dict[str, Any]:
+        a = self.args
+
+        def scenario(server: ServerProcess, lobby: Lobby) -> Measurement:
+            return scenarios.loop_health(server, lobby, a.searches, a.ai_level, a.loop_seconds)
+
+        return {t: await self.measure("loop", t, scenario, busy=a.searches) for t in self.targets()}
+
+    async def all(self) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        for name in SCENARIOS:
+            if name in self.args.scenarios:
+                results[name] = await getattr(self, name)()
+        return results
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a killed harness still cleans up
+    fd_limit = raise_fd_limit()
+    needed = max([*args.connections, *args.spectators]) + 100
+    run = Run(args)
+    if fd_limit < needed:
+        run.notes.append(f"RLIMIT_NOFILE is {fd_limit}: the largest sizes may fail")
+    started = time.monotonic()
+    scenario_results = asyncio.run(run.all())
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    result = {
+        "machine": {**report.machine_info(), "rlimit_nofile": fd_limit},
+        "config": config,
+        "seconds": round(time.monotonic() - started, 1),
+        "notes": run.notes,
+        "scenarios": scenario_results,
+    }
+    rows = report.summarize(scenario_results)
+    result["summary"] = rows
+    json_path, png_path = report.write(result, args.out)
+    print(report.markdown_table(rows))
+    for note in run.notes:
+        print(f"note: {note}")
+    print(f"[bench] results: {json_path}" + (f", plot: {png_path}" if png_path else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

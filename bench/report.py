@@ -1,0 +1,170 @@
+"""Results: machine facts, the comparison table (ours, reference, ratio, target), plot."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.targets import PROJECT_ROOT
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+        text=True, check=False, timeout=10,
+    ).stdout.strip()  # fmt: skip
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(), "cpu": cpu, "mem_gib": round(mem_kib / 2**20, 1),
+        "python": sys.version.split()[0], "platform": platform.platform(),
+        "git_commit": commit,
+    }  # fmt: skip
+
+
+def _ratio(ours: float | None, reference: float | None) -> float | None:
+    if ours is None or reference is None or reference == 0 or math.isnan(ours + reference):
+        return None
+    return round(ours / reference, 2)
+
+
+def _by_n(points: list[dict[str, Any]] | None) -> dict[int, dict[str, Any]]:
+    return {p["n"]: p for p in points or []}
+
+
+def _row(
+    scenario: str, metric: str, ours: float | None, ref: float | None, target: str = "",
+    meets: bool | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    return {"scenario": scenario, "metric": metric, "ours": ours, "reference": ref,
+            "ratio": _ratio(ours, ref), "target": target, "meets": meets}  # fmt: skip
+
+
+def summarize(scenarios: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per compared figure; `meets` is judged only where the issue set a target."""
+    rows = []
+    conn = scenarios.get("connections", {})
+    ours, ref = (_by_n(conn.get(t, {}).get("points")) for t in ("gamesocket", "reference"))
+    for n in sorted(ours.keys() | ref.keys()):
+        value = ours.get(n, {}).get("kib_per_connection")
+        target = "< 20 KiB" if n == 5000 else ""
+        meets = value < 20 if n == 5000 and value is not None else None
+        rows.append(_row("connections", f"KiB per idle socket, N={n}", value,
+                         ref.get(n, {}).get("kib_per_connection"), target, meets))  # fmt: skip
+    fan = scenarios.get("fanout", {})
+    ours, ref = (_by_n(fan.get(t, {}).get("points")) for t in ("gamesocket", "reference"))
+    for n in sorted(ours.keys() | ref.keys()):
+        for q in ("p50", "p99"):
+            value = ours.get(n, {}).get("latency", {}).get(f"{q}_ms")
+            ref_value = ref.get(n, {}).get("latency", {}).get(f"{q}_ms")
+            row = _row("fanout", f"{q} ms, {n} spectators", value, ref_value)
+            if n == 1000 and q == "p99":
+                row["target"] = "<= 1.5x reference"
+                row["meets"] = None if row["ratio"] is None else row["ratio"] <= 1.5
+            rows.append(row)
+    thr = scenarios.get("throughput", {})
+    ref_rate = thr.get("reference", {}).get("moves_per_s")
+    stores = [s for s in ("sqlite", "postgres") if f"gamesocket-{s}" in thr]
+    if ref_rate is not None and not stores:
+        rows.append(_row("throughput", "moves/s", None, ref_rate))
+    for store in stores:
+        result = thr[f"gamesocket-{store}"]
+        value = result.get("moves_per_s")
+        target, meets = ("", None)
+        if store == "sqlite":
+            target, meets = ">= 2000 moves/s", None if value is None else value >= 2000
+        rows.append(_row("throughput", f"moves/s, {store}", value, ref_rate, target, meets))
+    loop = scenarios.get("loop", {})
+    for phase in ("idle_ping", "busy_ping"):
+        value = loop.get("gamesocket", {}).get(phase, {}).get("p99_ms")
+        ref_value = loop.get("reference", {}).get(phase, {}).get("p99_ms")
+        label = "ping p99 ms, idle" if phase == "idle_ping" else "ping p99 ms, searches running"
+        target, meets = ("", None)
+        if phase == "busy_ping":
+            target, meets = "< 10 ms", None if value is None else value < 10
+        rows.append(_row("loop", label, value, ref_value, target, meets))
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    def cell(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "n/a"
+        if isinstance(value, bool):
+            return "yes" if value else "**no**"
+        return str(value)
+
+    lines = ["| scenario | figure | gamesocket | reference | ratio | target | met |",
+             "| --- | --- | ---: | ---: | ---: | --- | --- |"]  # fmt: skip
+    for r in rows:
+        lines.append(
+            f"| {r['scenario']} | {r['metric']} | {cell(r['ours'])} | {cell(r['reference'])} "
+            f"| {cell(r['ratio'])} | {r['target']} | {cell(r['meets'])} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(scenarios: dict[str, Any], path: Path) -> bool:
+    """Fan-out latency percentiles vs N and KiB per socket vs N; False if no data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fan, conn = scenarios.get("fanout", {}), scenarios.get("connections", {})
+    if not any(fan.get(t, {}).get("points") for t in ("gamesocket", "reference")):
+        return False
+    figure, (latency_ax, memory_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    styles = {"gamesocket": "-", "reference": "--"}
+    colours = {"p50_ms": "tab:green", "p95_ms": "tab:blue", "p99_ms": "tab:orange",
+               "max_ms": "tab:red"}  # fmt: skip
+    for target, style in styles.items():
+        points = [p for p in fan.get(target, {}).get("points", []) if p["latency"]["count"]]
+        for key, colour in colours.items():
+            latency_ax.plot([p["n"] for p in points], [p["latency"][key] for p in points],
+                            style, marker="o", color=colour,
+                            label=f"{target} {key.removesuffix('_ms')}")  # fmt: skip
+        conn_points = conn.get(target, {}).get("points", [])
+        memory_ax.plot([p["n"] for p in conn_points],
+                       [p["kib_per_connection"] for p in conn_points], style, marker="o",
+                       label=target)  # fmt: skip
+    latency_ax.set(xscale="log", yscale="log", xlabel="spectators of one game",
+                   ylabel="move sent -> update received (ms)",
+                   title="Fan-out latency (a move every 100 ms)")  # fmt: skip
+    latency_ax.legend(fontsize=7, ncol=2)
+    latency_ax.grid(True, which="both", alpha=0.3)
+    memory_ax.axhline(20, color="grey", linestyle=":", label="target 20 KiB")
+    memory_ax.set(xscale="log", xlabel="idle sockets", ylabel="server RSS per socket (KiB)",
+                  title="Memory per idle connection")  # fmt: skip
+    memory_ax.legend(fontsize=8)
+    memory_ax.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def write(result: dict[str, Any], out_dir: Path = RESULTS_DIR) -> tuple[Path, Path | None]:
+    """`<out>/<UTC stamp>.json` and, when there is fan-out data, the matching PNG."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = result["machine"]["date"].replace(":", "").replace("+0000", "Z")
+    json_path = out_dir / f"{stamp}.json"
+    png_path = out_dir / f"{stamp}.png"
+    has_plot = plot(result["scenarios"], png_path)
+    result["plot"] = png_path.name if has_plot else None
+    json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return json_path, png_path if has_plot else None

@@ -1,0 +1,314 @@
+"""The four scenarios, each run the same way against gamesocket and the reference.
+
+A scenario gets a running server (`ServerProcess`) and a `Lobby` for it and returns a
+JSON-ready dict. It knows nothing of the server's internals: only PROTOCOL.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import chess
+import msgspec
+from websockets.asyncio.client import ClientConnection
+
+from bench.client import Lobby, decode, open_player, open_socket, percentiles, read_until, ws_url
+from bench.targets import ServerProcess
+from bench.workers import SpectatorPool
+
+T = TypeVar("T")
+SETUP_CONCURRENCY = 32
+# A tic-tac-toe game that uses all nine cells and ends drawn (board_full): the most
+# moves per game set up. x plays the even plies.
+DRAWN_TICTACTOE = (0, 1, 2, 4, 3, 5, 7, 6, 8)
+_encode = msgspec.json.Encoder().encode
+
+
+async def gather_bounded(jobs: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(job: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await job()
+
+    return await asyncio.gather(*(one(job) for job in jobs))
+
+
+def chess_line(plies: int, seed: int = 7) -> list[str]:
+    """A legal line of `plies` UCI moves that never ends the game (no mate, no draw
+    claim), so a spectated game lasts as long as the scenario needs."""
+    board, rng, line = chess.Board(), random.Random(seed), []
+    for _ in range(plies):
+        moves = list(board.legal_moves)
+        rng.shuffle(moves)
+        for move in moves:
+            board.push(move)
+            if not board.is_game_over(claim_draw=True):
+                break
+            board.pop()
+        else:
+            raise RuntimeError("no move keeps the game going; pick another seed")
+        line.append(board.peek().uci())
+    return line
+
+
+async def _two_player_game(
+    lobby: Lobby, server: ServerProcess, game_type: str, seats: tuple[str, str]
+) -> tuple[str, dict[str, ClientConnection]]:
+    """A human-vs-human game with both players' sockets open: (game_id, seat -> socket)."""
+    first, second = await lobby.guest(), await lobby.guest()
+    game_id = await lobby.create_game(first, game_type, {seats[0]: "me"}, {})
+    await lobby.join(second, game_id, seats[1])
+    sockets = {}
+    for token in (first, second):  # in seat order: the reference seats by arrival
+        ws, seat, _ = await open_player(ws_url(server.ws_url, game_type, game_id, token))
+        sockets[seat] = ws
+    if set(sockets) != set(seats):
+        raise RuntimeError(f"players got seats {sorted(sockets)}, expected {seats}")
+    return game_id, sockets
+
+
+async def _close_all(sockets: Iterable[ClientConnection]) -> None:
+    async def one(ws: ClientConnection) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(), 5)
+
+    await asyncio.gather(*(one(ws) for ws in sockets))
+
+
+# -- 1. connections held ------------------------------------------------------------------
+async def connections(
+    server: ServerProcess, lobby: Lobby, steps: list[int], workers: int, per_game: int = 100
+) -> dict[str, Any]:
+    """Idle spectator sockets, N at a time; server RSS per socket at each step.
+
+    Sockets are spread over games of `per_game` so presence notices stay bounded."""
+    token = await lobby.guest()
+    n_games = math.ceil(max(steps) / per_game)
+    games = await gather_bounded(
+        [lambda: lobby.create_game(token, "chess", {}, {})] * n_games, SETUP_CONCURRENCY
+    )
+    urls = [ws_url(server.ws_url, "chess", games[i // per_game]) for i in range(max(steps))]
+    await asyncio.sleep(1.0)
+    baseline = server.rss_kib()
+    points, opened = [], 0
+    with SpectatorPool(workers) as pool:
+        for step in steps:
+            started = time.monotonic()
+            reply = await asyncio.to_thread(pool.connect, urls[opened:step])
+            seconds = time.monotonic() - started
+            opened = step
+            await asyncio.sleep(2.0)  # let the server settle before reading its memory
+            rss = server.rss_kib()
+            seen = await asyncio.to_thread(pool.collect, 0, 0.0)
+            open_now = seen["sockets"] - seen["closed"]
+            points.append({
+                "n": step, "open": open_now, "failed": reply["failed"], "errors": reply["errors"],
+                "connect_seconds": round(seconds, 2), "rss_kib": rss,
+                "kib_per_connection": round((rss - baseline) / max(open_now, 1), 2),
+            })  # fmt: skip
+    return {"baseline_rss_kib": baseline, "games": n_games, "points": points}
+
+
+# -- 2. fan-out -----------------------------------------------------------------------------
+@dataclass
+class _MoverLog:
+    expected: int  # moves that will be sent
+    sent_ns: dict[str, int] = field(default_factory=dict)
+    acked: dict[str, int] = field(default_factory=dict)  # move id -> version
+    update_bytes: list[int] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # all acked, or a socket ended
+
+
+async def _drain_player(ws: ClientConnection, log: _MoverLog) -> None:
+    try:
+        async for raw in ws:
+            message = decode(raw)
+            if message.type == "ack" and message.ref is not None and message.version is not None:
+                log.acked[message.ref] = message.version
+                if len(log.acked) >= log.expected:
+                    log.done.set()
+            elif message.type == "update":
+                log.update_bytes.append(len(raw))
+            elif message.type == "error":
+                raise RuntimeError(f"move refused: {message.code}: {message.message}")
+    finally:
+        log.done.set()
+
+
+async def fanout(
+    server: ServerProcess, lobby: Lobby, n_spectators: int, moves: int, interval: float,
+    workers: int,
+) -> dict[str, Any]:  # fmt: skip
+    """One chess game, N spectators, a move every `interval` s; send -> arrival latency."""
+    game_id, players = await _two_player_game(lobby, server, "chess", ("white", "black"))
+    log = _MoverLog(expected=moves)
+    drains = [asyncio.create_task(_drain_player(ws, log)) for ws in players.values()]
+    try:
+        with SpectatorPool(workers) as pool:
+            started = time.monotonic()
+            reply = await asyncio.to_thread(
+                pool.connect, [ws_url(server.ws_url, "chess", game_id)] * n_spectators
+            )
+            connect_seconds = time.monotonic() - started
+            await asyncio.sleep(0.5)
+            begin = time.monotonic()
+            for ply, move in enumerate(chess_line(moves)):
+                await asyncio.sleep(max(0.0, begin + ply * interval - time.monotonic()))
+                move_id = f"m{ply}"
+                log.sent_ns[move_id] = time.monotonic_ns()
+                seat = "white" if ply % 2 == 0 else "black"
+                await players[seat].send(_encode({"type": "move", "id": move_id, "move": move}))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(log.done.wait(), 30)
+            last_version = max(log.acked.values(), default=0)
+            seen = await asyncio.to_thread(pool.collect, last_version, 30.0)
+    finally:
+        await _close_all(players.values())
+        await asyncio.gather(*drains, return_exceptions=True)
+    samples = [
+        arrived - log.sent_ns[move_id]
+        for move_id, version in log.acked.items()
+        for arrived in seen["arrivals"].get(version, [])
+    ]
+    expected = len(log.acked) * n_spectators
+    return {
+        "n": n_spectators, "open": reply["open"], "failed": reply["failed"],
+        "errors": reply["errors"], "connect_seconds": round(connect_seconds, 2),
+        "moves_sent": moves, "moves_acked": len(log.acked),
+        "deliveries": len(samples), "deliveries_expected": expected,
+        "spectators_complete": seen["complete"], "gaps": seen["gaps"], "closed": seen["closed"],
+        "update_bytes_mean": round(sum(log.update_bytes) / max(len(log.update_bytes), 1)),
+        "latency": percentiles(samples),
+    }  # fmt: skip
+
+
+# -- 3. throughput --------------------------------------------------------------------------
+async def _play_drawn_game(sockets: dict[str, ClientConnection], game_no: int) -> list[int]:
+    """Play DRAWN_TICTACTOE as fast as acks return; returns each move's send->ack ns."""
+    latencies = []
+    for ply, cell in enumerate(DRAWN_TICTACTOE):
+        ws = sockets["x" if ply % 2 == 0 else "o"]
+        move_id = f"g{game_no}p{ply}"
+        sent = time.monotonic_ns()
+        await ws.send(_encode({"type": "move", "id": move_id, "move": cell}))
+        await read_until(ws, "ack", move_id)
+        latencies.append(time.monotonic_ns() - sent)
+    return latencies
+
+
+async def throughput(
+    server: ServerProcess, lobby: Lobby, games: int, rounds: int
+) -> dict[str, Any]:
+    """`games` tic-tac-toe games at once, `rounds` games in a row per slot; moves/s.
+
+    Games are created and their sockets opened before the clock starts, so the figure
+    is the move path: frame in, rules, store, publish, ack and update out."""
+    started = time.monotonic()
+    setups = await gather_bounded(
+        [lambda: _two_player_game(lobby, server, "tictactoe", ("x", "o"))] * (games * rounds),
+        SETUP_CONCURRENCY,
+    )
+    setup_seconds = time.monotonic() - started
+    slots = [setups[i::games] for i in range(games)]
+
+    async def play_slot(slot_no: int) -> list[int]:
+        latencies = []
+        for round_no, (_, sockets) in enumerate(slots[slot_no]):
+            latencies += await _play_drawn_game(sockets, slot_no * rounds + round_no)
+        return latencies
+
+    try:
+        began = time.monotonic()
+        per_slot = await asyncio.gather(*(play_slot(i) for i in range(games)))
+        elapsed = time.monotonic() - began
+        finished = await _count_finished(setups)
+    finally:
+        await _close_all(ws for _, sockets in setups for ws in sockets.values())
+    latencies = [ns for slot in per_slot for ns in slot]
+    return {
+        "games": games * rounds, "concurrent": games, "moves": len(latencies),
+        "seconds": round(elapsed, 3), "moves_per_s": round(len(latencies) / elapsed, 1),
+        "setup_seconds": round(setup_seconds, 2), "games_finished": finished,
+        "ack_latency": percentiles(latencies),
+    }  # fmt: skip
+
+
+async def _count_finished(setups: list[tuple[str, dict[str, ClientConnection]]]) -> int | None:
+    """Games whose last update says `finished` (None when the server never says so, as
+    the rule-less reference does)."""
+
+    async def status(ws: ClientConnection) -> str | None:
+        last = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                while True:
+                    message = decode(await ws.recv())
+                    if message.type == "update":
+                        last = message.status
+        return last
+
+    # x plays the last move and may have read the last update while awaiting its ack;
+    # o has not read past its own last ack, so the final update is still queued there.
+    statuses = await asyncio.gather(*(status(sockets["o"]) for _, sockets in setups))
+    finished = sum(s == "finished" for s in statuses)
+    return finished if finished else None
+
+
+# -- 4. loop health -------------------------------------------------------------------------
+async def _ping_rtts(ws: ClientConnection, seconds: float, interval: float) -> list[int]:
+    rtts = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sent = time.monotonic_ns()
+        await ws.send('{"type":"ping"}')
+        await read_until(ws, "pong")
+        rtts.append(time.monotonic_ns() - sent)
+        await asyncio.sleep(interval)
+    return rtts
+
+
+async def _count_messages(ws: ClientConnection, counts: dict[str, int]) -> None:
+    with contextlib.suppress(Exception):
+        async for raw in ws:
+            kind = decode(raw).type
+            counts[kind] = counts.get(kind, 0) + 1
+
+
+async def loop_health(
+    server: ServerProcess, lobby: Lobby, searches: int, level: int, seconds: float,
+    interval: float = 0.05, game_type: str = "chess",
+) -> dict[str, Any]:  # fmt: skip
+    """Ping RTT on a quiet game, first idle, then while `searches` AI-vs-AI games run."""
+    token = await lobby.guest()
+    quiet = await lobby.create_game(token, game_type, {}, {})
+    pinger = await open_socket(ws_url(server.ws_url, game_type, quiet))
+    counts: dict[str, int] = {}
+    watchers: list[ClientConnection] = []
+    readers: list[asyncio.Task[None]] = []
+    try:
+        await read_until(pinger, "state")
+        idle = await _ping_rtts(pinger, seconds / 3, interval)
+        ai = {"kind": "ai", "level": level}
+        seats = dict(zip(("white", "black"), (ai, ai), strict=True))
+        for _ in range(searches):
+            game_id = await lobby.create_game(token, game_type, seats, {"ai_delay_ms": 0})
+            watchers.append(await open_socket(ws_url(server.ws_url, game_type, game_id)))
+        readers = [asyncio.create_task(_count_messages(ws, counts)) for ws in watchers]
+        await asyncio.sleep(1.0)  # searches under way before measuring
+        busy = await _ping_rtts(pinger, seconds, interval)
+    finally:
+        await _close_all([pinger, *watchers])
+        await asyncio.gather(*readers, return_exceptions=True)
+    return {
+        "searches": searches, "level": level, "game_type": game_type, "seconds": seconds,
+        "idle_ping": percentiles(idle), "busy_ping": percentiles(busy),
+        "ai_updates_seen": counts.get("update", 0), "thinking_seen": counts.get("thinking", 0),
+    }  # fmt: skip
