@@ -1,0 +1,304 @@
+"""`GameStore` on PostgreSQL / Supabase (asyncpg, pooled), with row-level security deciding.
+
+Every call runs in one transaction as its actor, exactly as PostgREST runs a request:
+`role` is switched to `authenticated` (a signed-in user), `anon` or `gamesocket_server`
+(`Actor.SERVER`), and `request.jwt.claims` holds the user's claims, so `auth.uid()` and
+the policies of `migrations/` see the same identity they would see through the API.
+The schema comes from the migrations (`gamesocket migrate`), not from this class.
+
+A change is one call of `gamesocket.append_event`, which locks the game row, checks the
+version and appends the event and the new row together; its error codes map to
+`StaleVersion`, `DuplicateRequest` and `NotPermitted`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from games import get_game_class
+from socket_server.store.base import (
+    Actor,
+    DuplicateRequest,
+    EventRecord,
+    GameRecord,
+    GameStatus,
+    NotPermitted,
+    StaleVersion,
+    StoreError,
+)
+from socket_server.store.memory import check_event_matches
+
+SERVER_ROLE = "gamesocket_server"
+# SQLSTATEs raised by gamesocket.append_event (migrations/*_gamesocket_rls.sql).
+STALE_VERSION_SQLSTATE = "GS409"
+DUPLICATE_REQUEST_SQLSTATE = "GS208"
+INSUFFICIENT_PRIVILEGE_SQLSTATE = "42501"
+
+_GAME_COLUMNS = (
+    "id::text, game_type, status, seats, state, version, public, options,"
+    " created_by::text, created_at, updated_at"
+)
+_EVENT_COLUMNS = (
+    "game_id::text, version, kind, seat, move, san, user_id::text, request_id, data, at"
+)
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+def _json(value: Any) -> str:
+    return _encode(value).decode()
+
+
+def _uuid(text: str | None) -> str | None:
+    """`text` if it is a UUID (every Supabase user and game id is one), else None."""
+    if text is None:
+        return None
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
+def _role_and_claims(actor: Actor) -> tuple[str, str]:
+    if actor.is_server:
+        return SERVER_ROLE, _json({"role": SERVER_ROLE})
+    if actor.user_id is None:
+        return "anon", _json({"role": "anon"})
+    # The verified claims, with the subject and role this call really runs as. A user id
+    # that is not a UUID cannot be a Supabase user: it runs with no subject, so owns nothing.
+    claims = {k: v for k, v in (actor.claims or {}).items() if k != "sub"}
+    subject = _uuid(actor.user_id)
+    if subject is not None:
+        claims["sub"] = subject
+    claims["role"] = "authenticated"
+    return "authenticated", _json(claims)
+
+
+def seat_to_move(game: GameRecord) -> str | None:
+    """The `turn` column: the seat the rules say is to move, None unless active.
+
+    None also when the state does not parse as its game type: the database then lets no
+    player move, which fails closed.
+    """
+    if game.status != "active":
+        return None
+    try:
+        return get_game_class(game.game_type).from_json(game.state).turn
+    except (KeyError, ValueError):
+        return None
+
+
+def _game_record(row: asyncpg.Record) -> GameRecord:
+    return GameRecord(
+        game_id=row["id"],
+        game_type=row["game_type"],
+        status=row["status"],
+        seats=_decode(row["seats"]),
+        state=_decode(row["state"]),
+        version=row["version"],
+        public=row["public"],
+        options=_decode(row["options"]),
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _event_record(row: asyncpg.Record) -> EventRecord:
+    return EventRecord(
+        game_id=row["game_id"],
+        version=row["version"],
+        kind=row["kind"],
+        seat=row["seat"],
+        move=_decode(row["move"]) if row["move"] is not None else None,
+        san=row["san"],
+        user_id=row["user_id"],
+        request_id=row["request_id"],
+        data=_decode(row["data"]),
+        at=row["at"],
+    )
+
+
+def _store_error(error: asyncpg.PostgresError) -> StoreError | None:
+    """The contract's error for a database error, or None for an unexpected one."""
+    code = error.sqlstate
+    if code == STALE_VERSION_SQLSTATE:
+        return StaleVersion(str(error))
+    if code == DUPLICATE_REQUEST_SQLSTATE:
+        return DuplicateRequest(int(error.detail or 0))
+    if code == INSUFFICIENT_PRIVILEGE_SQLSTATE:
+        return NotPermitted(str(error))
+    return None
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, prepared_statements: bool = True, max_connections: int = 10):
+        self.url = url
+        # Supabase's transaction-mode pooler (port 6543) cannot keep named prepared
+        # statements between transactions: without a cache asyncpg uses unnamed ones.
+        self.prepared_statements = prepared_statements
+        self.max_connections = max_connections
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        pool = await asyncpg.create_pool(
+            self.url,
+            min_size=1,
+            max_size=self.max_connections,
+            statement_cache_size=100 if self.prepared_statements else 0,
+        )
+        if await pool.fetchval("select to_regclass('public.games')") is None:
+            await pool.close()
+            raise RuntimeError("the database has no gamesocket tables: run `gamesocket migrate`")
+        self._pool = pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def _as(self, actor: Actor) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a transaction running as `actor`, as PostgREST would run it."""
+        if self._pool is None:
+            raise RuntimeError("PostgresStore.open() was not called")
+        role, claims = _role_and_claims(actor)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)",
+                role,
+                claims,
+            )
+            yield conn
+
+    async def health(self) -> bool:
+        if self._pool is None:
+            return False
+        try:
+            return await self._pool.fetchval("select 1") == 1
+        except (OSError, asyncpg.PostgresError):
+            return False
+
+    async def create_game(self, game: GameRecord, actor: Actor) -> None:
+        try:
+            async with self._as(actor) as conn:
+                await conn.execute(
+                    "insert into public.games (id, game_type, status, seats, state, version,"
+                    " turn, public, options, created_by, created_at, updated_at)"
+                    " values ($1, $2, $3, $4::json, $5::jsonb, $6, $7, $8, $9::jsonb, $10,"
+                    " $11, $12)",
+                    game.game_id,
+                    game.game_type,
+                    game.status,
+                    _json(game.seats),
+                    _json(game.state),
+                    game.version,
+                    seat_to_move(game),
+                    game.public,
+                    _json(game.options),
+                    game.created_by,
+                    game.created_at,
+                    game.updated_at,
+                )
+        except asyncpg.PostgresError as error:
+            raise _store_error(error) or error from None
+
+    async def get_game(self, game_id: str, actor: Actor) -> GameRecord | None:
+        if _uuid(game_id) is None:
+            return None
+        async with self._as(actor) as conn:
+            row = await conn.fetchrow(
+                f"select {_GAME_COLUMNS} from public.games where id = $1", game_id
+            )
+        return _game_record(row) if row is not None else None
+
+    async def list_games(
+        self,
+        actor: Actor,
+        *,
+        game_type: str | None = None,
+        status: GameStatus | None = None,
+        limit: int = 50,
+    ) -> list[GameRecord]:
+        async with self._as(actor) as conn:
+            rows = await conn.fetch(
+                f"select {_GAME_COLUMNS} from public.games"
+                " where ($1::text is null or game_type = $1)"
+                " and ($2::text is null or status = $2)"
+                " order by created_at desc, id desc limit $3",
+                game_type,
+                status,
+                max(limit, 0),
+            )
+        return [_game_record(row) for row in rows]
+
+    async def commit_change(self, game: GameRecord, event: EventRecord, actor: Actor) -> None:
+        check_event_matches(game, event)
+        if _uuid(game.game_id) is None:
+            raise StaleVersion(f"no game {game.game_id!r}")
+        try:
+            async with self._as(actor) as conn:
+                await conn.execute(
+                    "select gamesocket.append_event($1, $2, $3, $4::json, $5::jsonb, $6, $7,"
+                    " $8, $9, $10::jsonb, $11, $12, $13, $14::jsonb, $15)",
+                    game.game_id,
+                    game.version,
+                    game.status,
+                    _json(game.seats),
+                    _json(game.state),
+                    seat_to_move(game),
+                    game.updated_at,
+                    event.kind,
+                    event.seat,
+                    _json(event.move),
+                    event.san,
+                    event.user_id,
+                    event.request_id,
+                    _json(event.data),
+                    event.at,
+                )
+        except asyncpg.PostgresError as error:
+            raise _store_error(error) or error from None
+
+    async def events_after(self, game_id: str, version: int, actor: Actor) -> list[EventRecord]:
+        if _uuid(game_id) is None:
+            return []
+        async with self._as(actor) as conn:
+            rows = await conn.fetch(
+                f"select {_EVENT_COLUMNS} from public.game_events"
+                " where game_id = $1 and version > $2 order by version",
+                game_id,
+                version,
+            )
+        return [_event_record(row) for row in rows]
+
+    async def find_request(
+        self, game_id: str, user_id: str, request_id: str, actor: Actor
+    ) -> int | None:
+        if _uuid(game_id) is None or _uuid(user_id) is None:
+            return None
+        async with self._as(actor) as conn:
+            version: int | None = await conn.fetchval(
+                "select version from public.game_events"
+                " where game_id = $1 and user_id = $2 and request_id = $3",
+                game_id,
+                user_id,
+                request_id,
+            )
+        return version
+
+    async def active_ai_games(self) -> list[GameRecord]:
+        async with self._as(Actor.SERVER) as conn:
+            rows = await conn.fetch(
+                f"select {_GAME_COLUMNS} from public.games"
+                """ where status = 'active' and seats::jsonb @? '$.* ? (@.kind == "ai")'"""
+                " order by created_at, id"
+            )
+        return [_game_record(row) for row in rows]
