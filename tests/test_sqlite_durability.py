@@ -16,21 +16,23 @@ from socket_server.store.sqlite import SCHEMA_VERSION, SqliteStore
 from tests.conftest import PROJECT_ROOT
 from tests.test_store_contract import ALICE, make_game, next_version
 
-# Creates a game and commits moves as fast as it can, printing each version once
+# Creates a game and commits changes as fast as it can, printing each version once
 # commit_change has returned: that is the moment a client would be told "stored".
 CHILD = """
-import asyncio, sys
+import asyncio, dataclasses, sys
+from socket_server.store import Actor, EventRecord, GameRecord
 from socket_server.store.sqlite import SqliteStore
-from tests.test_store_contract import ALICE, make_game, next_version
 
 async def main(path, game_id):
     store = SqliteStore(path)
     await store.open()
-    game = make_game(game_id=game_id)
-    await store.create_game(game, ALICE)
+    game = GameRecord(game_id, "counter", "active", {}, {"history": []}, 0)
+    await store.create_game(game, Actor.SERVER)
     while True:
-        game, event = next_version(game, game.version, request_id=f"r{game.version}")
-        await store.commit_change(game, event, ALICE)
+        history = [*game.state["history"], game.version]
+        game = dataclasses.replace(game, version=game.version + 1, state={"history": history})
+        event = EventRecord(game_id, game.version, "move", move=game.version - 1)
+        await store.commit_change(game, event, Actor.SERVER)
         print(game.version, flush=True)
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
@@ -145,11 +147,11 @@ async def test_two_stores_on_one_file_race_with_one_winner(tmp_path: Path) -> No
         for store in stores:
             assert await store.get_game(game.game_id, ALICE) == winner
         # The next change builds on the winner, through either store.
-        following, event = next_version(winner, 99)
+        following, event = next_version(winner, 8)
         await stores[1].commit_change(following, event, ALICE)
         assert await stores[0].get_game(game.game_id, ALICE) == following
         with pytest.raises(StaleVersion):
-            await stores[0].commit_change(*next_version(winner, 98), ALICE)
+            await stores[0].commit_change(*next_version(winner, 8), ALICE)
     finally:
         for store in stores:
             await store.close()

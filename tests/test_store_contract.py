@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from games import GAME_TYPES
 from socket_server.settings import Settings
 from socket_server.store import (
     Actor,
@@ -25,10 +26,12 @@ from socket_server.store import (
     GameRecord,
     GameStore,
     MemoryStore,
+    Seat,
     StaleVersion,
     create_store,
 )
 from socket_server.store.sqlite import SqliteStore
+from tests.pgutil import postgres_store
 
 
 @asynccontextmanager
@@ -55,6 +58,7 @@ StoreFactory = Callable[[Path], AbstractAsyncContextManager[GameStore]]
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": memory_store,
     "sqlite": sqlite_store,
+    "postgres": postgres_store,
 }
 
 
@@ -64,27 +68,36 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield opened
 
 
-ALICE = Actor(user_id=str(uuid.uuid4()), claims={"sub": "alice"})
-BOB = Actor(user_id=str(uuid.uuid4()), claims={"sub": "bob"})
-CAROL = Actor(user_id=str(uuid.uuid4()), claims={"sub": "carol"})
+ALICE = Actor(user_id=str(uuid.uuid4()), claims={"sub": "alice", "role": "authenticated"})
+BOB = Actor(user_id=str(uuid.uuid4()), claims={"sub": "bob", "role": "authenticated"})
+CAROL = Actor(user_id=str(uuid.uuid4()), claims={"sub": "carol", "role": "authenticated"})
+ACTORS = {actor.user_id: actor for actor in (ALICE, BOB, CAROL)}
+AI: Seat = {"kind": "ai", "level": 5}
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
+# The games are real (states from the rules, moves legal, each made by the player whose
+# turn it is), so that a store which checks who may change what (Postgres under RLS)
+# runs this suite unchanged. Games are created by the server unless a test says so.
 
-def human(actor: Actor) -> dict[str, Any]:
+
+def human(actor: Actor) -> Seat:
     return {"kind": "human", "user_id": actor.user_id}
 
 
-def make_game(**fields: Any) -> GameRecord:
+def make_game(
+    game_type: str = "tictactoe", seats: tuple[Seat, Seat] = (None, None), **fields: Any
+) -> GameRecord:
+    """A new game at version 0; `seats` in turn order, default: alice, then bob."""
+    state_class = GAME_TYPES[game_type]
+    if seats == (None, None):
+        seats = (human(ALICE), human(BOB))
     values: dict[str, Any] = {
         "game_id": str(uuid.uuid4()),
-        "game_type": "tictactoe",
+        "game_type": game_type,
         "status": "active",
-        "seats": {"x": human(ALICE), "o": human(BOB)},
-        "state": {"board": [None] * 9, "history": []},
+        "seats": dict(zip(state_class.seats, seats, strict=True)),
+        "state": state_class.initial().to_json(),
         "version": 0,
-        "public": True,
-        "options": {},
-        "created_by": ALICE.user_id,
         "created_at": T0,
         "updated_at": T0,
     }
@@ -92,34 +105,50 @@ def make_game(**fields: Any) -> GameRecord:
     return GameRecord(**values)
 
 
+def mover(game: GameRecord) -> Actor:
+    """Who makes the next move: the seated human, or the server for an AI seat."""
+    seat = game.seats[GAME_TYPES[game.game_type].from_json(game.state).turn or ""]
+    assert seat is not None, "nobody sits in the seat to move"
+    return ACTORS[seat["user_id"]] if seat["kind"] == "human" else Actor.SERVER
+
+
 def next_version(
-    game: GameRecord, move: int, *, actor: Actor = ALICE, request_id: str | None = None
+    game: GameRecord, move: Any, *, request_id: str | None = None, actor: Actor | None = None
 ) -> tuple[GameRecord, EventRecord]:
     """The game after `move` and its event, as the service would build them."""
-    history = [*game.state["history"], move]
+    state = GAME_TYPES[game.game_type].from_json(game.state)
+    move = state.parse_move(move)
+    after = state.apply(move)
     new = replace(
         game,
         version=game.version + 1,
-        state={**game.state, "history": history},
+        status="finished" if after.result else game.status,
+        state=after.to_json(),
         updated_at=game.updated_at + timedelta(seconds=1),
     )
     event = EventRecord(
         game_id=game.game_id,
         version=new.version,
         kind="move",
-        seat="x" if game.version % 2 == 0 else "o",
+        seat=state.turn,
         move=move,
-        user_id=actor.user_id,
+        san=state.move_san(move),
+        user_id=(actor or mover(game)).user_id,
         request_id=request_id,
         at=new.updated_at,
     )
     return new, event
 
 
-async def play(store: GameStore, game: GameRecord, *moves: int) -> GameRecord:
+async def play(
+    store: GameStore, game: GameRecord, *moves: Any, with_ids: bool = True
+) -> GameRecord:
+    """Each move by the player to move, with request id req-<version before it> (or none)."""
     for move in moves:
-        game, event = next_version(game, move, request_id=f"req-{game.version}")
-        await store.commit_change(game, event, ALICE)
+        actor = mover(game)
+        request_id = f"req-{game.version}" if with_ids else None
+        game, event = next_version(game, move, request_id=request_id)
+        await store.commit_change(game, event, actor)
     return game
 
 
@@ -128,15 +157,15 @@ async def test_health(store: GameStore) -> None:
 
 
 async def test_create_and_get_round_trip_every_field(store: GameStore) -> None:
+    # Created by a player, seating only themselves (and an AI).
     game = make_game(
-        game_type="chess",
+        "chess",
+        (human(ALICE), {"kind": "ai", "level": 7}),
         status="waiting",
-        seats={"white": human(ALICE), "black": {"kind": "ai", "level": 7}},
-        state={"fen": "startpos", "history": [], "nested": {"a": [1, 2.5, None, True]}},
         version=3,
         public=False,
-        options={"ai_delay_ms": 250, "clock": {"base": 300}},
-        created_by=BOB.user_id,
+        options={"ai_delay_ms": 250, "clock": {"base": 300, "nested": [1, 2.5, None, True]}},
+        created_by=ALICE.user_id,
         created_at=T0,
         updated_at=T0 + timedelta(minutes=5, microseconds=7),
     )
@@ -146,11 +175,12 @@ async def test_create_and_get_round_trip_every_field(store: GameStore) -> None:
     assert loaded is not None
     assert loaded.created_at.utcoffset() == timedelta(0)
     assert loaded.updated_at.utcoffset() == timedelta(0)
+    assert await store.get_game(game.game_id, ALICE) == game
 
 
 async def test_returned_records_are_copies(store: GameStore) -> None:
     game = make_game()
-    await store.create_game(game, ALICE)
+    await store.create_game(game, Actor.SERVER)
     game.state["history"].append(4)  # the caller's object changes after the call
     loaded = await store.get_game(game.game_id, ALICE)
     assert loaded is not None and loaded.state["history"] == []
@@ -169,22 +199,22 @@ async def test_get_missing_game_is_none(store: GameStore) -> None:
 
 
 async def test_visibility(store: GameStore) -> None:
-    public = make_game(public=True, seats={"x": human(ALICE), "o": None})
-    # Carol created the private game but holds no seat; bob holds an AI-facing seat.
+    public = make_game(seats=(human(ALICE), None), public=True)
+    # Carol created the private game but holds no seat; bob plays the AI.
     private = make_game(
+        seats=(AI, human(BOB)),
         public=False,
-        seats={"x": {"kind": "ai", "level": 3}, "o": human(BOB)},
         created_by=CAROL.user_id,
         created_at=T0 + timedelta(seconds=1),
     )
     for game in (public, private):
-        await store.create_game(game, ALICE)
+        await store.create_game(game, Actor.SERVER)
 
     for actor in (ALICE, BOB, CAROL, Actor.ANONYMOUS, Actor.SERVER):
-        assert await store.get_game(public.game_id, actor) is not None
-    assert await store.get_game(private.game_id, BOB) is not None
-    assert await store.get_game(private.game_id, Actor.SERVER) is not None
-    for stranger in (ALICE, Actor.ANONYMOUS, Actor(user_id=None, claims={})):
+        assert await store.get_game(public.game_id, actor) == public
+    assert await store.get_game(private.game_id, BOB) == private
+    assert await store.get_game(private.game_id, Actor.SERVER) == private
+    for stranger in (ALICE, CAROL, Actor.ANONYMOUS, Actor(user_id=None, claims={})):
         assert await store.get_game(private.game_id, stranger) is None
 
     async def listed(actor: Actor) -> list[str]:
@@ -193,14 +223,15 @@ async def test_visibility(store: GameStore) -> None:
     assert await listed(BOB) == [private.game_id, public.game_id]
     assert await listed(Actor.SERVER) == [private.game_id, public.game_id]
     assert await listed(ALICE) == [public.game_id]
+    assert await listed(CAROL) == [public.game_id]
     assert await listed(Actor.ANONYMOUS) == [public.game_id]
 
 
-async def test_an_ai_seat_level_does_not_match_a_user(store: GameStore) -> None:
+async def test_an_ai_seat_does_not_count_as_a_user_seat(store: GameStore) -> None:
     # A seat only grants visibility when it is a human seat of that very user.
-    odd = Actor(user_id="7")
-    game = make_game(public=False, seats={"x": {"kind": "ai", "level": 7, "user_id": "7"}})
-    await store.create_game(game, ALICE)
+    odd = Actor(user_id=str(uuid.uuid4()))
+    game = make_game(seats=({"kind": "ai", "level": 7, "user_id": odd.user_id}, AI), public=False)
+    await store.create_game(game, Actor.SERVER)
     assert await store.get_game(game.game_id, odd) is None
     assert await store.list_games(odd) == []
 
@@ -214,53 +245,56 @@ async def test_list_games_filters_limit_and_order(store: GameStore) -> None:
         ("tictactoe", "active"),
     ]
     games = [
-        make_game(game_type=kind, status=status, created_at=T0 + timedelta(seconds=i))
+        make_game(kind, status=status, created_at=T0 + timedelta(seconds=i))
         for i, (kind, status) in enumerate(specs)
     ]
     # Inserted out of order: the store must sort, not return insertion order.
-    for game in reversed(games[2:]):
-        await store.create_game(game, ALICE)
-    for game in games[:2]:
-        await store.create_game(game, ALICE)
+    for game in [*reversed(games[2:]), *games[:2]]:
+        await store.create_game(game, Actor.SERVER)
     newest_first = [g.game_id for g in reversed(games)]
 
-    assert [g.game_id for g in await store.list_games(ALICE)] == newest_first
-    assert [g.game_id for g in await store.list_games(ALICE, limit=2)] == newest_first[:2]
-    assert [g.game_id for g in await store.list_games(ALICE, game_type="chess")] == [
-        games[3].game_id,
-        games[1].game_id,
-    ]
-    assert [g.game_id for g in await store.list_games(ALICE, status="active")] == [
-        games[4].game_id,
-        games[3].game_id,
-        games[0].game_id,
-    ]
-    both = await store.list_games(ALICE, game_type="tictactoe", status="active", limit=1)
-    assert [g.game_id for g in both] == [games[4].game_id]
-    assert await store.list_games(ALICE, game_type="connect4") == []
+    async def listed(**filters: Any) -> list[str]:
+        return [g.game_id for g in await store.list_games(ALICE, **filters)]
+
+    assert await listed() == newest_first
+    assert await listed(limit=2) == newest_first[:2]
+    assert await listed(game_type="chess") == [games[3].game_id, games[1].game_id]
+    assert await listed(status="active") == [g.game_id for g in (games[4], games[3], games[0])]
+    assert await listed(game_type="tictactoe", status="active", limit=1) == [games[4].game_id]
+    assert await listed(game_type="connect4") == []
 
 
 async def test_commit_change_stores_game_and_event(store: GameStore) -> None:
-    game = make_game()
-    await store.create_game(game, ALICE)
-    new, event = next_version(game, 4, request_id="m1")
-    event.san = "e5"
-    event.data = {"result": {"winner": None, "reason": "board_full"}}
-    new.status = "finished"
+    game = make_game("chess")
+    await store.create_game(game, Actor.SERVER)
+    new, event = next_version(game, "e4", request_id="m1")
+    event.data = {"clock": {"white": 299.5}}
+    assert event.move == "e2e4" and event.san == "e4" and event.seat == "white"
     await store.commit_change(new, event, ALICE)
 
     assert await store.get_game(game.game_id, ALICE) == new
     assert await store.events_after(game.game_id, 0, ALICE) == [event]
+    assert await store.events_after(game.game_id, 0, BOB) == [event]
+
+
+async def test_a_finishing_move_stores_the_result(store: GameStore) -> None:
+    game = make_game()
+    await store.create_game(game, Actor.SERVER)
+    final = await play(store, game, 0, 3, 1, 4, 2)  # x takes the top row
+    assert final.status == "finished"
+    stored = await store.get_game(game.game_id, Actor.ANONYMOUS)
+    assert stored == final
+    assert stored is not None and stored.state["result"]["winner"] == "x"
 
 
 async def test_stale_version_changes_nothing(store: GameStore) -> None:
-    game = make_game()
-    await store.create_game(game, ALICE)
-    game = await play(store, game, 4)
+    start = make_game()
+    await store.create_game(start, Actor.SERVER)
+    game = await play(store, start, 4)
     # Computed from version 0 again: another change already took version 1.
-    stale, stale_event = next_version(replace(game, version=0), 8)
+    stale, stale_event = next_version(start, 8)
     with pytest.raises(StaleVersion):
-        await store.commit_change(stale, stale_event, BOB)
+        await store.commit_change(stale, stale_event, ALICE)
     # A version from the future is just as stale.
     ahead, ahead_event = next_version(replace(game, version=5), 8)
     with pytest.raises(StaleVersion):
@@ -279,83 +313,91 @@ async def test_commit_to_missing_game_is_stale(store: GameStore) -> None:
 
 async def test_duplicate_request_reports_original_version(store: GameStore) -> None:
     game = make_game()
-    await store.create_game(game, ALICE)
+    await store.create_game(game, Actor.SERVER)
     v1, e1 = next_version(game, 4, request_id="same")
     await store.commit_change(v1, e1, ALICE)
-    v2, e2 = next_version(v1, 0, request_id="same")
+    # Alice's retry of the same message, although it is bob's turn by now.
+    v2, e2 = next_version(v1, 0, request_id="same", actor=ALICE)
     with pytest.raises(DuplicateRequest) as raised:
         await store.commit_change(v2, e2, ALICE)
     assert raised.value.version == 1
-    assert (await store.get_game(game.game_id, ALICE)) == v1
+    assert await store.get_game(game.game_id, ALICE) == v1
 
     # The same id from another user, or for another game, is a different request.
-    v2_bob, e2_bob = next_version(v1, 0, actor=BOB, request_id="same")
-    await store.commit_change(v2_bob, e2_bob, BOB)
+    v2, e2 = next_version(v1, 0, request_id="same")
+    await store.commit_change(v2, e2, BOB)
     other = make_game()
-    await store.create_game(other, ALICE)
+    await store.create_game(other, Actor.SERVER)
     o1, oe1 = next_version(other, 4, request_id="same")
     await store.commit_change(o1, oe1, ALICE)
     # Events without a request id never collide.
-    v3, e3 = next_version(v2_bob, 8, request_id=None)
-    await store.commit_change(v3, e3, ALICE)
-    v4, e4 = next_version(v3, 1, request_id=None)
-    await store.commit_change(v4, e4, ALICE)
-    assert (await store.get_game(game.game_id, ALICE)) == v4
+    v4 = await play(store, v2, 8, 1, with_ids=False)
+    assert await store.get_game(game.game_id, ALICE) == v4
+    assert await store.find_request(game.game_id, BOB.user_id or "", "same", BOB) == 2
 
 
 async def test_events_after_in_order_and_private(store: GameStore) -> None:
     game = make_game(public=False)
-    await store.create_game(game, ALICE)
+    await store.create_game(game, Actor.SERVER)
     final = await play(store, game, 4, 0, 8, 2)
     assert final.version == 4
     events = await store.events_after(game.game_id, 1, ALICE)
     assert [e.version for e in events] == [2, 3, 4]
     assert [e.move for e in events] == [0, 8, 2]
-    assert await store.events_after(game.game_id, 4, ALICE) == []
-    assert [e.version for e in await store.events_after(game.game_id, 0, Actor.SERVER)] == [
-        1,
-        2,
-        3,
-        4,
-    ]
+    assert [e.seat for e in events] == ["o", "x", "o"]
+    assert await store.events_after(game.game_id, 4, BOB) == []
+    everything = await store.events_after(game.game_id, 0, Actor.SERVER)
+    assert [e.version for e in everything] == [1, 2, 3, 4]
     assert await store.events_after(game.game_id, 0, CAROL) == []
     assert await store.events_after(game.game_id, 0, Actor.ANONYMOUS) == []
 
 
 async def test_find_request(store: GameStore) -> None:
     game = make_game(public=False)
-    await store.create_game(game, ALICE)
-    await play(store, game, 4, 0)  # request ids req-0 and req-1
-    assert await store.find_request(game.game_id, ALICE.user_id or "", "req-1", ALICE) == 2
-    assert await store.find_request(game.game_id, ALICE.user_id or "", "req-0", BOB) == 1
-    assert await store.find_request(game.game_id, ALICE.user_id or "", "nope", ALICE) is None
-    assert await store.find_request(game.game_id, BOB.user_id or "", "req-1", BOB) is None
+    await store.create_game(game, Actor.SERVER)
+    await play(store, game, 4, 0)  # alice's req-0, then bob's req-1
+    alice, bob = ALICE.user_id or "", BOB.user_id or ""
+    assert await store.find_request(game.game_id, alice, "req-0", ALICE) == 1
+    assert await store.find_request(game.game_id, bob, "req-1", BOB) == 2
+    assert await store.find_request(game.game_id, bob, "req-1", ALICE) == 2
+    assert await store.find_request(game.game_id, alice, "req-1", ALICE) is None
+    assert await store.find_request(game.game_id, alice, "nope", ALICE) is None
     # A stranger learns nothing about a private game.
-    assert await store.find_request(game.game_id, ALICE.user_id or "", "req-1", CAROL) is None
+    assert await store.find_request(game.game_id, alice, "req-0", CAROL) is None
 
 
 async def test_active_ai_games(store: GameStore) -> None:
-    ai = {"kind": "ai", "level": 5}
     wanted = [
-        make_game(seats={"x": human(ALICE), "o": ai}, public=False),
-        make_game(seats={"x": ai, "o": dict(ai)}, created_at=T0 + timedelta(seconds=1)),
+        make_game(seats=(human(ALICE), AI), public=False),
+        make_game(
+            "connect4", (AI, {"kind": "ai", "level": 2}), created_at=T0 + timedelta(seconds=1)
+        ),
     ]
     others = [
-        make_game(seats={"x": human(ALICE), "o": ai}, status="waiting"),
-        make_game(seats={"x": ai, "o": ai}, status="finished"),
-        make_game(seats={"x": human(ALICE), "o": human(BOB)}),
-        make_game(seats={"x": human(ALICE), "o": None}),
+        make_game(seats=(human(ALICE), AI), status="waiting"),
+        make_game(seats=(AI, AI), status="finished"),
+        make_game(seats=(human(ALICE), human(BOB))),
+        make_game(seats=(human(ALICE), None)),
     ]
     for game in [*others, *wanted]:
-        await store.create_game(game, ALICE)
+        await store.create_game(game, Actor.SERVER)
     found = await store.active_ai_games()
     assert sorted(g.game_id for g in found) == sorted(g.game_id for g in wanted)
     assert {g.game_id: g for g in found}[wanted[0].game_id] == wanted[0]
 
 
+async def test_ai_moves_are_committed_by_the_server(store: GameStore) -> None:
+    game = make_game("connect4", (AI, human(BOB)))
+    await store.create_game(game, Actor.SERVER)
+    final = await play(store, game, 3, 3, 4)
+    events = await store.events_after(game.game_id, 0, BOB)
+    assert [e.user_id for e in events] == [None, BOB.user_id, None]
+    assert await store.get_game(game.game_id, BOB) == final
+
+
 async def test_concurrent_commits_have_one_winner(store: GameStore) -> None:
     game = make_game()
-    await store.create_game(game, ALICE)
+    await store.create_game(game, Actor.SERVER)
     attempts = [next_version(game, move, request_id=f"race-{move}") for move in range(8)]
     results = await asyncio.gather(
         *(store.commit_change(new, event, ALICE) for new, event in attempts),
