@@ -122,7 +122,7 @@ class Authenticator:
         if self.settings.embedded_auth:
             path = self.settings.data_dir / GUEST_SECRET_FILE
             self._guest_secret = await asyncio.to_thread(load_or_create_secret, path)
-        elif self.jwks_url:
+        elif self.jwks_url and self._http is None:
             self._http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
             # Warm the cache; a failure here is logged and retried on the first token.
             async with self._jwks_lock:
