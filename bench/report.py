@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -125,31 +126,63 @@ def plot(scenarios: dict[str, Any], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fan, conn = scenarios.get("fanout", {}), scenarios.get("connections", {})
-    if not any(fan.get(t, {}).get("points") for t in ("gamesocket", "reference")):
+    def series(
+        scenario: str, target: str, ok: Callable[[dict[str, Any]], bool]
+    ) -> list[dict[str, Any]]:
+        points = scenarios.get(scenario, {}).get(target, {}).get("points", [])
+        return [p for p in points if ok(p)]
+
+    styles = {"gamesocket": "-", "reference": "--"}
+    latency = {
+        t: series("fanout", t, lambda p: bool(p.get("latency", {}).get("count"))) for t in styles
+    }
+    memory = {
+        t: series("connections", t, lambda p: p.get("kib_per_connection", 0) > 0) for t in styles
+    }
+    if not any(latency.values()) and not any(memory.values()):
         return False
     figure, (latency_ax, memory_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
-    styles = {"gamesocket": "-", "reference": "--"}
-    colours = {"p50_ms": "tab:green", "p95_ms": "tab:blue", "p99_ms": "tab:orange",
-               "max_ms": "tab:red"}  # fmt: skip
+    colours = {
+        "p50_ms": "tab:green",
+        "p95_ms": "tab:blue",
+        "p99_ms": "tab:orange",
+        "max_ms": "tab:red",
+    }
     for target, style in styles.items():
-        points = [p for p in fan.get(target, {}).get("points", []) if p["latency"]["count"]]
         for key, colour in colours.items():
-            latency_ax.plot([p["n"] for p in points], [p["latency"][key] for p in points],
-                            style, marker="o", color=colour,
-                            label=f"{target} {key.removesuffix('_ms')}")  # fmt: skip
-        conn_points = conn.get(target, {}).get("points", [])
-        memory_ax.plot([p["n"] for p in conn_points],
-                       [p["kib_per_connection"] for p in conn_points], style, marker="o",
-                       label=target)  # fmt: skip
-    latency_ax.set(xscale="log", yscale="log", xlabel="spectators of one game",
-                   ylabel="move sent -> update received (ms)",
-                   title="Fan-out latency (a move every 100 ms)")  # fmt: skip
+            latency_ax.plot(
+                [p["n"] for p in latency[target]],
+                [p["latency"][key] for p in latency[target]],
+                style,
+                marker="o",
+                color=colour,
+                label=f"{target} {key.removesuffix('_ms')}",
+            )
+        memory_ax.plot(
+            [p["n"] for p in memory[target]],
+            [p["kib_per_connection"] for p in memory[target]],
+            style,
+            marker="o",
+            label=target,
+        )
+    log_latency = any(latency.values())
+    log_memory = any(memory.values())
+    latency_ax.set(
+        xscale="log" if log_latency else "linear",
+        yscale="log" if log_latency else "linear",
+        xlabel="spectators of one game",
+        ylabel="move sent -> update received (ms)",
+        title="Fan-out latency (a move every 100 ms)",
+    )
     latency_ax.legend(fontsize=7, ncol=2)
     latency_ax.grid(True, which="both", alpha=0.3)
     memory_ax.axhline(20, color="grey", linestyle=":", label="target 20 KiB")
-    memory_ax.set(xscale="log", xlabel="idle sockets", ylabel="server RSS per socket (KiB)",
-                  title="Memory per idle connection")  # fmt: skip
+    memory_ax.set(
+        xscale="log" if log_memory else "linear",
+        xlabel="idle sockets",
+        ylabel="server RSS per socket (KiB)",
+        title="Memory per idle connection",
+    )
     memory_ax.legend(fontsize=8)
     memory_ax.grid(True, which="both", alpha=0.3)
     figure.tight_layout()

@@ -56,9 +56,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def gamesocket_command() -> Path | None:
-    command = Path(sys.executable).parent / "gamesocket"
-    return command if command.exists() else None
+def gamesocket_command() -> list[str] | None:
+    """The `gamesocket` command, run from this checkout (cwd first on sys.path), so the
+    bench measures the tree it sits in whatever the virtualenv's install looks like."""
+    if not (PROJECT_ROOT / "socket_server" / "cli.py").exists():
+        return None
+    return [sys.executable, "-m", "socket_server.cli"]
 
 
 def _children(pid: int) -> list[int]:
@@ -183,7 +186,7 @@ def gamesocket_server(database_url: str | None = None) -> Iterator[ServerProcess
         raise RuntimeError("the `gamesocket` command is not installed in this virtualenv")
     data_dir = Path(tempfile.mkdtemp(prefix="bench-gamesocket-"))
     port = free_port()
-    argv = [str(command), "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
+    argv = [*command, "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
     env = dict(BENCH_SERVER_ENV)
     if database_url:
         env["DATABASE_URL"] = database_url
@@ -199,8 +202,9 @@ def migrate_command_available() -> bool:
     if command is None:
         return False
     probe = subprocess.run(
-        [str(command), "migrate", "--help"], capture_output=True, timeout=60, check=False
-    )
+        [*command, "migrate", "--help"], cwd=PROJECT_ROOT, capture_output=True, timeout=60,
+        check=False,
+    )  # fmt: skip
     return probe.returncode == 0 and b"--bootstrap-local" in probe.stdout
 
 
@@ -216,8 +220,8 @@ async def postgres_database() -> AsyncIterator[str]:
         assert command is not None
         migrate = await asyncio.to_thread(
             subprocess.run,
-            [str(command), "migrate", "--bootstrap-local", "--database-url", url],
-            capture_output=True, timeout=120, check=False, text=True,
+            [*command, "migrate", "--bootstrap-local", "--database-url", url],
+            cwd=PROJECT_ROOT, capture_output=True, timeout=120, check=False, text=True,
         )  # fmt: skip
         if migrate.returncode != 0:
             raise RuntimeError(f"gamesocket migrate failed: {migrate.stderr[-2000:]}")
