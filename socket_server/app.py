@@ -10,6 +10,7 @@ from litestar import Litestar, WebSocket, websocket
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 
 from socket_server.context import ServerContext
@@ -22,7 +23,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 @websocket("/ws/{game_type:str}/{game_id:str}", name="ws-unknown-game-type")
-async def unknown_game_type(socket: WebSocket[Any, Any, Any], game_type: str, game_id: str) -> None:
+async def unknown_game_type(
+    socket: WebSocket[Any, Any, Any], game_type: FromPath[str], game_id: FromPath[str]
+) -> None:
     """A game type no factory mounted: accepted only to be closed with 4404."""
     await socket.accept()
     await socket.close(CLOSE_NOT_FOUND)

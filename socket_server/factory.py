@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, WebSocket, websocket
+from litestar.params import FromPath
 
 from agents import get_agent
 from agents.base import Agent
@@ -346,7 +347,7 @@ class GameSocketFactory:
         context.game_servers[server.game_type] = server
 
         @websocket(f"{server.route_prefix}/{{game_id:str}}", name=f"ws-{server.game_type}")
-        async def game_socket(socket: WebSocket[Any, Any, Any], game_id: str) -> None:
+        async def game_socket(socket: WebSocket[Any, Any, Any], game_id: FromPath[str]) -> None:
             await server.handle(socket, game_id)
 
         app.register(game_socket)

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.types import ControllerRouterHandler
 
 from games import ChessState
@@ -147,7 +147,12 @@ class GamesController(Controller):
     dependencies = {"actor": Provide(provide_actor)}
 
     @post("/", status_code=201)
-    async def create(self, request: Request[Any, Any, Any], actor: Actor, data: CreateGame) -> Any:
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        actor: NamedDependency[Actor],
+        data: JSONBody[CreateGame],
+    ) -> Any:
         """Create a game; both seats AI starts it playing by itself."""
         return await context_of(request).service.create_game(
             actor, data.game_type, data.seats, data.public, data.options
@@ -157,10 +162,10 @@ class GamesController(Controller):
     async def list_games(
         self,
         request: Request[Any, Any, Any],
-        actor: Actor,
-        game_type: str | None = None,
-        status: GameStatus | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        actor: NamedDependency[Actor],
+        game_type: FromQuery[str | None] = None,
+        status: FromQuery[GameStatus | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> list[dict[str, Any]]:
         """Snapshots of the games the caller may see, newest first."""
         return await context_of(request).service.list_games(
@@ -168,18 +173,22 @@ class GamesController(Controller):
         )
 
     @get("/{game_id:str}")
-    async def get_game(self, request: Request[Any, Any, Any], actor: Actor, game_id: str) -> Any:
+    async def get_game(
+        self, request: Request[Any, Any, Any], actor: NamedDependency[Actor], game_id: FromPath[str]
+    ) -> Any:
         return await context_of(request).service.snapshot(game_id, actor)
 
     @get("/{game_id:str}/moves")
     async def moves(
-        self, request: Request[Any, Any, Any], actor: Actor, game_id: str
+        self, request: Request[Any, Any, Any], actor: NamedDependency[Actor], game_id: FromPath[str]
     ) -> list[dict[str, Any]]:
         """The move log: `[{"version", "seat", "move", "san"?, "at"}]`."""
         return await context_of(request).service.move_log(game_id, actor)
 
     @get("/{game_id:str}/pgn", media_type="application/x-chess-pgn")
-    async def pgn(self, request: Request[Any, Any, Any], actor: Actor, game_id: str) -> str:
+    async def pgn(
+        self, request: Request[Any, Any, Any], actor: NamedDependency[Actor], game_id: FromPath[str]
+    ) -> str:
         """Chess only: the game as PGN."""
         record, state = await context_of(request).service.view(game_id, actor)
         if not isinstance(state, ChessState):
@@ -193,7 +202,11 @@ class GamesController(Controller):
 
     @post("/{game_id:str}/join", status_code=200)
     async def join(
-        self, request: Request[Any, Any, Any], actor: Actor, game_id: str, data: JoinGame | None
+        self,
+        request: Request[Any, Any, Any],
+        actor: NamedDependency[Actor],
+        game_id: FromPath[str],
+        data: JSONBody[JoinGame | None],
     ) -> Any:
         """Take a seat (the first free one without `seat`); the snapshot."""
         service = context_of(request).service
@@ -203,7 +216,11 @@ class GamesController(Controller):
 
     @post("/{game_id:str}/moves", status_code=200)
     async def play(
-        self, request: Request[Any, Any, Any], actor: Actor, game_id: str, data: PlayMove
+        self,
+        request: Request[Any, Any, Any],
+        actor: NamedDependency[Actor],
+        game_id: FromPath[str],
+        data: JSONBody[PlayMove],
     ) -> VersionReply:
         version = await context_of(request).service.move(
             actor, game_id, data.move, version=data.version, request_id=data.id
@@ -212,7 +229,11 @@ class GamesController(Controller):
 
     @post("/{game_id:str}/resign", status_code=200)
     async def resign(
-        self, request: Request[Any, Any, Any], actor: Actor, game_id: str, data: PlainAction | None
+        self,
+        request: Request[Any, Any, Any],
+        actor: NamedDependency[Actor],
+        game_id: FromPath[str],
+        data: JSONBody[PlainAction | None],
     ) -> VersionReply:
         """Extension: the caller's seat resigns."""
         request_id = data.id if data else None
@@ -220,7 +241,11 @@ class GamesController(Controller):
 
     @post("/{game_id:str}/draw", status_code=200)
     async def draw(
-        self, request: Request[Any, Any, Any], actor: Actor, game_id: str, data: DrawAction
+        self,
+        request: Request[Any, Any, Any],
+        actor: NamedDependency[Actor],
+        game_id: FromPath[str],
+        data: JSONBody[DrawAction],
     ) -> VersionReply:
         """Extension: offer, accept or decline a draw."""
         service = context_of(request).service
@@ -228,7 +253,11 @@ class GamesController(Controller):
 
     @post("/{game_id:str}/abort", status_code=200)
     async def abort(
-        self, request: Request[Any, Any, Any], actor: Actor, game_id: str, data: PlainAction | None
+        self,
+        request: Request[Any, Any, Any],
+        actor: NamedDependency[Actor],
+        game_id: FromPath[str],
+        data: JSONBody[PlainAction | None],
     ) -> VersionReply:
         """Extension: abort a game before its first move (creator or a player)."""
         request_id = data.id if data else None

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# The real-server fixtures (`database_url`, `server`, `api`, ...) of the server tests.
+pytest_plugins = ["tests.server_harness"]
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
