@@ -68,6 +68,10 @@ class ServerProcess:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k not in NON_EMBEDDED_ENV}
+        # This tree's code, whatever state the virtualenv's editable install is in.
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])
+        )
         script = Path(sys.executable).with_name("gamesocket")
         command = [str(script), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log.open("ab") as log:
@@ -133,6 +137,7 @@ def browser(server: ServerProcess) -> Iterator[Any]:
 def new_page(browser: Any, server: ServerProcess) -> Iterator[Any]:
     """Open the lobby in a fresh browser context (its own guest account) per call."""
     contexts: list[Any] = []
+    errors: list[str] = []
 
     def open_page(path: str = "/") -> Any:
         context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
@@ -140,6 +145,7 @@ def new_page(browser: Any, server: ServerProcess) -> Iterator[Any]:
         page = context.new_page()
         page.set_default_timeout(20_000)
         page.on("dialog", lambda dialog: dialog.accept())
+        page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(path)
         page.wait_for_selector("body[data-ready='true']")
         return page
@@ -147,6 +153,7 @@ def new_page(browser: Any, server: ServerProcess) -> Iterator[Any]:
     yield open_page
     for context in contexts:
         context.close()
+    assert errors == [], f"uncaught errors in the page: {errors}"
 
 
 def screenshot(page: Any, name: str, *, doc: bool = False) -> None:
@@ -253,6 +260,8 @@ def test_tictactoe_against_the_ai_to_the_end(server: ServerProcess, new_page: An
     assert [entry["move"] for entry in log if entry.get("seat") == "x"].count(4) == 1
     seen = page.evaluate("window.seenVersions")
     assert seen == list(range(seen[0], snapshot["version"] + 1)), seen
+    assert page.locator("#moves li").count() == snapshot["moves"] == len(log)
+    assert page.inner_text("#moves li:first-child") == "X: row 2, column 2"
     screenshot(page, "tictactoe")
 
 
@@ -304,21 +313,30 @@ def test_chess_between_two_browsers_with_promotions(server: ServerProcess, new_p
         "h2h1n",
     ]
     assert white.get_attribute("#status", "data-turn") == "white"
-    screenshot(white, "chess", doc=True)
-    screenshot(black, "chess-black")
+    screenshot(white, "chess-promotion")
+    screenshot(black, "chess-promotion-black")
 
 
 def test_watch_ai_against_ai_connect4_with_drops(server: ServerProcess, new_page: Any) -> None:
     page = new_page()
-    screenshot(page, "lobby", doc=True)
     game_id = create_game(page, "connect4", "aivsai", level="2", level2="3", speed="150")
     record_versions(page)
-    page.wait_for_selector("#thinking[data-active='true']")
+    # Fast searches report just before their move lands: count what the page showed.
+    page.wait_for_function("() => Number(document.querySelector('#thinking').dataset.count) >= 3")
+    assert page.is_visible("#thinking")
     assert int(page.get_attribute("#thinking", "data-depth")) >= 1
     assert page.inner_text("#thinking-pv").strip() != ""
 
-    # A second spectator shows up in the first one's presence count.
-    other = new_page(f"/#/game/connect4/{game_id}")
+    # The lobby lists the running game; a second spectator follows its Watch link and
+    # shows up in the first one's presence count.
+    other = new_page()
+    row = other.locator(f"#games tr[data-game-id='{game_id}']")
+    row.wait_for()
+    assert "AI 2" in row.inner_text() and "AI 3" in row.inner_text()
+    screenshot(other, "lobby", doc=True)
+    row.locator("a.watch-link").click()
+    other.wait_for_selector("#connection[data-state='open']")
+    assert other.locator(".join-seat").count() == 0
     page.wait_for_function(
         "() => Number(document.querySelector('#presence').dataset.spectators) >= 2"
     )
@@ -345,6 +363,34 @@ def test_watch_ai_against_ai_connect4_with_drops(server: ServerProcess, new_page
         classes = wins.evaluate_all("cells => cells.map(c => c.className.split(' '))")
         assert all(winner in names for names in classes)
     screenshot(page, "connect4")
+
+
+def test_chess_against_the_ai_with_hints_and_thinking(server: ServerProcess, new_page: Any) -> None:
+    page = new_page()
+    game_id = create_game(page, "chess", "ai", side="black", level="2")
+    assert page.get_attribute(".chess-board", "data-orientation") == "black"
+    record_versions(page)
+    page.wait_for_selector("#board[data-my-turn='true']")  # the AI opened as White
+    page.drag_and_drop("[data-square='e7'] .piece", "[data-square='e5']")
+    page.wait_for_selector("#moves[data-count='3']")
+    # "Let the AI play this move": the server's AI plays Black's second move.
+    page.click("#ai-move")
+    page.wait_for_selector("#moves[data-count='5']")
+    page.wait_for_selector("#board[data-my-turn='true']")
+    assert page.is_visible("#thinking")
+    assert int(page.get_attribute("#thinking", "data-count")) >= 2
+    # Hints for the knight on g8: exactly its legal targets.
+    page.click("[data-square='g8']")
+    snapshot = server.get(f"/api/games/{game_id}", token_of(page))
+    expected = sorted(m[2:4] for m in snapshot["legal_moves"] if m.startswith("g8"))
+    shown = page.locator(".square.target").evaluate_all("els => els.map(e => e.dataset.square)")
+    assert sorted(shown) == expected
+    sans = page.locator("#moves [data-ply]").all_inner_texts()
+    assert sans == snapshot["board"]["san"]
+    assert sans[1] == "e5"
+    seen = page.evaluate("window.seenVersions")
+    assert seen == list(range(seen[0], snapshot["version"] + 1)), seen
+    screenshot(page, "chess", doc=True)
 
 
 def test_page_survives_a_server_restart(server: ServerProcess, new_page: Any) -> None:

@@ -9,6 +9,7 @@ import {
   connect,
   createGame,
   fetchConfig,
+  getMoves,
   guestSignIn,
   listGames,
 } from "./gamesocket.js";
@@ -318,6 +319,7 @@ const view = {
   selected: null, // chess: the square whose piece is picked up
   busy: false, // a move is on its way
   drawOffered: false,
+  log: new Map(), // grid games: version -> {version, seat, move}
 };
 
 function mySeats(snapshot) {
@@ -336,6 +338,7 @@ function openGame(gameType, gameId) {
   if (view.client && view.gameId === gameId) return;
   closeGame();
   Object.assign(view, { gameType, gameId, snapshot: null, selected: null, busy: false, drawOffered: false });
+  view.log = new Map();
   $("#game-title").textContent = GAME_NAMES[gameType] || gameType;
   $("#share-link").value = location.href;
   $("#board").replaceChildren();
@@ -358,7 +361,10 @@ function openGame(gameType, gameId) {
   });
   client.onUpdate((update) => {
     if (update.event && update.event.kind !== "draw") hideThinking(true);
-    if (update.event && update.event.kind === "move") view.drawOffered = false;
+    if (update.event && update.event.kind === "move") {
+      view.drawOffered = false;
+      recordMove({ version: update.version, ...update.event });
+    }
   });
   client.onThinking(showThinking);
   client.onPresence(renderPresence);
@@ -366,6 +372,9 @@ function openGame(gameType, gameId) {
   client.onConnection(renderConnection);
   client.on("hello", () => render());
   client.on("message", handleExtensionMessage);
+  // A `state` (first connect, or a resume the server could not replay) carries no
+  // events: fetch the move log again so the list has no holes.
+  if (gameType !== "chess") client.on("state", () => loadMoveLog(gameId));
 }
 
 function closeGame() {
@@ -377,22 +386,18 @@ function closeGame() {
   $("#connection").textContent = "";
 }
 
-// Draw offers are not state changes, so the server reports them with its own message
-// (docs/protocol-notes.md); any message type about a draw offer shows the choice.
+// Draw offers change no state, so the server reports them with extension messages
+// `draw_offer` and `draw_declined` ({seat}: who acted; docs/protocol-notes.md).
 function handleExtensionMessage(message) {
-  const known = ["hello", "state", "update", "thinking", "presence", "ack", "error", "pong"];
-  if (known.includes(message.type)) return;
-  if (/draw/.test(message.type)) {
-    const action = message.action || (message.type.includes("decline") ? "decline" : "offer");
-    const fromMe = message.seat && mySeats(view.snapshot).includes(message.seat);
-    if (action === "offer" && !fromMe) {
-      view.drawOffered = true;
-    } else if (action === "decline") {
-      view.drawOffered = false;
-      if (!fromMe) showMessage("Your draw offer was declined.", { code: "draw_declined" });
-    }
-    render();
+  if (message.type !== "draw_offer" && message.type !== "draw_declined") return;
+  const fromMe = mySeats(view.snapshot).includes(message.seat);
+  if (message.type === "draw_offer") {
+    if (!fromMe) view.drawOffered = true;
+  } else {
+    view.drawOffered = false;
+    if (!fromMe) showMessage("Your draw offer was declined.", { code: "draw_declined" });
   }
+  render();
 }
 
 function renderConnection({ state, code, delayMs }) {
@@ -499,12 +504,15 @@ function renderControls(snapshot) {
   $("#draw-offer").hidden = !(playing && view.drawOffered);
 }
 
+// Run one client action; errors become a message. True when the server acknowledged.
 async function send(action) {
-  if (!view.client) return;
+  if (!view.client) return false;
   try {
     await action(view.client);
+    return true;
   } catch (err) {
     showError(err);
+    return false;
   }
 }
 
@@ -528,8 +536,7 @@ $("#resign").addEventListener("click", () => {
   if (confirm("Resign this game?")) send((client) => client.resign());
 });
 $("#offer-draw").addEventListener("click", async () => {
-  await send((client) => client.draw("offer"));
-  showMessage("Draw offered.", { code: "draw_offered" });
+  if (await send((client) => client.draw("offer"))) showMessage("Draw offered.", { code: "draw_offered" });
 });
 $("#accept-draw").addEventListener("click", () => send((client) => client.draw("accept")));
 $("#decline-draw").addEventListener("click", async () => {
@@ -568,7 +575,10 @@ function formatScore(gameType, seat, score) {
     return `${white >= 0 ? "+" : ""}${(white / 100).toFixed(2)}`;
   }
   if (score === 0) return "0 (even)";
-  return `${score > 0 ? "+" : ""}${score} (${seatLabel(seat)} ${score > 0 ? "winning" : "losing"})`;
+  const name = seatLabel(seat);
+  // Solver scores this large mean a forced result, not a margin.
+  if (Math.abs(score) >= 1000) return `${name} ${score > 0 ? "wins" : "loses"} by force`;
+  return `${score > 0 ? "+" : ""}${score} (${name} ${score > 0 ? "ahead" : "behind"})`;
 }
 
 function showThinking(info) {
@@ -578,6 +588,7 @@ function showThinking(info) {
   box.dataset.active = "true";
   box.dataset.seat = info.seat;
   box.dataset.depth = String(info.depth);
+  box.dataset.count = String(Number(box.dataset.count || 0) + 1);
   $("#thinking-title").textContent = `${seatLabel(info.seat)} (AI) is thinking`;
   $("#thinking-depth").textContent = String(info.depth);
   $("#thinking-score").textContent = formatScore(type, info.seat, info.score);
@@ -592,7 +603,7 @@ function hideThinking(keepLast = false) {
   const box = $("#thinking");
   box.dataset.active = "false";
   if (!keepLast) box.hidden = true;
-  else $("#thinking-title").textContent = "AI's last search";
+  else $("#thinking-title").textContent = `${seatLabel(box.dataset.seat || "AI")} (AI): last search`;
 }
 
 // ---------------------------------------------------------------------------------
@@ -618,18 +629,38 @@ function renderMoves(snapshot) {
     list.replaceChildren(...items);
     list.dataset.count = String(san.length);
   } else {
-    // The grid boards show their own history; count the plies for a uniform view.
-    list.replaceChildren();
-    list.dataset.count = String(snapshot.moves ?? 0);
-    if (snapshot.last_move) {
-      list.append(el("li", { text: `${seatLabel(snapshot.last_move.seat)} played ${describeGridMove(snapshot)}` }));
-    }
+    const moves = [...view.log.values()].sort((a, b) => a.version - b.version);
+    list.replaceChildren(
+      ...moves.map((entry) =>
+        el("li", { "data-ply": entry.version, text: `${seatLabel(entry.seat)}: ${describeGridMove(snapshot.game_type, Number(entry.move))}` }),
+      ),
+    );
+    list.dataset.count = String(snapshot.moves ?? moves.length);
+    list.scrollTop = list.scrollHeight;
   }
 }
 
-function describeGridMove(snapshot) {
-  const move = snapshot.last_move.move;
-  return snapshot.game_type === "connect4" ? `column ${Number(move) + 1}` : `cell ${Number(move) + 1}`;
+function describeGridMove(gameType, move) {
+  if (gameType === "connect4") return `column ${move + 1}`;
+  return `row ${Math.floor(move / 3) + 1}, column ${(move % 3) + 1}`;
+}
+
+// The grid games' snapshots hold no history: the move log (REST) plus the move events
+// of later updates, keyed by version so the two never count a move twice.
+function recordMove(entry) {
+  if (entry.move === undefined || entry.move === null || !entry.seat) return;
+  view.log.set(entry.version, entry);
+}
+
+async function loadMoveLog(gameId) {
+  try {
+    const log = await auth.call((conn) => getMoves(conn, gameId));
+    if (view.gameId !== gameId) return;
+    for (const entry of log) recordMove(entry);
+    render();
+  } catch (err) {
+    if (!(err instanceof GameSocketError && ["forbidden", "not_found"].includes(err.code))) showError(err);
+  }
 }
 
 // ---------------------------------------------------------------------------------

@@ -249,7 +249,7 @@ export class GameClient {
     return this.on("snapshot", callback);
   }
 
-  /** Every `update` message (snapshot fields plus `event`). */
+  /** Every new `update` message (snapshot fields plus `event`), just before `onState`. */
   onUpdate(callback) {
     return this.on("update", callback);
   }
@@ -456,7 +456,8 @@ export class GameClient {
       default:
         break;
     }
-    if (message.type !== "error") this._emit(message.type, message);
+    // `state` and `update` are emitted by `_snapshot`, only when they are new.
+    if (!["error", "state", "update"].includes(message.type)) this._emit(message.type, message);
   }
 
   _hello(message) {
@@ -484,6 +485,8 @@ export class GameClient {
     this.version = message.version;
     const { type: _type, event: _event, ...snapshot } = message;
     this.snapshot = snapshot;
+    // The message's own listeners first, so they can note the event before redrawing.
+    this._emit(message.type, message);
     this._emit("snapshot", snapshot);
   }
 
