@@ -8,23 +8,19 @@ are refreshed from the same runs.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import PROJECT_ROOT, require
+from tests.server_harness import ServerProcess
 
 pytestmark = pytest.mark.browser
 
@@ -40,9 +36,9 @@ CHROMIUM_ARGS = [
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 DOC_IMAGES = PROJECT_ROOT / "docs" / "img"
 VIEWPORT = {"width": 1180, "height": 820}
-# Environment variables that would move the server off embedded mode.
+# Environment variables that would move the server off embedded mode (the harness sets
+# DATABASE_URL itself).
 NON_EMBEDDED_ENV = (
-    "DATABASE_URL",
     "REDIS_URL",
     "SUPABASE_URL",
     "SUPABASE_ANON_KEY",
@@ -50,79 +46,35 @@ NON_EMBEDDED_ENV = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerProcess:
-    """`gamesocket serve` in embedded mode (SQLite in a temp dir), restartable in place."""
+class WebServer(ServerProcess):
+    """The harness's `gamesocket serve` subprocess, in embedded mode, stopped gracefully."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = data_dir / "server.log"
+        super().__init__(data_dir, f"sqlite:///{data_dir / 'gamesocket.sqlite3'}")
+        for name in NON_EMBEDDED_ENV:
+            self.env.pop(name, None)
 
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in NON_EMBEDDED_ENV}
-        # This tree's code, whatever state the virtualenv's editable install is in.
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])
-        )
-        script = Path(sys.executable).with_name("gamesocket")
-        command = [str(script), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*command, "--data-dir", str(self.data_dir)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/health", timeout=1) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"server did not answer /health: {self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+    def shut_down(self) -> None:
+        """SIGTERM: the server closes every socket with 1001, as in a deploy."""
+        self.signal(signal.SIGTERM)
 
     def get(self, path: str, token: str) -> Any:
-        request = urllib.request.Request(
-            self.base_url + path, headers={"Authorization": f"Bearer {token}"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return json.loads(reply.read())
+        reply = httpx.get(self.base_url + path, headers={"Authorization": f"Bearer {token}"})
+        reply.raise_for_status()
+        return reply.json()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
     require(CHROMIUM.exists(), "chromium")
-    process = ServerProcess(tmp_path_factory.mktemp("gamesocket-browser"))
+    process = WebServer(tmp_path_factory.mktemp("gamesocket-browser"))
     process.start()
     yield process
     process.stop()
 
 
 @pytest.fixture(scope="module")
-def browser(server: ServerProcess) -> Iterator[Any]:
+def browser(web_server: WebServer) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -134,13 +86,13 @@ def browser(server: ServerProcess) -> Iterator[Any]:
 
 
 @pytest.fixture
-def new_page(browser: Any, server: ServerProcess) -> Iterator[Any]:
+def new_page(browser: Any, web_server: WebServer) -> Iterator[Any]:
     """Open the lobby in a fresh browser context (its own guest account) per call."""
     contexts: list[Any] = []
     errors: list[str] = []
 
     def open_page(path: str = "/") -> Any:
-        context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
+        context = browser.new_context(viewport=VIEWPORT, base_url=web_server.base_url)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(20_000)
@@ -218,7 +170,7 @@ def connect4_cells(page: Any) -> list[list[str | None]]:
     )
 
 
-def test_tictactoe_against_the_ai_to_the_end(server: ServerProcess, new_page: Any) -> None:
+def test_tictactoe_against_the_ai_to_the_end(web_server: WebServer, new_page: Any) -> None:
     page = new_page()
     game_id = create_game(page, "tictactoe", "ai", side="x", level="10")
     page.wait_for_selector("#board[data-my-turn='true']")
@@ -246,7 +198,7 @@ def test_tictactoe_against_the_ai_to_the_end(server: ServerProcess, new_page: An
         page.click("[data-cell]:not([disabled])")
         wait_version_above(page, before)
 
-    snapshot = server.get(f"/api/games/{game_id}", token_of(page))
+    snapshot = web_server.get(f"/api/games/{game_id}", token_of(page))
     marks = [page.get_attribute(f"[data-cell='{i}']", "data-mark") or None for i in range(9)]
     assert marks == snapshot["board"]["cells"]
     assert marks[4] == "x"
@@ -256,7 +208,7 @@ def test_tictactoe_against_the_ai_to_the_end(server: ServerProcess, new_page: An
     assert ("Draw" in status) if snapshot["result"]["winner"] is None else ("You lose" in status)
     if snapshot["result"]["winner"] == "o":
         assert page.locator(".ttt-cell.win").count() == 3
-    log = server.get(f"/api/games/{game_id}/moves", token_of(page))
+    log = web_server.get(f"/api/games/{game_id}/moves", token_of(page))
     assert [entry["move"] for entry in log if entry.get("seat") == "x"].count(4) == 1
     seen = page.evaluate("window.seenVersions")
     assert seen == list(range(seen[0], snapshot["version"] + 1)), seen
@@ -265,7 +217,7 @@ def test_tictactoe_against_the_ai_to_the_end(server: ServerProcess, new_page: An
     screenshot(page, "tictactoe")
 
 
-def test_chess_between_two_browsers_with_promotions(server: ServerProcess, new_page: Any) -> None:
+def test_chess_between_two_browsers_with_promotions(web_server: WebServer, new_page: Any) -> None:
     # White promotes with check at once; Black answers and under-promotes two moves later.
     white = new_page()
     game_id = create_game(
@@ -305,7 +257,7 @@ def test_chess_between_two_browsers_with_promotions(server: ServerProcess, new_p
     assert white.get_attribute("[data-square='h1']", "data-piece") == "bN"
     sans = white.locator("#moves [data-ply]").all_inner_texts()
     assert sans == ["a8=Q+", "Ke7", "Kd2", "h1=N"]
-    log = server.get(f"/api/games/{game_id}/moves", token_of(white))
+    log = web_server.get(f"/api/games/{game_id}/moves", token_of(white))
     assert [entry["move"] for entry in log if entry.get("move")][-4:] == [
         "a7a8q",
         "e8e7",
@@ -317,7 +269,7 @@ def test_chess_between_two_browsers_with_promotions(server: ServerProcess, new_p
     screenshot(black, "chess-promotion-black")
 
 
-def test_watch_ai_against_ai_connect4_with_drops(server: ServerProcess, new_page: Any) -> None:
+def test_watch_ai_against_ai_connect4_with_drops(web_server: WebServer, new_page: Any) -> None:
     page = new_page()
     game_id = create_game(page, "connect4", "aivsai", level="2", level2="3", speed="150")
     record_versions(page)
@@ -350,7 +302,7 @@ def test_watch_ai_against_ai_connect4_with_drops(server: ServerProcess, new_page
         page.wait_for_selector("#connection[data-state='open']")
 
     page.wait_for_selector("#status[data-status='finished']", timeout=90_000)
-    snapshot = server.get(f"/api/games/{game_id}", token_of(page))
+    snapshot = web_server.get(f"/api/games/{game_id}", token_of(page))
     seen = page.evaluate("window.seenVersions")
     assert seen == list(range(seen[0], snapshot["version"] + 1)), seen
     assert connect4_cells(page) == snapshot["board"]["cells"]
@@ -365,7 +317,7 @@ def test_watch_ai_against_ai_connect4_with_drops(server: ServerProcess, new_page
     screenshot(page, "connect4")
 
 
-def test_chess_against_the_ai_with_hints_and_thinking(server: ServerProcess, new_page: Any) -> None:
+def test_chess_against_the_ai_with_hints_and_thinking(web_server: WebServer, new_page: Any) -> None:
     page = new_page()
     game_id = create_game(page, "chess", "ai", side="black", level="2")
     assert page.get_attribute(".chess-board", "data-orientation") == "black"
@@ -381,7 +333,7 @@ def test_chess_against_the_ai_with_hints_and_thinking(server: ServerProcess, new
     assert int(page.get_attribute("#thinking", "data-count")) >= 2
     # Hints for the knight on g8: exactly its legal targets.
     page.click("[data-square='g8']")
-    snapshot = server.get(f"/api/games/{game_id}", token_of(page))
+    snapshot = web_server.get(f"/api/games/{game_id}", token_of(page))
     expected = sorted(m[2:4] for m in snapshot["legal_moves"] if m.startswith("g8"))
     shown = page.locator(".square.target").evaluate_all("els => els.map(e => e.dataset.square)")
     assert sorted(shown) == expected
@@ -393,7 +345,7 @@ def test_chess_against_the_ai_with_hints_and_thinking(server: ServerProcess, new
     screenshot(page, "chess", doc=True)
 
 
-def test_page_survives_a_server_restart(server: ServerProcess, new_page: Any) -> None:
+def test_page_survives_a_server_restart(web_server: WebServer, new_page: Any) -> None:
     page = new_page()
     game_id = create_game(page, "tictactoe", "ai", side="x", level="1")
     page.wait_for_selector("#board[data-my-turn='true']")
@@ -401,15 +353,15 @@ def test_page_survives_a_server_restart(server: ServerProcess, new_page: Any) ->
     page.click("[data-cell='0']")
     page.wait_for_selector(f"#board[data-my-turn='true'][data-version='{start + 2}']")
 
-    server.stop()  # closes the socket with 1001
+    web_server.shut_down()
     page.wait_for_selector("#connection[data-state='reconnecting']")
     assert "Reconnecting" in page.inner_text("#connection")
-    server.start()
+    web_server.start()
     page.wait_for_selector("#connection[data-state='open']", timeout=30_000)
 
     page.click("[data-cell]:not([disabled])")
     page.wait_for_selector(f"#board[data-version='{start + 4}']")
-    snapshot = server.get(f"/api/games/{game_id}", token_of(page))
+    snapshot = web_server.get(f"/api/games/{game_id}", token_of(page))
     assert snapshot["version"] == start + 4
     marks = [page.get_attribute(f"[data-cell='{i}']", "data-mark") or None for i in range(9)]
     assert marks == snapshot["board"]["cells"]
