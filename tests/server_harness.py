@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -128,12 +129,15 @@ class Client:
 
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
-        self.seen: list[dict[str, Any]] = []
+        self.seen: list[dict[str, Any]] = []  # every message received, in order
+        self._unread: deque[dict[str, Any]] = deque()  # passed over by `request`
 
     async def send(self, **message: Any) -> None:
         await self.connection.send(json.dumps(message))
 
     async def recv(self, wait: float = RECV_TIMEOUT) -> dict[str, Any]:
+        if self._unread:
+            return self._unread.popleft()
         frame = await asyncio.wait_for(self.connection.recv(), wait)
         assert isinstance(frame, str), "the server must send text frames"
         message: dict[str, Any] = json.loads(frame)
@@ -141,20 +145,26 @@ class Client:
         return message
 
     async def expect(self, *types: str, wait: float = RECV_TIMEOUT) -> dict[str, Any]:
-        """The next message of one of `types`, skipping presence and thinking."""
+        """The next message of one of `types`, passing over others (but not errors)."""
         while True:
             message = await self.recv(wait)
             if message["type"] in types:
                 return message
-            assert message["type"] in ("presence", "thinking"), message
+            assert message["type"] != "error", message
 
     async def request(self, wait: float = RECV_TIMEOUT, **message: Any) -> dict[str, Any]:
-        """Send a message with an `id`; the matching `ack` or `error`."""
+        """Send a message with an `id`; the matching `ack` or `error`.
+
+        Messages that arrive before it stay unread for `recv` and `expect`.
+        """
         await self.send(**message)
+        passed: list[dict[str, Any]] = []
         while True:
             reply = await self.recv(wait)
             if reply["type"] in ("ack", "error") and reply.get("ref") == message.get("id"):
+                self._unread.extend(passed)
                 return reply
+            passed.append(reply)
 
     async def closed_with(self, wait: float = RECV_TIMEOUT) -> int | None:
         """Read until the server closes; its close code."""

@@ -236,12 +236,12 @@ async def test_a_custom_game_added_through_the_factory(
         bad = await client.request(type="move", move=5, id="too-many")
         assert bad["code"] == "illegal_move"
         assert (await client.request(type="move", move=3, id="m1"))["version"] == 1
-        ours = next(m for m in client.seen if m["type"] == "update")  # came before the ack
+        ours = await client.expect("update")
         assert ours["version"] == 1 and ours["board"] == {"stones": 4}
         after_ai = await client.expect("update")  # no winning take from 4: the AI takes 1
         assert after_ai["event"]["seat"] == "second" and after_ai["board"]["stones"] == 3
         assert (await client.request(type="move", move=3, id="m2"))["version"] == 3
-        final = [m for m in client.seen if m["type"] == "update"][-1]
+        final = await client.expect("update")
         assert final["result"] == {"winner": "first", "reason": "board_full"}
         wrong_route = await connect(server.ws_url("tictactoe", game["game_id"]))
         assert await wrong_route.closed_with() == 4404
