@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import PROJECT_ROOT, require
-from tests.server_harness import ServerProcess
+from tests.server_harness import ServerProcess, free_port
 
 pytestmark = pytest.mark.browser
 
@@ -47,12 +47,13 @@ NON_EMBEDDED_ENV = (
 
 
 class WebServer(ServerProcess):
-    """The harness's `gamesocket serve` subprocess, in embedded mode, stopped gracefully."""
+    """The harness's `gamesocket serve` subprocess: embedded mode unless `env` says else."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, **env: str) -> None:
         super().__init__(data_dir, f"sqlite:///{data_dir / 'gamesocket.sqlite3'}")
         for name in NON_EMBEDDED_ENV:
             self.env.pop(name, None)
+        self.env.update(env)
 
     def shut_down(self) -> None:
         """SIGTERM: the server closes every socket with 1001, as in a deploy."""
@@ -268,6 +269,18 @@ def test_chess_between_two_browsers_with_promotions(web_server: WebServer, new_p
     screenshot(white, "chess-promotion")
     screenshot(black, "chess-promotion-black")
 
+    # A draw offer: declined once, then offered again and accepted.
+    white.click("#offer-draw")
+    black.click("#decline-draw")
+    white.wait_for_selector("#message[data-code='draw_declined']")
+    assert black.is_hidden("#draw-offer")
+    white.click("#offer-draw")
+    black.click("#accept-draw")
+    for page in (white, black):
+        page.wait_for_selector("#status[data-status='finished'][data-reason='draw_agreed']")
+        assert page.inner_text("#status") == "Draw: agreed."
+        assert page.is_hidden("#offer-draw")
+
 
 def test_watch_ai_against_ai_connect4_with_drops(web_server: WebServer, new_page: Any) -> None:
     page = new_page()
@@ -366,9 +379,49 @@ def test_page_survives_a_server_restart(web_server: WebServer, new_page: Any) ->
     marks = [page.get_attribute(f"[data-cell='{i}']", "data-mark") or None for i in range(9)]
     assert marks == snapshot["board"]["cells"]
 
+    page.click("#resign")  # the fixture accepts the confirmation dialog
+    page.wait_for_selector("#status[data-status='finished'][data-reason='resignation']")
+    assert page.inner_text("#status") == "You lose: O wins by resignation."
+    assert page.is_hidden("#resign")
+
+
+def test_private_game_is_refused_to_others(new_page: Any) -> None:
+    owner = new_page()
+    owner.uncheck("#new-public")
+    game_id = create_game(owner, "tictactoe", "friend", side="x")
+    stranger = new_page()
+    stranger.wait_for_selector("#games[data-count]")
+    assert stranger.locator(f"#games tr[data-game-id='{game_id}']").count() == 0
+    stranger.goto(f"/#/game/tictactoe/{game_id}")
+    stranger.wait_for_selector("#connection[data-state='closed']")
+    assert stranger.get_attribute("#connection", "data-close-code") == "4403"
+    assert "private" in stranger.inner_text("#message")
+
 
 def test_unknown_game_gets_a_clear_message(new_page: Any) -> None:
     page = new_page("/#/game/chess/00000000-0000-4000-8000-000000000000")
     page.wait_for_selector("#connection[data-state='closed']")
     assert page.get_attribute("#connection", "data-close-code") == "4404"
     assert "no such game" in page.inner_text("#message")
+
+
+def test_supabase_mode_signs_in_through_supabase_js(browser: Any, tmp_path: Path) -> None:
+    # Nothing listens on this Supabase address: the vendored supabase-js loads, its
+    # anonymous sign-in fails, and the page offers the email sign-in instead.
+    supabase_url = f"http://127.0.0.1:{free_port()}"
+    process = WebServer(tmp_path, SUPABASE_URL=supabase_url, SUPABASE_ANON_KEY="anon-key")
+    process.start()
+    context = browser.new_context(viewport=VIEWPORT, base_url=process.base_url)
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto("/")
+        page.wait_for_selector("#signin", timeout=30_000)
+        assert page.evaluate("typeof window.supabase.createClient") == "function"
+        assert "Anonymous sign-in is not available" in page.inner_text("#signin-status")
+        assert page.is_hidden("#lobby")
+        assert errors == []
+    finally:
+        context.close()
+        process.stop()

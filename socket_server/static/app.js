@@ -303,6 +303,7 @@ function renderGames(games) {
     }),
   );
   $("#games-empty").hidden = games.length > 0;
+  $("#games").dataset.count = String(games.length);
 }
 
 $("#refresh-games").addEventListener("click", refreshGames);
