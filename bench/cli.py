@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -236,11 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args)
     if fd_limit < needed:
         run.notes.append(f"RLIMIT_NOFILE is {fd_limit}: the largest sizes may fail")
-    started = time.monotonic()
+    started, load_at_start = time.monotonic(), [round(x, 2) for x in os.getloadavg()]
     scenario_results = asyncio.run(run.all())
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     result = {
-        "machine": {**report.machine_info(), "rlimit_nofile": fd_limit},
+        "machine": {
+            **report.machine_info(),
+            "loadavg_at_start": load_at_start,
+            "rlimit_nofile": fd_limit,
+        },
         "config": config,
         "seconds": round(time.monotonic() - started, 1),
         "notes": run.notes,

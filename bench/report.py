@@ -34,6 +34,8 @@ def machine_info() -> dict[str, Any]:
         "nproc": os.cpu_count(), "cpu": cpu, "mem_gib": round(mem_kib / 2**20, 1),
         "python": sys.version.split()[0], "platform": platform.platform(),
         "git_commit": commit,
+        # Others' work on a shared machine skews every figure: record how busy it was.
+        "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }  # fmt: skip
 
 

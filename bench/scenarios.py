@@ -159,6 +159,8 @@ async def fanout(
             )
             connect_seconds = time.monotonic() - started
             await asyncio.sleep(0.5)
+            cpu_before = await asyncio.to_thread(pool.collect, 0, 0.0)
+            server_cpu = server.cpu_seconds()
             begin = time.monotonic()
             for ply, move in enumerate(chess_line(moves)):
                 await asyncio.sleep(max(0.0, begin + ply * interval - time.monotonic()))
@@ -170,6 +172,14 @@ async def fanout(
                 await asyncio.wait_for(log.done.wait(), 30)
             last_version = max(log.acked.values(), default=0)
             seen = await asyncio.to_thread(pool.collect, last_version, 30.0)
+            window = time.monotonic() - begin
+            server_cpu = server.cpu_seconds() - server_cpu
+            worker_cpu = [
+                after - before
+                for after, before in zip(
+                    seen["worker_cpu_seconds"], cpu_before["worker_cpu_seconds"], strict=True
+                )
+            ]
     finally:
         await _close_all(players.values())
         await asyncio.gather(*drains, return_exceptions=True)
@@ -186,6 +196,10 @@ async def fanout(
         "deliveries": len(samples), "deliveries_expected": expected,
         "spectators_complete": seen["complete"], "gaps": seen["gaps"], "closed": seen["closed"],
         "update_bytes_mean": round(sum(log.update_bytes) / max(len(log.update_bytes), 1)),
+        # Busy share of one core over the move phase: server, and the busiest client worker.
+        "window_seconds": round(window, 2),
+        "server_cpu_share": round(server_cpu / window, 2),
+        "max_worker_cpu_share": round(max(worker_cpu) / window, 2),
         "latency": percentiles(samples),
     }  # fmt: skip
 

@@ -81,6 +81,16 @@ def rss_kib(pid: int) -> int:
     return total + sum(rss_kib(child) for child in _children(pid))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its descendants so far."""
+    total = 0.0
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        # Fields after the command name (which may hold spaces): utime is 14th, stime 15th.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total + sum(cpu_seconds(child) for child in _children(pid))
+
+
 _LIVE: set[ServerProcess] = set()
 
 
@@ -144,6 +154,9 @@ class ServerProcess:
 
     def rss_kib(self) -> int:
         return rss_kib(self.pid)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
 
     def stop(self) -> None:
         """SIGTERM to the server's process group, then SIGKILL after a bounded wait."""

@@ -17,14 +17,14 @@ import contextlib
 import multiprocessing
 import signal
 import time
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
 
-from bench.client import decode, open_socket
+from bench.client import CONNECT_TIMEOUT, decode
 
 # Handshakes in flight at once per worker: enough to fill the server's accept
 # backlog without a thundering herd of timeouts.
@@ -32,64 +32,115 @@ CONNECT_CONCURRENCY = 64
 COMMAND_TIMEOUT = 300.0
 
 
-@dataclass
-class Spectator:
-    ws: ClientConnection
-    base: int | None = None  # version of the first `state`
-    last: int | None = None  # version of the latest `state` or `update`
-    gaps: int = 0  # updates that did not follow the previous version by exactly 1
-    arrivals: list[tuple[int, int]] = field(default_factory=list)  # (version, monotonic ns)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)  # first `state`, or closed
-    goal: int | None = None  # the version `collect` waits for
-    reached: asyncio.Event = field(default_factory=asyncio.Event)  # goal seen, or closed
-    close_code: int | None = None
+class Spectator(asyncio.Protocol):
+    """One spectator socket on websockets' sans-I/O protocol over a bare asyncio
+    transport: a few microseconds per frame, against tens for a task reading a
+    high-level connection, so thousands of them per process keep up with the server.
+    The arrival time is taken once per read, before any parsing."""
 
+    def __init__(self, url: str) -> None:
+        self.ws = ClientProtocol(parse_uri(url), max_size=2**22)
+        self.transport: asyncio.Transport | None = None
+        self.base: int | None = None  # version of the first `state`
+        self.last: int | None = None  # version of the latest `state` or `update`
+        self.gaps = 0  # updates that did not follow the previous version by exactly 1
+        self.arrivals: list[tuple[int, int]] = []  # (version, monotonic ns)
+        self.ready = asyncio.Event()  # first `state` seen, or the socket ended
+        self.goal: int | None = None  # the version `collect` waits for
+        self.reached = asyncio.Event()  # goal seen, or the socket ended
+        self.lost = asyncio.Event()
+        self.close_code: int | None = None
+        self._fragments: list[bytes] = []
 
-async def _read(spectator: Spectator) -> None:
-    try:
-        async for raw in spectator.ws:
-            arrived = time.monotonic_ns()
-            message = decode(raw)
-            if message.type == "update" and message.version is not None:
-                if spectator.last is not None and message.version != spectator.last + 1:
-                    spectator.gaps += 1
-                spectator.last = message.version
-                spectator.arrivals.append((message.version, arrived))
-                if spectator.goal is not None and message.version >= spectator.goal:
-                    spectator.reached.set()
-            elif message.type == "state" and message.version is not None:
-                if spectator.base is None:
-                    spectator.base = message.version
-                spectator.last = message.version
-                spectator.ready.set()
-    except ConnectionClosed as closed:
-        spectator.close_code = closed.rcvd.code if closed.rcvd else 1006
-    finally:
-        spectator.ready.set()
-        spectator.reached.set()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.ws.send_request(self.ws.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        arrived = time.monotonic_ns()
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.CONT):
+                self._fragments.append(bytes(event.data))
+                if event.fin:
+                    self._on_message(b"".join(self._fragments), arrived)
+                    self._fragments.clear()
+        self._flush()  # pongs and the closing handshake are queued by the protocol
+        if self.ws.handshake_exc is not None and self.transport is not None:
+            self.transport.close()
+
+    def _on_message(self, raw: bytes, arrived: int) -> None:
+        message = decode(raw)
+        if message.type == "update" and message.version is not None:
+            if self.last is not None and message.version != self.last + 1:
+                self.gaps += 1
+            self.last = message.version
+            self.arrivals.append((message.version, arrived))
+            if self.goal is not None and message.version >= self.goal:
+                self.reached.set()
+        elif message.type == "state" and message.version is not None:
+            if self.base is None:
+                self.base = message.version
+            self.last = message.version
+            self.ready.set()
+
+    def _flush(self) -> None:
+        assert self.transport is not None
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close_code = self.ws.close_code or 1006
+        for event in (self.ready, self.reached, self.lost):
+            event.set()
+
+    async def close(self) -> None:
+        """The closing handshake, bounded; then the socket is dropped regardless."""
+        if self.transport is None or self.lost.is_set():
+            return
+        with contextlib.suppress(Exception):
+            self.ws.send_close(1000)
+            self._flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.lost.wait(), 5)
+        self.transport.abort()
 
 
 class Worker:
     def __init__(self) -> None:
         self.spectators: list[Spectator] = []
-        self.readers: list[asyncio.Task[None]] = []
 
     async def connect(self, urls: list[str]) -> dict[str, Any]:
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
         errors: list[str] = []
+        loop = asyncio.get_running_loop()
 
         async def one(url: str) -> None:
+            uri = parse_uri(url)
+            spectator = Spectator(url)
             async with gate:
                 try:
-                    ws = await open_socket(url)
-                except (OSError, TimeoutError, ConnectionClosed, ValueError) as error:
+                    await asyncio.wait_for(
+                        loop.create_connection(lambda: spectator, uri.host, uri.port),
+                        CONNECT_TIMEOUT,
+                    )
+                    await asyncio.wait_for(spectator.ready.wait(), CONNECT_TIMEOUT)
+                except (OSError, TimeoutError) as error:
                     errors.append(f"{type(error).__name__}: {error}")
                     return
-                spectator = Spectator(ws)
-                self.spectators.append(spectator)
-                self.readers.append(asyncio.create_task(_read(spectator)))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(spectator.ready.wait(), COMMAND_TIMEOUT)
+            if spectator.close_code is not None:
+                errors.append(f"closed {spectator.close_code}: {spectator.ws.handshake_exc}")
+                return
+            self.spectators.append(spectator)
 
         await asyncio.gather(*(one(url) for url in urls))
         live = [s for s in self.spectators if s.close_code is None and s.base is not None]
@@ -119,6 +170,7 @@ class Worker:
             spectator.arrivals.clear()
         closed = sum(1 for s in self.spectators if s.close_code is not None)
         return {
+            "cpu_seconds": time.process_time(),
             "sockets": len(self.spectators),
             "complete": complete,
             "gaps": sum(s.gaps for s in self.spectators),
@@ -127,14 +179,7 @@ class Worker:
         }
 
     async def close(self) -> dict[str, Any]:
-        async def one(spectator: Spectator) -> None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(spectator.ws.close(), 5)
-
-        await asyncio.gather(*(one(s) for s in self.spectators))
-        for reader in self.readers:
-            reader.cancel()
-        await asyncio.gather(*self.readers, return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in self.spectators))
         return {"closed": len(self.spectators)}
 
 
@@ -204,8 +249,13 @@ class SpectatorPool:
         for reply in replies:
             for version, times in reply["arrivals"].items():
                 arrivals.setdefault(version, []).extend(times)
-        totals = {key: sum(r[key] for r in replies) for key in ("sockets", "complete", "gaps")}
-        return {**totals, "closed": sum(r["closed"] for r in replies), "arrivals": arrivals}
+        totals = {
+            key: sum(r[key] for r in replies) for key in ("sockets", "complete", "gaps", "closed")
+        }
+        # CPU each worker has used since it started: the busiest one shows whether the
+        # load generator itself was near saturation.
+        cpu = [r["cpu_seconds"] for r in replies]
+        return {**totals, "worker_cpu_seconds": cpu, "arrivals": arrivals}
 
     def close(self) -> None:
         """Close every socket and stop the workers (also after an error: bounded)."""
