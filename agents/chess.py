@@ -9,14 +9,15 @@ runs in the shared search pool.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, ClassVar, TypeVar
 
 import chess
 import chess.engine
@@ -28,6 +29,7 @@ from games import GameState
 from games.chess import ChessState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Seconds per move and (built-in engine) depth cap per level.
 LEVEL_TIME = {1: 0.05, 2: 0.1, 3: 0.15, 4: 0.2, 5: 0.3, 6: 0.5, 7: 0.8, 8: 1.2, 9: 2.0, 10: 3.0}
@@ -104,15 +106,26 @@ def _builtin_best_move(board: chess.Board, time_limit: float) -> str:
 # -- Stockfish --------------------------------------------------------------------------
 
 
-class StockfishPool:
-    """Long-lived Stockfish processes on one event loop, one per concurrent search."""
+class StockfishHost:
+    """A private event loop thread that owns the Stockfish processes.
+
+    Engines talk asyncio (python-chess's native API), but an engine process is bound
+    to the loop that started it; keeping them on one loop of our own lets every caller
+    (the server's loop, a test's loop, a synchronous script) share the same
+    long-lived processes, one per concurrent search slot.
+    """
 
     def __init__(self, path: str, size: int) -> None:
         self.path = path
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop = asyncio.new_event_loop()
         self._idle: list[tuple[asyncio.SubprocessTransport, chess.engine.UciProtocol]] = []
         self._all: list[tuple[asyncio.SubprocessTransport, chess.engine.UciProtocol]] = []
         self._slots = asyncio.Semaphore(size)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="stockfish", daemon=True)
+        self._thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     @contextlib.asynccontextmanager
     async def engine(self) -> AsyncIterator[chess.engine.UciProtocol]:
@@ -131,38 +144,38 @@ class StockfishPool:
                 if healthy and entry[0].get_returncode() is None:
                     self._idle.append(entry)
                 else:
-                    # Interrupted mid-command: its state is unknown, so it goes.
+                    # Interrupted mid-command (cancelled): its state is unknown, so it goes.
                     self._all.remove(entry)
                     entry[0].close()
 
-    def close(self) -> None:
-        """Kill every engine process (closing the transport kills the child)."""
-        for transport, _ in self._all:
-            if self.loop is not None and not self.loop.is_closed():
+    async def _quit_all(self) -> None:
+        for transport, protocol in self._all:
+            try:
+                await asyncio.wait_for(protocol.quit(), 2.0)
+            except (TimeoutError, chess.engine.EngineError):
                 transport.close()
-            else:
-                pid = transport.get_pid()
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, 9)
         self._all.clear()
         self._idle.clear()
 
+    def close(self) -> None:
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            self.submit(self._quit_all()).result(timeout=5.0)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5.0)
+        if not self._thread.is_alive():
+            self.loop.close()
 
-_stockfish_pools: dict[asyncio.AbstractEventLoop, StockfishPool] = {}
-_stockfish_lock = threading.Lock()
+
+_host: StockfishHost | None = None
+_host_lock = threading.Lock()
 
 
-def _stockfish_pool(path: str) -> StockfishPool:
-    loop = asyncio.get_running_loop()
-    with _stockfish_lock:
-        for other in [other for other in _stockfish_pools if other.is_closed()]:
-            _stockfish_pools.pop(other).close()
-        pool = _stockfish_pools.get(loop)
-        if pool is None:
-            pool = StockfishPool(path, os.cpu_count() or 1)
-            pool.loop = loop
-            _stockfish_pools[loop] = pool
-        return pool
+def _stockfish_host(path: str) -> StockfishHost:
+    global _host
+    with _host_lock:
+        if _host is None:
+            _host = StockfishHost(path, os.cpu_count() or 1)
+        return _host
 
 
 def _engine_info(board: chess.Board, info: chess.engine.InfoDict) -> SearchInfo | None:
@@ -178,19 +191,19 @@ def _engine_info(board: chess.Board, info: chess.engine.InfoDict) -> SearchInfo 
     )
 
 
-async def stockfish_search(
-    path: str,
+async def _analyse(
+    host: StockfishHost,
     board: chess.Board,
-    *,
     level: int,
     limit: SearchLimit,
-    on_progress: ProgressCallback | None,
+    report: Callable[[SearchInfo], None] | None,
 ) -> SearchResult:
+    """On the host's loop: one search, with progress `report`ed at most 4 times a second."""
     engine_limit = chess.engine.Limit(time=limit.time, depth=limit.depth, nodes=limit.nodes)
-    async with _stockfish_pool(path).engine() as engine:
+    async with host.engine() as engine:
         await engine.configure({"Skill Level": skill_level(level)})
         last: SearchInfo | None = None
-        sent_at = 0.0
+        sent_at = time.monotonic()
         with await engine.analysis(board, engine_limit) as analysis:
             async for info in analysis:
                 current = _engine_info(board, info)
@@ -198,9 +211,9 @@ async def stockfish_search(
                     continue
                 last = current
                 now = time.monotonic()
-                if on_progress is not None and now - sent_at >= PROGRESS_INTERVAL:
+                if report is not None and now - sent_at >= PROGRESS_INTERVAL:
                     sent_at = now
-                    on_progress(current)
+                    report(current)
             best = await analysis.wait()
     if best.move is None:
         raise RuntimeError("Stockfish returned no move")
@@ -210,17 +223,36 @@ async def stockfish_search(
     elif not last.pv or last.pv[0] != move:
         # Below full skill Stockfish may play another move than its main line.
         last = SearchInfo(depth=last.depth, score=last.score, pv=[move], nodes=last.nodes)
-    if on_progress is not None:
-        on_progress(last)
     return SearchResult(move=move, info=last)
 
 
-_sync_engine: chess.engine.SimpleEngine | None = None
+async def stockfish_search(
+    path: str,
+    board: chess.Board,
+    *,
+    level: int,
+    limit: SearchLimit,
+    on_progress: ProgressCallback | None,
+) -> SearchResult:
+    """Search on the engine thread; progress and the result come back to this loop."""
+    loop = asyncio.get_running_loop()
+    report = None
+    if on_progress is not None:
+        callback = on_progress
+
+        def report(info: SearchInfo) -> None:
+            loop.call_soon_threadsafe(callback, info)
+
+    host = _stockfish_host(path)
+    # Cancelling this await cancels the search task on the engine thread.
+    result = await asyncio.wrap_future(host.submit(_analyse(host, board, level, limit, report)))
+    if on_progress is not None:
+        on_progress(result.info)
+    return result
 
 
 def best_move(fen: str, *, time_limit: float, engine: str = "builtin") -> str:
     """The engine's move (UCI) for `fen` after `time_limit` seconds; for scripts."""
-    global _sync_engine
     board = chess.Board(fen)
     if engine == "builtin":
         return _builtin_best_move(board, time_limit)
@@ -229,25 +261,18 @@ def best_move(fen: str, *, time_limit: float, engine: str = "builtin") -> str:
     path = stockfish_path()
     if path is None:
         raise RuntimeError("Stockfish is not installed")
-    if _sync_engine is None:
-        _sync_engine = chess.engine.SimpleEngine.popen_uci(path)
-        _sync_engine.configure({"Threads": 1, "Hash": 16})
-    result = _sync_engine.play(board, chess.engine.Limit(time=time_limit))
-    if result.move is None:
-        raise RuntimeError("Stockfish returned no move")
-    return result.move.uci()
+    host = _stockfish_host(path)
+    limit = SearchLimit(time=time_limit)
+    return str(host.submit(_analyse(host, board, 10, limit, None)).result().move)
 
 
 def close_engines() -> None:
     """Stop every Stockfish process this module started."""
-    global _sync_engine
-    with _stockfish_lock:
-        for pool in _stockfish_pools.values():
-            pool.close()
-        _stockfish_pools.clear()
-    if _sync_engine is not None:
-        _sync_engine.close()
-        _sync_engine = None
+    global _host
+    with _host_lock:
+        host, _host = _host, None
+    if host is not None:
+        host.close()
 
 
 # -- agents -----------------------------------------------------------------------------
