@@ -358,6 +358,22 @@ def test_chess_against_the_ai_with_hints_and_thinking(web_server: WebServer, new
     screenshot(page, "chess", doc=True)
 
 
+def test_connect4_by_clicking_columns(web_server: WebServer, new_page: Any) -> None:
+    page = new_page()
+    game_id = create_game(page, "connect4", "ai", side="red", level="1")
+    for _ in range(3):
+        page.wait_for_selector("#board[data-my-turn='true']")
+        before = version_of(page)
+        page.click("[data-column='3']")
+        page.wait_for_selector(f"#board[data-my-turn='true'][data-version='{before + 2}']")
+    snapshot = web_server.get(f"/api/games/{game_id}", token_of(page))
+    assert connect4_cells(page) == snapshot["board"]["cells"]
+    column = [row[3] for row in snapshot["board"]["cells"]]
+    assert column.count("red") == 3  # each click dropped a red disc into column 4
+    assert page.locator("#moves li").count() == snapshot["moves"] == 6
+    assert page.inner_text("#moves li:first-child") == "Red: column 4"
+
+
 def test_page_survives_a_server_restart(web_server: WebServer, new_page: Any) -> None:
     page = new_page()
     game_id = create_game(page, "tictactoe", "ai", side="x", level="1")
