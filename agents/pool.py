@@ -62,7 +62,7 @@ class WorkerContext:
 def _worker_main(conn: Connection, cancel_flag: Synchronized[int]) -> None:
     # The loop's process decides priority; a worker never outranks the server.
     with contextlib.suppress(OSError):
-        os.nice(5)
+        os.nice(10)
     ctx = WorkerContext(conn, cancel_flag)
     while True:
         try:
