@@ -101,8 +101,8 @@ def geometry(columns: int = 7, rows: int = 6) -> Geometry:
     return _geometries[key]
 
 
-class Solver:
-    """The exact solver; keeps its transposition table between calls."""
+class _Search:
+    """Node counting with a periodic look at the clock and the cancel flag."""
 
     def __init__(
         self,
@@ -126,6 +126,10 @@ class Solver:
             raise TimeoutError
         if len(self.table) > TABLE_LIMIT:
             self.table.clear()
+
+
+class Solver(_Search):
+    """The exact solver; keeps its transposition table between calls."""
 
     def negamax(self, current: int, mask: int, moves: int, alpha: int, beta: int) -> int:
         """The score if it lies in (alpha, beta), else a bound beyond the window.
@@ -224,7 +228,7 @@ def solve(sequence: str, columns: int = 7, rows: int = 6) -> int:
 WIN = 10_000
 
 
-class HeuristicSearch:
+class HeuristicSearch(_Search):
     """Depth-limited negamax for when the exact search runs out of time.
 
     The evaluation counts each side's open winning cells (a cell where a stone
@@ -233,23 +237,12 @@ class HeuristicSearch:
     """
 
     def __init__(self, geo: Geometry, deadline: float | None, ctx: WorkerContext | None) -> None:
-        self.geo = geo
-        self.deadline = deadline
-        self.ctx = ctx
-        self.nodes = 0
-        self._next_check = CHECK_EVERY
+        super().__init__(geo, deadline=deadline, ctx=ctx)
         # Cells grouped by how many lines of four pass through them: central cells
         # take part in more lines and are worth more.
         self.weighted: list[tuple[int, int]] = []
         for weight, cells in _line_counts(geo).items():
             self.weighted.append((weight, sum(1 << cell for cell in cells)))
-
-    def _check(self) -> None:
-        self._next_check = self.nodes + CHECK_EVERY
-        if self.ctx is not None:
-            self.ctx.check()
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            raise TimeoutError
 
     def evaluate(self, current: int, mask: int) -> int:
         geo = self.geo
