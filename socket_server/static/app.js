@@ -271,12 +271,10 @@ function describeSeat(seat) {
 }
 
 async function refreshGames() {
-  const conn = auth.conn();
   try {
-    const lists = await Promise.all([
-      listGames(conn, { status: "waiting", limit: 50 }),
-      listGames(conn, { status: "active", limit: 50 }),
-    ]);
+    const lists = await auth.call((conn) =>
+      Promise.all([listGames(conn, { status: "waiting", limit: 50 }), listGames(conn, { status: "active", limit: 50 })]),
+    );
     renderGames(lists.flat());
   } catch (err) {
     showError(err);
@@ -545,7 +543,13 @@ $("#decline-draw").addEventListener("click", async () => {
   render();
   await send((client) => client.draw("decline"));
 });
-$("#ai-move").addEventListener("click", () => send((client) => client.aiMove(5)));
+$("#ai-move").addEventListener("click", async () => {
+  if (view.busy) return;
+  view.busy = true;
+  $("#ai-move").disabled = true;
+  if (!(await send((client) => client.aiMove()))) view.busy = false;
+  $("#ai-move").disabled = false;
+});
 $("#copy-link").addEventListener("click", async () => {
   $("#share-link").select();
   try {
@@ -855,8 +859,12 @@ function renderConnect4(snapshot) {
       class: `c4-col${playable.has(c) ? " open" : ""}`,
       "data-column": c,
       role: "button",
+      tabindex: playable.has(c) ? 0 : -1,
       "aria-label": `column ${c + 1}`,
       onclick: () => playable.has(c) && !view.busy && sendMove(c),
+      onkeydown: (event) => {
+        if ((event.key === "Enter" || event.key === " ") && playable.has(c) && !view.busy) sendMove(c);
+      },
     });
     const topmost = cells.findIndex((row) => row[c] !== null);
     for (let r = 0; r < rows; r += 1) {

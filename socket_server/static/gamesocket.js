@@ -68,6 +68,7 @@ export const CLOSE_TEXT = {
 const FATAL_CLOSE_CODES = new Set([4403, 4404]);
 const PING_INTERVAL_MS = 20000;
 const CALL_TIMEOUT_MS = 20000;
+const AI_MOVE_TIMEOUT_MS = 120000;
 const BACKOFF_MIN_MS = 300;
 const BACKOFF_MAX_MS = 8000;
 
@@ -313,9 +314,13 @@ export class GameClient {
     return this.call(seat ? { type: "join", seat } : { type: "join" });
   }
 
-  /** Let the server's AI play your seat for this one move. */
+  /**
+   * Let the server's AI play your seat for this one move (at `level`, or the server's
+   * default). The ack comes once the AI has moved, so the wait is long.
+   */
   aiMove(level) {
-    return this.call(Number.isInteger(level) ? { type: "ai_move", level } : { type: "ai_move" });
+    const message = Number.isInteger(level) ? { type: "ai_move", level } : { type: "ai_move" };
+    return this.call(message, { timeoutMs: AI_MOVE_TIMEOUT_MS });
   }
 
   /** Resign your seat. */
