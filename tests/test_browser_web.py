@@ -373,6 +373,14 @@ def test_connect4_by_clicking_columns(web_server: WebServer, new_page: Any) -> N
     assert page.locator("#moves li").count() == snapshot["moves"] == 6
     assert page.inner_text("#moves li:first-child") == "Red: column 4"
 
+    # Back to the lobby and into the game again from its list: the page starts clean.
+    page.click(".brand")
+    page.wait_for_selector("#connection[data-state='idle']", state="attached")
+    page.locator(f"#games tr[data-game-id='{game_id}'] a").click()
+    page.wait_for_selector("#board[data-my-turn='true']")
+    assert page.locator("#moves li").count() == 6
+    assert connect4_cells(page) == snapshot["board"]["cells"]
+
 
 def test_page_survives_a_server_restart(web_server: WebServer, new_page: Any) -> None:
     page = new_page()

@@ -340,9 +340,17 @@ function openGame(gameType, gameId) {
   view.log = new Map();
   $("#game-title").textContent = GAME_NAMES[gameType] || gameType;
   $("#share-link").value = location.href;
+  // Nothing of the previous game may linger: tests and styles read these attributes.
+  for (const id of ["#board", "#moves", "#status", "#thinking", "#presence"]) {
+    const node = $(id);
+    for (const key of Object.keys(node.dataset)) delete node.dataset[key];
+  }
   $("#board").replaceChildren();
   $("#moves").replaceChildren();
+  $("#players").replaceChildren();
+  $("#presence").textContent = "";
   $("#status").textContent = "Connecting…";
+  $("#message").hidden = true;
   hideThinking();
   const client = connect({
     gameType,
@@ -919,6 +927,7 @@ function route() {
     openGame(match[1], match[2]);
   } else {
     closeGame();
+    $("#message").hidden = true;
     $("#game").hidden = true;
     $("#lobby").hidden = false;
     refreshGames();
