@@ -10,12 +10,18 @@ from litestar import Litestar, WebSocket, websocket
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 
 from socket_server.context import ServerContext
 from socket_server.factory import CLOSE_NOT_FOUND, GameSocketFactory
-from socket_server.rest import ROUTES, http_error_handler, service_error_handler
+from socket_server.rest import (
+    ROUTES,
+    http_error_handler,
+    internal_error_handler,
+    service_error_handler,
+)
 from socket_server.service import ServiceError
 from socket_server.settings import Settings
 
@@ -43,10 +49,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         lifespan=[context.lifespan],
         state=State({"gamesocket": context}),
-        openapi_config=OpenAPIConfig(title="gamesocket", version="1.0.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="gamesocket",
+            version="1.0.0",
+            path="/schema",
+            # GET /schema is the document itself (PROTOCOL.md); the UI sits beside it.
+            render_plugins=[
+                JsonRenderPlugin(path=["/", "/openapi.json"]),
+                SwaggerRenderPlugin(path="/swagger"),
+            ],
+        ),
         exception_handlers={
             ServiceError: service_error_handler,
             HTTPException: http_error_handler,
+            Exception: internal_error_handler,
         },
         logging_config=None,
     )

@@ -8,6 +8,7 @@ on an app made by `create_app`. The built-in games are mounted the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -57,6 +58,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_IDLE = 4408
 CLOSE_FLOOD = 4429
+CLOSE_WAIT = 5.0  # seconds a closing socket may take to flush its queue
 
 
 class TokenBucket:
@@ -151,7 +153,11 @@ class GameSocketServer:
     async def handle(self, socket: WebSocket[Any, Any, Any], game_id: str) -> None:
         context = self.context
         await socket.accept()
-        actor, refusal = await self._admit(socket, game_id)
+        try:
+            actor, refusal = await self._admit(socket, game_id)
+        except Exception:
+            log.exception("socket admission failed game=%s", game_id)
+            refusal = CLOSE_INTERNAL
         if refusal is not None:
             await socket.close(refusal)
             return
@@ -188,7 +194,8 @@ class GameSocketServer:
         finally:
             if code is not None:
                 connection.close(code)
-                await asyncio.wait_for(connection.wait_written(), 5)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(connection.wait_written(), CLOSE_WAIT)
             await connection.stop()
             await self.unregister_connection(connection)
             log.info(
@@ -230,7 +237,7 @@ class GameSocketServer:
                     connection.send(text)
                 connection.start_updates(current)
                 return
-        if since is None or since < current:
+        if since != current:
             connection.send_bytes(encode({"type": "state", **build_snapshot(record, state)}))
         connection.start_updates(current)
 

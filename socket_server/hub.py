@@ -286,4 +286,8 @@ class Hub:
         connections = [c for channel in self.channels.values() for c in channel.connections]
         for connection in connections:
             connection.close(code)
-        await asyncio.gather(*(c.wait_written() for c in connections))
+        if connections:
+            # A client that stopped reading must not hold up the shutdown.
+            await asyncio.wait(
+                [asyncio.create_task(c.wait_written()) for c in connections], timeout=5
+            )

@@ -6,6 +6,7 @@ Every change goes through the same `GameService` as the sockets. Errors are
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -20,6 +21,8 @@ from socket_server.auth import AuthError
 from socket_server.context import ServerContext
 from socket_server.service import ServiceError
 from socket_server.store.base import Actor, GameStatus
+
+log = logging.getLogger("gamesocket.rest")
 
 HTTP_STATUS = {
     "bad_message": 400,
@@ -102,6 +105,11 @@ def http_error_handler(_request: Request[Any, Any, Any], error: Exception) -> Re
     if extra:
         message = f"{message}: {extra}"
     return error_response(code, message, status)
+
+
+def internal_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    log.error("request failed path=%s error=%r", request.url.path, error, exc_info=error)
+    return error_response("internal", "internal error", 500)
 
 
 def context_of(request: Request[Any, Any, Any]) -> ServerContext:

@@ -171,8 +171,8 @@ class GameService:
         return record, state
 
     async def view(self, game_id: str, actor: Actor) -> tuple[GameRecord, GameState]:
-        """The game as `actor` may see it: refuses strangers to private games."""
-        record, state = await self.load(game_id)
+        """The game as stored now, if `actor` may see it (strangers to private games not)."""
+        record, state = await self.load(game_id, fresh=True)
         check_viewer(record, actor)
         return record, state
 
@@ -324,6 +324,9 @@ class GameService:
                     if done is not None:
                         return done
                 record, state = await self.load(game_id)
+                if expected_version is not None and expected_version != record.version:
+                    # The cache may be behind a change made by another process.
+                    record, state = await self.load(game_id, fresh=True)
                 check_viewer(record, actor)
                 for attempt in (1, 2):
                     if expected_version is not None and expected_version != record.version:
@@ -504,10 +507,12 @@ class GameService:
                 if offered_by == state.other_seat(seat):
                     raise ServiceError("illegal_move", "your opponent offered a draw: accept it")
                 kind = "draw_offer"
+                self.draw_offers[game_id] = seat
             else:
                 if offered_by is None or offered_by == seat:
                     raise ServiceError("illegal_move", "there is no draw offer to decline")
                 kind = "draw_declined"
+                del self.draw_offers[game_id]
             message = {"type": kind, "game_id": game_id, "seat": seat}
             await self.broker.publish(game_id, encode(message))
             return record.version
@@ -585,7 +590,15 @@ class GameService:
             def compute(current: GameRecord, current_state: GameState) -> Change:
                 return self._move_change(current, current_state, seat, move)
 
-            await self._change(actor, game_id, request_id, compute, expected_version=record.version)
+            try:
+                await self._change(
+                    actor, game_id, request_id, compute, expected_version=record.version
+                )
+            except ServiceError as refused:
+                if player is not None:
+                    raise
+                # The game changed during the search (a resignation, an abort): drop the move.
+                log.info("ai move dropped game=%s reason=%s", game_id, refused.message)
         finally:
             await self.broker.unlock(key)
 

@@ -132,7 +132,7 @@ async def test_rest_errors_use_the_protocol_codes_and_statuses(
     assert over["result"] == {"winner": "x", "reason": "resignation"}
     late = await api.http.post(f"{url}/moves", json={"move": 0}, headers=bob["headers"])
     assert late.status_code == 409 and late.json()["error"]["code"] == "game_over"
-    schema = (await api.http.get("/schema/openapi.json")).json()
+    schema = (await api.http.get("/schema")).json()
     assert "/api/games/{game_id}/moves" in schema["paths"]
     assert "CreateGame" in json.dumps(schema["components"])
     assert (await api.http.get("/health")).json() == {"status": "ok"}
