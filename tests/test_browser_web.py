@@ -8,6 +8,7 @@ are refreshed from the same runs.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -420,6 +421,34 @@ def test_private_game_is_refused_to_others(new_page: Any) -> None:
     stranger.wait_for_selector("#connection[data-state='closed']")
     assert stranger.get_attribute("#connection", "data-close-code") == "4403"
     assert "private" in stranger.inner_text("#message")
+
+
+def test_a_refused_token_is_replaced(web_server: WebServer, browser: Any) -> None:
+    guest = httpx.post(web_server.base_url + "/api/auth/guest", json={}).json()
+    game = httpx.post(
+        web_server.base_url + "/api/games",
+        json={"game_type": "chess", "seats": {"white": "me"}},
+        headers={"Authorization": f"Bearer {guest['access_token']}"},
+    ).json()
+    context = browser.new_context(viewport=VIEWPORT, base_url=web_server.base_url)
+    bogus = {
+        "access_token": "not-a-token",
+        "user_id": "nobody",
+        "expires_at": "2999-01-01T00:00:00Z",
+    }
+    context.add_init_script(f"localStorage.setItem('gamesocket.guest', '{json.dumps(bogus)}')")
+    try:
+        page = context.new_page()
+        # Chess opens no REST call: the socket is refused with 4401, the page gets a
+        # new guest token and connects again.
+        page.goto(f"/#/game/chess/{game['game_id']}")
+        page.wait_for_selector("#connection[data-state='open']")
+        token = token_of(page)
+        assert token != "not-a-token"
+        assert web_server.get(f"/api/games/{game['game_id']}", token)["version"] == game["version"]
+        assert page.locator(".join-seat[data-seat='black']").count() == 1
+    finally:
+        context.close()
 
 
 def test_unknown_game_gets_a_clear_message(new_page: Any) -> None:
