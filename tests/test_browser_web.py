@@ -310,7 +310,7 @@ def test_watch_ai_against_ai_connect4_with_drops(web_server: WebServer, new_page
 
     # Drop the socket twice mid-game: the page must say so, then resume from `since`.
     for _ in range(2):
-        wait_version_above(page, version_of(page) + 2)
+        wait_version_above(page, version_of(page) + 1)
         page.evaluate("window.gamesocketApp.client.dropConnection()")
         page.wait_for_selector("#connection[data-state='reconnecting']")
         page.wait_for_selector("#connection[data-state='open']")
