@@ -335,6 +335,8 @@ def test_chess_against_the_ai_with_hints_and_thinking(web_server: WebServer, new
     page = new_page()
     game_id = create_game(page, "chess", "ai", side="black", level="2")
     assert page.get_attribute(".chess-board", "data-orientation") == "black"
+    assert "dark" in page.get_attribute("[data-square='a1']", "class").split()
+    assert "light" in page.get_attribute("[data-square='h1']", "class").split()
     record_versions(page)
     page.wait_for_selector("#board[data-my-turn='true']")  # the AI opened as White
     page.drag_and_drop("[data-square='e7'] .piece", "[data-square='e5']")

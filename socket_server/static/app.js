@@ -717,7 +717,7 @@ function renderChess(snapshot) {
       const rank = flipped ? row + 1 : 8 - row;
       const name = `${FILES[file]}${rank}`;
       const piece = pieces.get(name);
-      const classes = ["square", (file + rank) % 2 === 1 ? "light" : "dark"];
+      const classes = ["square", (file + rank) % 2 === 1 ? "dark" : "light"]; // a1 is dark
       if (last && (last.slice(0, 2) === name || last.slice(2, 4) === name)) classes.push("last");
       if (view.selected === name) classes.push("selected");
       if (targets.has(name)) classes.push(piece ? "target capture" : "target");
