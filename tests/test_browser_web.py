@@ -299,7 +299,7 @@ def test_watch_ai_against_ai_connect4_with_drops(web_server: WebServer, new_page
     row = other.locator(f"#games tr[data-game-id='{game_id}']")
     row.wait_for()
     assert "AI 2" in row.inner_text() and "AI 3" in row.inner_text()
-    screenshot(other, "lobby", doc=True)
+    screenshot(other, "lobby-watch")
     row.locator("a.watch-link").click()
     other.wait_for_selector("#connection[data-state='open']")
     assert other.locator(".join-seat").count() == 0
@@ -412,17 +412,30 @@ def test_page_survives_a_server_restart(web_server: WebServer, new_page: Any) ->
     assert page.is_hidden("#resign")
 
 
-def test_private_game_is_refused_to_others(new_page: Any) -> None:
+def test_lobby_lists_public_games_only(new_page: Any) -> None:
     owner = new_page()
+    public_id = create_game(owner, "tictactoe", "friend", side="x")
+    owner.click(".brand")
     owner.uncheck("#new-public")
-    game_id = create_game(owner, "tictactoe", "friend", side="x")
+    private_id = create_game(owner, "chess", "friend", side="white")
+
     stranger = new_page()
     stranger.wait_for_selector("#games[data-count]")
-    assert stranger.locator(f"#games tr[data-game-id='{game_id}']").count() == 0
-    stranger.goto(f"/#/game/tictactoe/{game_id}")
+    assert stranger.locator(f"#games tr[data-game-id='{private_id}']").count() == 0
+    row = stranger.locator(f"#games tr[data-game-id='{public_id}']")
+    assert "X: player · O: open" in row.inner_text()
+    screenshot(stranger, "lobby", doc=True)
+    # The private game's link gets the 4403 message; the public one's Join link a seat.
+    stranger.goto(f"/#/game/chess/{private_id}")
     stranger.wait_for_selector("#connection[data-state='closed']")
     assert stranger.get_attribute("#connection", "data-close-code") == "4403"
     assert "private" in stranger.inner_text("#message")
+    stranger.goto("/#/")
+    stranger.locator(f"#games tr[data-game-id='{public_id}'] a.join-link").click()
+    stranger.click(".join-seat[data-seat='o']")
+    owner.goto(f"/#/game/tictactoe/{public_id}")
+    owner.wait_for_selector("#status[data-status='active'][data-turn='x']")
+    assert owner.inner_text("#status") == "Your move (x)."
 
 
 def test_a_refused_token_is_replaced(web_server: WebServer, browser: Any) -> None:
