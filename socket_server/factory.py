@@ -40,7 +40,7 @@ from socket_server.protocol import (
 )
 from socket_server.service import DEFAULT_AI_MOVE_LEVEL, ServiceError, may_view
 from socket_server.snapshot import build_snapshot
-from socket_server.store.base import Actor
+from socket_server.store.base import Actor, GameRecord, Seat
 
 if TYPE_CHECKING:
     from socket_server.context import ServerContext
@@ -50,7 +50,6 @@ log = logging.getLogger("gamesocket.ws")
 # Builds the agent for one level (an `Agent` subclass is such a callable).
 AgentClass = Callable[[int], Agent]
 
-CLOSE_SHUTDOWN = 1001
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_UNAUTHORIZED = 4401
@@ -116,8 +115,13 @@ class GameSocketServer:
             for connection in connections
         }
 
-    async def register_connection(self, connection: Connection) -> None:
-        await self.context.hub.attach(connection)
+    async def register_connection(
+        self, connection: Connection, seats: dict[str, Seat] | None = None
+    ) -> None:
+        """Start delivering the game's messages to `connection` (seats: as just read)."""
+        if seats is None:
+            seats = (await self.context.service.load(connection.game_id))[0].seats
+        await self.context.hub.attach(connection, seats)
 
     async def unregister_connection(self, connection: Connection) -> None:
         await self.context.hub.detach(connection)
@@ -154,12 +158,12 @@ class GameSocketServer:
         context = self.context
         await socket.accept()
         try:
-            actor, refusal = await self._admit(socket, game_id)
+            actor, admitted = await self._admit(socket, game_id)
         except Exception:
             log.exception("socket admission failed game=%s", game_id)
-            refusal = CLOSE_INTERNAL
-        if refusal is not None:
-            await socket.close(refusal)
+            admitted = CLOSE_INTERNAL
+        if isinstance(admitted, int):
+            await socket.close(admitted)
             return
         settings = context.settings
         connection = Connection(
@@ -170,12 +174,12 @@ class GameSocketServer:
             settings.max_send_backlog,
             context.hub.updates_between,
         )
-        await self.register_connection(connection)
+        await self.register_connection(connection, admitted.seats)
         log.info("socket open game=%s user=%s", game_id, actor.user_id)
         code: int | None = None
         try:
             connection.start()
-            seats = connection.seats(context.service)
+            seats = context.hub.seats_of(connection)
             you = {
                 "user_id": actor.user_id,
                 "seat": seats[0] if seats else None,
@@ -207,8 +211,8 @@ class GameSocketServer:
 
     async def _admit(
         self, socket: WebSocket[Any, Any, Any], game_id: str
-    ) -> tuple[Actor, int | None]:
-        """Who the caller is, and the close code if they may not watch this game."""
+    ) -> tuple[Actor, GameRecord | int]:
+        """Who the caller is, and the game, or the close code if they may not watch it."""
         token = socket.query_params.get("token")
         actor = Actor.ANONYMOUS
         if token:
@@ -224,7 +228,7 @@ class GameSocketServer:
             return actor, CLOSE_NOT_FOUND
         if not may_view(record, actor):
             return actor, CLOSE_UNAUTHORIZED if actor.user_id is None else CLOSE_FORBIDDEN
-        return actor, None
+        return actor, record
 
     async def _sync(self, connection: Connection, since: int | None) -> None:
         """Bring the client to the current version: missed updates, or one `state`."""
@@ -300,7 +304,6 @@ class GameSocketServer:
                 )
             elif isinstance(message, Join):
                 version = await service.join(actor, game_id, message.seat, ref)
-                self.context.hub.presence_changed(game_id)
             elif isinstance(message, Resign):
                 version = await service.resign(actor, game_id, ref)
             elif isinstance(message, Draw):

@@ -20,8 +20,8 @@ from litestar import WebSocket
 
 from socket_server.fanout.base import Broker, Presence
 from socket_server.protocol import encode, read_header
-from socket_server.service import GameService, seats_of
-from socket_server.store.base import Actor
+from socket_server.service import GameService
+from socket_server.store.base import Actor, Seat
 
 log = logging.getLogger("gamesocket.ws")
 
@@ -164,15 +164,12 @@ class Connection:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._writer
 
-    def seats(self, service: GameService) -> list[str]:
-        entry = service.cached(self.game_id)
-        return seats_of(entry[0], self.actor.user_id) if entry is not None else []
-
 
 @dataclass
 class GameChannel:
     game_id: str
     game_type: str
+    seats: dict[str, Seat]  # as of the last update this process delivered
     connections: set[Connection] = field(default_factory=set)
     history: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
     presence_task: asyncio.Task[None] | None = None
@@ -184,10 +181,11 @@ class Hub:
         self.broker = broker
         self.channels: dict[str, GameChannel] = {}
 
-    async def attach(self, connection: Connection) -> None:
+    async def attach(self, connection: Connection, seats: dict[str, Seat]) -> None:
+        """Deliver the game's messages to `connection`; `seats` as the caller read them."""
         channel = self.channels.get(connection.game_id)
         if channel is None:
-            channel = GameChannel(connection.game_id, connection.game_type)
+            channel = GameChannel(connection.game_id, connection.game_type, dict(seats))
             self.channels[connection.game_id] = channel
             await self.broker.subscribe(connection.game_id, self._on_message)
         channel.connections.add(connection)
@@ -218,6 +216,9 @@ class Hub:
             channel.history.append((header.version, text))
             for connection in channel.connections:
                 connection.deliver_update(header.version, text)
+            if header.seats is not None and header.seats != channel.seats:
+                channel.seats = header.seats
+                self.presence_changed(game_id)
             return
         if header.type == "draw_offer" and header.seat is not None:
             self.service.draw_offers[game_id] = header.seat
@@ -257,13 +258,26 @@ class Hub:
         if channel is None:
             return presence
         for connection in channel.connections:
-            seats = connection.seats(self.service)
+            seats = self.seats_of(connection)
             if seats:
                 for seat in seats:
                     presence.players[seat] = presence.players.get(seat, 0) + 1
             else:
                 presence.spectators += 1
         return presence
+
+    def seats_of(self, connection: Connection) -> list[str]:
+        """The seats the connection's user holds, as this process last heard."""
+        channel = self.channels.get(connection.game_id)
+        if channel is None or connection.actor.user_id is None:
+            return []
+        return [
+            name
+            for name, seat in channel.seats.items()
+            if seat is not None
+            and seat.get("kind") == "human"
+            and seat.get("user_id") == connection.actor.user_id
+        ]
 
     async def _publish_presence(self, game_id: str) -> None:
         await asyncio.sleep(PRESENCE_DELAY)

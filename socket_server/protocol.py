@@ -142,11 +142,12 @@ PONG = encode({"type": "pong"})
 
 
 class Header(msgspec.Struct):
-    """The part of a server message the fan-out needs: type, version, and a draw's seat."""
+    """The part of a server message the fan-out needs (the rest is never decoded)."""
 
     type: str
     version: int | None = None
-    seat: str | None = None
+    seat: str | None = None  # of a draw offer
+    seats: dict[str, Any] | None = None  # of an update: who sits where now
 
 
 _header_decoder = msgspec.json.Decoder(Header)

@@ -144,9 +144,6 @@ class GameService:
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
 
-    def cached(self, game_id: str) -> tuple[GameRecord, GameState] | None:
-        return self._cache.get(game_id)
-
     def forget_if_older(self, game_id: str, version: int) -> None:
         """Another process stored `version`: drop a cached state that is older."""
         entry = self._cache.get(game_id)

@@ -222,6 +222,19 @@ class Api:
             assert time.monotonic() < deadline, f"timed out; last snapshot {snapshot}"
             await asyncio.sleep(0.05)
 
+    async def wait_for_connections(
+        self, game_id: str, *, players: int, spectators: int, wait: float = 10
+    ) -> dict[str, int]:
+        """Poll /api/connections until the game shows these counts; its last counts."""
+        deadline = time.monotonic() + wait
+        while True:
+            counts = (await self.http.get("/api/connections")).json()["games"].get(game_id)
+            if counts == {"players": players, "spectators": spectators}:
+                return dict(counts)
+            if time.monotonic() > deadline:
+                return dict(counts or {})
+            await asyncio.sleep(0.05)
+
     async def close(self) -> None:
         await self.http.aclose()
 

@@ -12,7 +12,10 @@ def create_broker(settings: Settings) -> Broker:
     if settings.redis_url:
         from socket_server.fanout.redis import RedisBroker  # only needed with Redis
 
-        return RedisBroker(settings.redis_url)
+        # `extra["redis_prefix"]` keeps separate deployments (or test runs) apart on one Redis.
+        return RedisBroker(
+            settings.redis_url, prefix=settings.extra.get("redis_prefix", "gamesocket")
+        )
     return MemoryBroker()
 
 
