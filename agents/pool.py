@@ -7,6 +7,10 @@ flag within a few thousand nodes and then takes the next job.
 
 A job is a module-level function `fn(ctx, *args)` returning `(move, SearchInfo)`;
 `ctx` gives it the cancel check and a throttled progress report.
+
+Workers are spawned, not forked (forking a process that runs threads, as the server
+does, can copy a held lock). Spawning re-imports the main module, so a script that
+searches must keep its top-level code under `if __name__ == "__main__":`.
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ class WorkerContext:
         self._flag = cancel_flag
         self._last_report = 0.0
 
+    def begin(self) -> None:
+        """A new job starts: its first report waits a full interval."""
+        self._last_report = time.monotonic()
+
     def cancelled(self) -> bool:
         return bool(self._flag.value)
 
@@ -72,7 +80,7 @@ def _worker_main(conn: Connection, cancel_flag: Synchronized[int]) -> None:
         if job is None:
             return
         fn, args = job
-        ctx._last_report = time.monotonic()
+        ctx.begin()
         try:
             conn.send(("done", fn(ctx, *args)))
         except SearchCancelled:
@@ -199,14 +207,20 @@ class SearchPool:
                     finished.set_exception(RuntimeError(f"search worker died: {error!r}"))
 
         worker.cancel_flag.value = 0
+        try:
+            worker.conn.send((fn, args))
+        except OSError as error:
+            self._discard(worker)
+            raise RuntimeError(f"search worker died: {error!r}") from error
         worker.loop = loop
-        worker.conn.send((fn, args))
         loop.add_reader(fd, readable)
         try:
             return await asyncio.shield(finished)
         except asyncio.CancelledError:
-            # The worker finishes its job (reporting "cancelled") and then rejoins the pool.
+            # The worker finishes its job (reporting "cancelled") and then rejoins the
+            # pool; whatever it answers is dropped, as nobody waits for it any more.
             worker.cancel_flag.value = 1
+            finished.cancel()
             raise
 
     @staticmethod
