@@ -436,6 +436,11 @@ def test_lobby_lists_public_games_only(new_page: Any) -> None:
     owner.goto(f"/#/game/tictactoe/{public_id}")
     owner.wait_for_selector("#status[data-status='active'][data-turn='x']")
     assert owner.inner_text("#status") == "Your move (x)."
+    # Before the first move either player may call the game off.
+    stranger.click("#abort")  # the fixture accepts the confirmation dialog
+    owner.wait_for_selector("#status[data-status='aborted']")
+    assert owner.inner_text("#status") == "The game was aborted."
+    assert owner.locator("[data-cell]:not([disabled])").count() == 0
 
 
 def test_a_refused_token_is_replaced(web_server: WebServer, browser: Any) -> None:

@@ -504,7 +504,10 @@ function renderPlayers(snapshot) {
 }
 
 function renderControls(snapshot) {
-  const playing = mySeats(snapshot).length > 0 && snapshot.status === "active";
+  const seated = mySeats(snapshot).length > 0;
+  const playing = seated && snapshot.status === "active";
+  // The server allows an abort until the first move.
+  $("#abort").hidden = !(seated && ["waiting", "active"].includes(snapshot.status) && snapshot.moves === 0);
   $("#resign").hidden = !playing;
   $("#offer-draw").hidden = !playing;
   $("#ai-move").hidden = !(playing && myTurn(snapshot));
@@ -541,6 +544,9 @@ async function sendMove(move) {
 
 $("#resign").addEventListener("click", () => {
   if (confirm("Resign this game?")) send((client) => client.resign());
+});
+$("#abort").addEventListener("click", () => {
+  if (confirm("Cancel this game?")) send((client) => client.abort());
 });
 $("#offer-draw").addEventListener("click", async () => {
   if (await send((client) => client.draw("offer"))) showMessage("Draw offered.", { code: "draw_offered" });

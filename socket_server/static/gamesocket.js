@@ -55,6 +55,7 @@ export const CLOSE_TEXT = {
   1000: "The connection was closed.",
   1001: "The server is restarting; reconnecting…",
   1006: "The connection dropped; reconnecting…",
+  1008: "The connection fell too far behind; reconnecting…",
   1009: "A message was too large for the server.",
   1011: "The server had an internal error; reconnecting…",
   4401: "Your sign-in is missing or has expired.",
