@@ -24,7 +24,7 @@ import chess.engine
 
 from agents.base import Agent, ProgressCallback, SearchInfo, SearchLimit, SearchResult
 from agents.chess_engine import MATE, Engine, Progress, SearchStopped
-from agents.pool import PooledAgent, SearchJob, WorkerContext
+from agents.pool import PooledAgent, SearchJob, WorkerContext, effective_limit
 from games import GameState
 from games.chess import ChessState
 
@@ -334,6 +334,6 @@ class ChessAgent(Agent):
             self.stockfish,
             board_from(state.start_fen, state.history),
             level=self.level,
-            limit=limit or SearchLimit(time=LEVEL_TIME[self.level]),
+            limit=effective_limit(limit, SearchLimit(time=LEVEL_TIME[self.level])),
             on_progress=on_progress,
         )

@@ -109,12 +109,14 @@ class _Search:
         geo: Geometry,
         *,
         deadline: float | None = None,
+        max_nodes: int | None = None,
         ctx: WorkerContext | None = None,
     ) -> None:
         self.geo = geo
         self.table: dict[int, int] = {}
         self.nodes = 0
         self.deadline = deadline
+        self.max_nodes = max_nodes
         self.ctx = ctx
         self._next_check = CHECK_EVERY
 
@@ -123,6 +125,8 @@ class _Search:
         if self.ctx is not None:
             self.ctx.check()
         if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TimeoutError
+        if self.max_nodes is not None and self.nodes >= self.max_nodes:
             raise TimeoutError
         if len(self.table) > TABLE_LIMIT:
             self.table.clear()
@@ -236,8 +240,14 @@ class HeuristicSearch(_Search):
     control. Scores of certain wins are `WIN + moves left`, so faster wins rank higher.
     """
 
-    def __init__(self, geo: Geometry, deadline: float | None, ctx: WorkerContext | None) -> None:
-        super().__init__(geo, deadline=deadline, ctx=ctx)
+    def __init__(
+        self,
+        geo: Geometry,
+        deadline: float | None,
+        max_nodes: int | None,
+        ctx: WorkerContext | None,
+    ) -> None:
+        super().__init__(geo, deadline=deadline, max_nodes=max_nodes, ctx=ctx)
         # Cells grouped by how many lines of four pass through them: central cells
         # take part in more lines and are worth more.
         self.weighted: list[tuple[int, int]] = []
@@ -320,7 +330,7 @@ def _drop(geo: Geometry, current: int, mask: int, column: int) -> tuple[int, int
 def exact_choice(
     geo: Geometry, current: int, mask: int, moves: int, solver: Solver
 ) -> tuple[int, int]:
-    """(column, exact score) of the best move; raises TimeoutError past the deadline."""
+    """(column, exact score) of the best move; TimeoutError when over the solver's budget."""
     best_column, best_score = -1, -WIN
     for column in _root_moves(geo, current, mask):
         child_current, child_mask = _drop(geo, current, mask, column)
@@ -341,12 +351,13 @@ def heuristic_choice(
     *,
     max_depth: int,
     deadline: float | None,
+    max_nodes: int | None,
     ctx: WorkerContext,
     margin: int,
     rng: random.Random,
 ) -> tuple[int, SearchInfo]:
     """Iterative deepening to `max_depth` or the deadline; random among near-best moves."""
-    search = HeuristicSearch(geo, deadline, ctx)
+    search = HeuristicSearch(geo, deadline, max_nodes, ctx)
     roots = _root_moves(geo, current, mask)
     scores: dict[int, int] = {}
     info = SearchInfo(depth=0, score=0, pv=[roots[0]], nodes=0)
@@ -406,19 +417,25 @@ def search_job(
     moves = len(history)
     max_depth, _, margin, exact = LEVELS[level]
     if limit.depth is not None:
-        max_depth = limit.depth
+        # A depth limit asks for a shallow look: the exact solver has no depth to cut.
+        max_depth, exact = limit.depth, False
     deadline = None if limit.time is None else start + limit.time
-    if exact:
+    solver_nodes = 0
+    if exact and (deadline is not None or limit.nodes is not None):
         # The exact solver gets most of the budget; the heuristic fallback the rest.
-        solver_deadline = None if deadline is None else start + 0.7 * (deadline - start)
-        solver = Solver(geo, deadline=solver_deadline, ctx=ctx)
+        solver = Solver(
+            geo,
+            deadline=None if deadline is None else start + 0.7 * (deadline - start),
+            max_nodes=None if limit.nodes is None else int(0.7 * limit.nodes),
+            ctx=ctx,
+        )
         try:
             column, score = exact_choice(geo, current, mask, moves, solver)
             return column, SearchInfo(
                 depth=geo.cells - moves, score=score, pv=[column], nodes=solver.nodes
             )
         except TimeoutError:
-            pass
+            solver_nodes = solver.nodes
     return heuristic_choice(
         geo,
         current,
@@ -426,6 +443,7 @@ def search_job(
         moves,
         max_depth=max_depth,
         deadline=deadline,
+        max_nodes=None if limit.nodes is None else max(1, limit.nodes - solver_nodes),
         ctx=ctx,
         margin=margin,
         rng=random.Random(),

@@ -267,6 +267,13 @@ def shutdown_pool() -> None:
         _pool = None
 
 
+def effective_limit(limit: SearchLimit | None, default: SearchLimit) -> SearchLimit:
+    """The caller's limit, or the level's when the caller sets none (no endless searches)."""
+    if limit is None or limit == SearchLimit():
+        return default
+    return limit
+
+
 class PooledAgent(Agent):
     """An agent whose search is a pure-Python function run in the shared pool."""
 
@@ -287,5 +294,5 @@ class PooledAgent(Agent):
     ) -> SearchResult:
         if state.result is not None or not state.legal_moves():
             raise ValueError("the game is over: there is no move to search for")
-        fn, args = self.job(state, limit or self.default_limit())
+        fn, args = self.job(state, effective_limit(limit, self.default_limit()))
         return await get_pool().run(fn, *args, on_progress=on_progress)

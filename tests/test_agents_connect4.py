@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from functools import cache
 
 import pytest
@@ -202,3 +203,21 @@ async def test_a_high_level_beats_level_1_with_either_colour() -> None:
             agent = strong if state.turn == strong_seat else weak
             state = state.apply((await agent.search(state, limit=SearchLimit(time=0.2))).move)
         assert state.result.winner == strong_seat, state.sequence
+
+
+@pytest.mark.parametrize(
+    "limit", [SearchLimit(depth=3), SearchLimit(nodes=5000), SearchLimit()], ids=str
+)
+async def test_depth_and_node_limits_end_the_search(limit: SearchLimit) -> None:
+    # The empty board at level 10: only the limit stops the search.
+    state = Connect4State.initial()
+    start = time.monotonic()
+    result = await agents.Connect4Agent(10).search(state, limit=limit)
+    elapsed = time.monotonic() - start
+    assert result.move in state.legal_moves()
+    if limit.depth is not None:
+        assert result.info.depth == 3 and elapsed < 1.0
+    elif limit.nodes is not None:
+        assert result.info.nodes <= 5000 + 2048 and elapsed < 1.0
+    else:  # no limit at all: the level's own time (3 s at level 10)
+        assert 2.5 < elapsed < 4.0
