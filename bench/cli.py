@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--moves", type=int, default=50, help="moves per fan-out run")
     parser.add_argument("--interval-ms", type=float, default=100.0)
     parser.add_argument("--games", type=int, default=200, help="concurrent games (throughput)")
-    parser.add_argument("--rounds", type=int, default=5, help="games in a row per slot")
+    parser.add_argument("--rounds", type=int, default=3, help="games in a row per slot")
     parser.add_argument("--searches", type=int, default=8, help="AI games during loop health")
     parser.add_argument("--ai-level", type=int, default=10)
     parser.add_argument("--loop-seconds", type=float, default=10.0)
@@ -96,7 +96,7 @@ async def _server(
     """A fresh server process for one measurement, and a lobby for it."""
     if target == "reference":
         with reference_server(update_bytes, busy) as server:
-            yield server, ReferenceLobby()
+            yield server, ReferenceLobby(server.pid)
         return
     with gamesocket_server(database_url) as server:
         lobby = RestLobby(server.http_url)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import signal
 import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -17,6 +19,7 @@ import httpx
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 
+SEATS = {"chess": ("white", "black"), "connect4": ("red", "yellow"), "tictactoe": ("x", "o")}
 # Bounds for every wait on the network, so no loop of the harness can hang.
 CONNECT_TIMEOUT = 30.0
 REPLY_TIMEOUT = 30.0
@@ -56,6 +59,10 @@ class Lobby(Protocol):
 
     async def join(self, token: str, game_id: str, seat: str) -> None: ...
 
+    async def start_searches(self, token: str, game_type: str, level: int, count: int) -> list[str]:
+        """Get `count` AI searches running non-stop; returns games to watch."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -85,12 +92,24 @@ class RestLobby:
     async def join(self, token: str, game_id: str, seat: str) -> None:
         await self._post(f"/api/games/{game_id}/join", {"seat": seat}, token)
 
+    async def start_searches(self, token: str, game_type: str, level: int, count: int) -> list[str]:
+        # AI-vs-AI games with no pause between moves: one search always under way in each.
+        ai = {"kind": "ai", "level": level}
+        seats = dict.fromkeys(SEATS[game_type], ai)
+        return [
+            await self.create_game(token, game_type, seats, {"ai_delay_ms": 0})
+            for _ in range(count)
+        ]
+
     async def aclose(self) -> None:
         await self.http.aclose()
 
 
 class ReferenceLobby:
     """The reference server: games and seats come into being as sockets open."""
+
+    def __init__(self, server_pid: int | None = None) -> None:
+        self.server_pid = server_pid
 
     async def guest(self) -> str:
         return uuid.uuid4().hex
@@ -102,6 +121,13 @@ class ReferenceLobby:
 
     async def join(self, token: str, game_id: str, seat: str) -> None:
         return None
+
+    async def start_searches(self, token: str, game_type: str, level: int, count: int) -> list[str]:
+        # The reference has no AI: SIGUSR1 starts its stand-in CPU-bound processes.
+        if self.server_pid is None:
+            raise RuntimeError("ReferenceLobby needs the server's pid to start searches")
+        os.kill(self.server_pid, signal.SIGUSR1)
+        return [str(uuid.uuid4()) for _ in range(count)]
 
     async def aclose(self) -> None:
         return None

@@ -6,8 +6,8 @@ written to every socket of the game with `websockets.broadcast`, `ack` to the se
 `ping` -> `pong`, and `GET /health`. No rules, no store, no auth: a token only marks
 a player, and players take the seats in the order they connect. `--update-bytes`
 pads each update to the size of the real server's snapshots, so both push the same
-bytes. `--busy-workers K` runs K CPU-bound processes beside it: the ceiling for
-"searches run off the event loop" in the loop-health scenario.
+bytes. `--busy-workers K` readies K CPU-bound processes that start on SIGUSR1: the
+ceiling for "searches run off the event loop" in the loop-health scenario.
 
 Run: python -m bench.reference_server --port 8765 [--update-bytes 900] [--busy-workers 8]
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import multiprocessing
@@ -30,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Request, Response, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 
-SEATS = {"chess": ("white", "black"), "connect4": ("red", "yellow"), "tictactoe": ("x", "o")}
+from bench.client import SEATS
 
 
 @dataclass
@@ -131,22 +130,38 @@ def _burn() -> None:
         uuid.uuid5(uuid.NAMESPACE_DNS, str(n))
 
 
-async def run(host: str, port: int, update_bytes: int) -> None:
+async def run(host: str, port: int, update_bytes: int, busy_workers: int) -> None:
     server = ReferenceServer(update_bytes)
-    stop = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
-    async with serve(
-        server.handle,
-        host,
-        port,
-        compression=None,
-        ping_interval=None,
-        max_size=64 * 1024,
-        process_request=_health,
-        backlog=4096,
-    ):
-        await stop
+        loop.add_signal_handler(sig, stop.set_result, None)
+    # The stand-in searches start on SIGUSR1, so the idle phase is measured without them.
+    burners = [multiprocessing.Process(target=_burn, daemon=True) for _ in range(busy_workers)]
+    loop.add_signal_handler(signal.SIGUSR1, _start_once, burners)
+    try:
+        async with serve(
+            server.handle,
+            host,
+            port,
+            compression=None,
+            ping_interval=None,
+            max_size=64 * 1024,
+            process_request=_health,
+            backlog=4096,
+        ):
+            await stop
+    finally:
+        for burner in burners:
+            if burner.pid is not None:
+                burner.terminate()
+                burner.join(timeout=2)
+
+
+def _start_once(burners: list[multiprocessing.Process]) -> None:
+    for burner in burners:
+        if burner.pid is None:
+            burner.start()
 
 
 def main() -> None:
@@ -156,17 +171,7 @@ def main() -> None:
     parser.add_argument("--update-bytes", type=int, default=900)
     parser.add_argument("--busy-workers", type=int, default=0)
     args = parser.parse_args()
-    burners = [multiprocessing.Process(target=_burn, daemon=True) for _ in range(args.busy_workers)]
-    for burner in burners:
-        burner.start()
-    try:
-        asyncio.run(run(args.host, args.port, args.update_bytes))
-    finally:
-        for burner in burners:
-            burner.terminate()
-        for burner in burners:
-            with contextlib.suppress(Exception):
-                burner.join(timeout=2)
+    asyncio.run(run(args.host, args.port, args.update_bytes, args.busy_workers))
 
 
 if __name__ == "__main__":

@@ -298,7 +298,7 @@ async def _count_messages(ws: ClientConnection, counts: dict[str, int]) -> None:
 
 async def loop_health(
     server: ServerProcess, lobby: Lobby, searches: int, level: int, seconds: float,
-    interval: float = 0.05, game_type: str = "chess",
+    interval: float = 0.02, game_type: str = "chess",
 ) -> dict[str, Any]:  # fmt: skip
     """Ping RTT on a quiet game, first idle, then while `searches` AI-vs-AI games run."""
     token = await lobby.guest()
@@ -310,10 +310,7 @@ async def loop_health(
     try:
         await read_until(pinger, "state")
         idle = await _ping_rtts(pinger, seconds / 3, interval)
-        ai = {"kind": "ai", "level": level}
-        seats = dict(zip(("white", "black"), (ai, ai), strict=True))
-        for _ in range(searches):
-            game_id = await lobby.create_game(token, game_type, seats, {"ai_delay_ms": 0})
+        for game_id in await lobby.start_searches(token, game_type, level, searches):
             watchers.append(await open_socket(ws_url(server.ws_url, game_type, game_id)))
         readers = [asyncio.create_task(_count_messages(ws, counts)) for ws in watchers]
         await asyncio.sleep(1.0)  # searches under way before measuring
