@@ -2,19 +2,27 @@
 -- Runs unchanged under `supabase db push` and `gamesocket migrate`. Row-level security and
 -- the functions that change a game are in the next migration.
 
--- The server's own identity for AI moves and housekeeping. It cannot log in, does not
--- bypass RLS and gets only the grants and policies of the next migration; the role of
--- the database URL switches to it per transaction (set local role).
+-- Two roles that only the server's database user can switch to (PostgREST's
+-- authenticator is no member of them), neither able to log in or bypass RLS:
+--   gamesocket_player  a signed-in player's changes, made through the server: the
+--                      player's JWT claims are set, so auth.uid() is that player. API
+--                      clients (anon, authenticated) only read: no request can write a
+--                      game without the server having checked it against the rules.
+--   gamesocket_server  the server's own identity, for AI moves and housekeeping.
 do $$
+declare
+  role_name text;
 begin
-  begin
-    create role gamesocket_server nologin noinherit;
-  exception
-    when duplicate_object or unique_violation then null;  -- roles are cluster-wide
-  end;
-  if not pg_has_role(current_user, 'gamesocket_server', 'member') then
-    execute format('grant gamesocket_server to %I', current_user);
-  end if;
+  foreach role_name in array array['gamesocket_player', 'gamesocket_server'] loop
+    begin
+      execute format('create role %I nologin noinherit', role_name);
+    exception
+      when duplicate_object or unique_violation then null;  -- roles are cluster-wide
+    end;
+    if not pg_has_role(current_user, role_name, 'member') then
+      execute format('grant %I to %I', role_name, current_user);
+    end if;
+  end loop;
 end
 $$;
 

@@ -3,8 +3,10 @@
 -- Who may do what (the server checks the same rules first, for clear errors):
 --   read     anyone (anon included) reads public games, their seats and moves; seated
 --            users read their private games; everyone reads the events they wrote.
---   create   a signed-in user creates a game they created, seating nobody but themselves.
---   append   a signed-in user appends, at the game's next version only: a move for the
+--   write    only through the server: as gamesocket_player with the player's claims,
+--            or as gamesocket_server. anon and authenticated (PostgREST) only read.
+--   create   a player creates a game they created, seating nobody but themselves.
+--   append   a player appends, at the game's next version only: a move for the
 --            seat to move (games.turn) when they hold it; a join of an empty seat of a
 --            waiting game; a resign or draw for their own seat; an abort of a waiting or
 --            active game they sit in or created. The server role appends AI moves,
@@ -111,7 +113,7 @@ alter table public.game_events enable row level security;
 alter table public.game_events force row level security;
 
 create policy "public games and seated players' games are readable"
-on public.games for select to anon, authenticated
+on public.games for select to anon, authenticated, gamesocket_player
 using (public or private.is_seated(id, (select auth.uid())));
 
 create policy "the server reads every game"
@@ -119,7 +121,7 @@ on public.games for select to gamesocket_server
 using (true);
 
 create policy "players create games seating only themselves"
-on public.games for insert to authenticated
+on public.games for insert to gamesocket_player
 with check (
   created_by = (select auth.uid()) and private.seats_only(seats, (select auth.uid()))
 );
@@ -129,7 +131,7 @@ on public.games for insert to gamesocket_server
 with check (true);
 
 create policy "players advance a game to the event they appended"
-on public.games for update to authenticated
+on public.games for update to gamesocket_player
 using (
   exists (
     select 1 from public.game_events e
@@ -161,7 +163,7 @@ with check (
 );
 
 create policy "seats of readable games are readable"
-on public.game_seats for select to anon, authenticated
+on public.game_seats for select to anon, authenticated, gamesocket_player
 using (private.can_read_game(game_id, (select auth.uid())));
 
 create policy "the server reads every seat"
@@ -169,7 +171,7 @@ on public.game_seats for select to gamesocket_server
 using (true);
 
 create policy "events of readable games, and one's own, are readable"
-on public.game_events for select to anon, authenticated
+on public.game_events for select to anon, authenticated, gamesocket_player
 using (
   private.can_read_game(game_id, (select auth.uid())) or user_id = (select auth.uid())
 );
@@ -179,7 +181,7 @@ on public.game_events for select to gamesocket_server
 using (true);
 
 create policy "players append what their seat may do, at the next version"
-on public.game_events for insert to authenticated
+on public.game_events for insert to gamesocket_player
 with check (
   user_id = (select auth.uid())
   and private.player_may_append(game_id, version, kind, seat, (select auth.uid()))
@@ -253,28 +255,28 @@ $$;
 -- Grants. Supabase grants everything on new public tables to anon and authenticated by
 -- default; start from nothing and grant what the policies need.
 revoke all on public.games, public.game_seats, public.game_events
-  from public, anon, authenticated, gamesocket_server;
+  from public, anon, authenticated, gamesocket_player, gamesocket_server;
 grant select on public.games, public.game_seats, public.game_events
-  to anon, authenticated, gamesocket_server;
-grant insert on public.games, public.game_events to authenticated, gamesocket_server;
+  to anon, authenticated, gamesocket_player, gamesocket_server;
+grant insert on public.games, public.game_events to gamesocket_player, gamesocket_server;
 grant update (status, seats, state, turn, version, updated_at) on public.games
-  to authenticated, gamesocket_server;
+  to gamesocket_player, gamesocket_server;
 
 revoke all on all functions in schema private from public;
 revoke all on all functions in schema gamesocket from public;
-grant usage on schema private to anon, authenticated, gamesocket_server;
-grant usage on schema gamesocket to authenticated, gamesocket_server;
+grant usage on schema private to anon, authenticated, gamesocket_player, gamesocket_server;
+grant usage on schema gamesocket to gamesocket_player, gamesocket_server;
 grant execute on function
   private.is_seated(uuid, uuid),
   private.holds_seat(uuid, text, uuid),
   private.can_read_game(uuid, uuid),
   private.seats_only(json, uuid),
   private.player_may_append(uuid, integer, text, text, uuid)
-  to anon, authenticated;
-grant execute on function private.lock_game(uuid) to authenticated, gamesocket_server;
+  to anon, authenticated, gamesocket_player;
+grant execute on function private.lock_game(uuid) to gamesocket_player, gamesocket_server;
 grant execute on function private.server_may_append(uuid, integer, text, text)
   to gamesocket_server;
 grant execute on function gamesocket.append_event(
   uuid, integer, text, json, jsonb, text, timestamptz,
   text, text, jsonb, text, uuid, text, jsonb, timestamptz
-) to authenticated, gamesocket_server;
+) to gamesocket_player, gamesocket_server;

@@ -1,9 +1,10 @@
 """Row-level security on a real PostgreSQL 15: the policies of migrations/ decide.
 
-Two ways in: plain SQL on a connection that switches to `authenticated` / `anon` /
-`gamesocket_server` with JWT claims set, exactly as PostgREST does (so these are the
-rules a supabase-py client meets too); and `PostgresStore` called directly, with the
-GameService's own checks out of the picture, which the database must refuse all the same.
+Two ways in: plain SQL on a connection that switches role and sets the JWT claims as
+PostgREST does (`authenticated` / `anon`: the reads a supabase-py client gets) or as the
+server does for writes (`gamesocket_player` with the player's claims, `gamesocket_server`);
+and `PostgresStore` called directly, with the GameService's own checks out of the
+picture, which the database must refuse all the same.
 """
 
 from __future__ import annotations
@@ -99,8 +100,11 @@ async def world() -> AsyncIterator[World]:
 
 
 @asynccontextmanager
-async def sql_as(url: str, actor: Actor) -> AsyncIterator[asyncpg.Connection]:
-    """A connection in a transaction as PostgREST would run a request of `actor`.
+async def sql_as(
+    url: str, actor: Actor, *, write: bool = False
+) -> AsyncIterator[asyncpg.Connection]:
+    """A connection in a transaction as `actor`: a PostgREST request, or with `write`
+    the server writing for a player (`gamesocket_player`, same claims).
 
     Rolled back at the end: what a test tries never leaks into the next block.
     """
@@ -109,7 +113,8 @@ async def sql_as(url: str, actor: Actor) -> AsyncIterator[asyncpg.Connection]:
     elif actor.user_id is None:
         role, claims = "anon", {"role": "anon"}
     else:
-        role, claims = "authenticated", {"sub": actor.user_id, "role": "authenticated"}
+        role = "gamesocket_player" if write else "authenticated"
+        claims = {"sub": actor.user_id, "role": "authenticated"}
     conn = await asyncpg.connect(url)
     try:
         transaction = conn.transaction()
@@ -140,7 +145,7 @@ INSERT_EVENT = (
 
 
 async def insert_move(url: str, actor: Actor, game: GameRecord, version: int, seat: str) -> None:
-    async with sql_as(url, actor) as conn:
+    async with sql_as(url, actor, write=True) as conn:
         await conn.execute(INSERT_EVENT, game.game_id, version, "move", seat, "0", actor.user_id)
 
 
@@ -177,7 +182,7 @@ async def test_anon_reads_public_games_and_their_moves_only(world: World) -> Non
 
 async def test_the_player_to_move_may_append_at_the_next_version(world: World) -> None:
     # The positive control for the refusals below: the same insert, by the right user.
-    async with sql_as(world.url, BOB) as conn:
+    async with sql_as(world.url, BOB, write=True) as conn:
         await conn.execute(INSERT_EVENT, world.private.game_id, 2, "move", "o", "0", BOB.user_id)
         stored = await conn.fetchval(
             "select count(*) from public.game_events where game_id = $1", world.private.game_id
@@ -209,16 +214,30 @@ async def test_no_move_at_a_stale_or_future_version(world: World) -> None:
 
 
 async def test_a_move_cannot_be_signed_as_someone_else(world: World) -> None:
-    async with sql_as(world.url, CAROL) as conn:
+    async with sql_as(world.url, CAROL, write=True) as conn:
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
             await conn.execute(
                 INSERT_EVENT, world.private.game_id, 2, "move", "o", "0", BOB.user_id
             )
 
 
-async def test_anon_cannot_append_at_all(world: World) -> None:
-    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
-        await insert_move(world.url, Actor.ANONYMOUS, world.public, 1, "x")
+@pytest.mark.parametrize("change", ["move", "advance", "create"])
+async def test_api_clients_only_read(world: World, change: str) -> None:
+    # Through PostgREST (anon, authenticated) nobody writes, not even bob's legal move:
+    # every change must have passed the server's rules.
+    statement, args = {
+        "move": (INSERT_EVENT, (world.private.game_id, 2, "move", "o", "0", BOB.user_id)),
+        "advance": ("update public.games set version = 2 where id = $1", (world.private.game_id,)),
+        "create": (
+            "insert into public.games (id, game_type, status, seats, state, version)"
+            " values (gen_random_uuid(), 'tictactoe', 'waiting', '{}', '{}', 0)",
+            (),
+        ),
+    }[change]
+    for actor in (BOB, Actor.ANONYMOUS):
+        async with sql_as(world.url, actor) as conn:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                await conn.execute(statement, *args)
 
 
 # -- the log is append-only -----------------------------------------------------------------
@@ -233,11 +252,13 @@ async def test_anon_cannot_append_at_all(world: World) -> None:
     ],
 )
 async def test_nobody_updates_or_deletes_a_move(world: World, statement: str) -> None:
-    # Not the players of the game, not a stranger, not anon, not the server role.
+    # Not the players of the game (as API clients or through the server), not a
+    # stranger, not anon, not the server role.
     for actor in (ALICE, BOB, CAROL, Actor.ANONYMOUS, Actor.SERVER):
-        async with sql_as(world.url, actor) as conn:
-            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
-                await conn.execute(statement, world.private.game_id)
+        for write in (False, True):
+            async with sql_as(world.url, actor, write=write) as conn:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                    await conn.execute(statement, world.private.game_id)
     assert len(await world.store.events_after(world.private.game_id, 0, Actor.SERVER)) == 1
 
 
@@ -260,7 +281,7 @@ async def test_not_even_the_table_owner_rewrites_the_log(world: World) -> None:
 async def test_a_player_cannot_rewrite_the_game_row_without_an_event(world: World) -> None:
     # Bob is to move and seated, yet a bare update (say, declaring himself the winner)
     # matches no row: a game row only advances to an event its author just appended.
-    async with sql_as(world.url, BOB) as conn:
+    async with sql_as(world.url, BOB, write=True) as conn:
         status = await conn.execute(
             "update public.games set status = 'finished', version = version + 1 where id = $1",
             world.private.game_id,
@@ -270,7 +291,7 @@ async def test_a_player_cannot_rewrite_the_game_row_without_an_event(world: Worl
 
 
 async def test_a_game_row_advances_one_version_at_a_time(world: World) -> None:
-    async with sql_as(world.url, BOB) as conn:
+    async with sql_as(world.url, BOB, write=True) as conn:
         await conn.execute(INSERT_EVENT, world.private.game_id, 2, "move", "o", "0", BOB.user_id)
         with pytest.raises(asyncpg.PostgresError, match="must advance") as raised:
             await conn.execute(
@@ -447,3 +468,25 @@ async def test_migrations_are_recorded_and_not_reapplied(world: World) -> None:
         "20261121110000_gamesocket_tables.sql",
         "20261121110100_gamesocket_rls.sql",
     ]
+
+
+async def test_the_api_roles_hold_no_write_privilege_and_cannot_become_writers(
+    world: World,
+) -> None:
+    conn = await asyncpg.connect(world.url)
+    try:
+        writable = await conn.fetch(
+            "select r.rolname, c.relname from pg_roles r, pg_class c"
+            " where r.rolname in ('anon', 'authenticated', 'authenticator')"
+            " and c.relnamespace = 'public'::regnamespace and c.relkind = 'r'"
+            " and has_table_privilege(r.oid, c.oid, 'insert, update, delete, truncate')"
+        )
+        # PostgREST logs in as authenticator: it must not reach the writing roles.
+        reachable = await conn.fetch(
+            "select w from unnest(array['gamesocket_player', 'gamesocket_server']) as w"
+            " where pg_has_role('authenticator', w, 'member')"
+        )
+    finally:
+        await conn.close()
+    assert writable == []
+    assert reachable == []

@@ -1,10 +1,13 @@
 """`GameStore` on PostgreSQL / Supabase (asyncpg, pooled), with row-level security deciding.
 
-Every call runs in one transaction as its actor, exactly as PostgREST runs a request:
-`role` is switched to `authenticated` (a signed-in user), `anon` or `gamesocket_server`
-(`Actor.SERVER`), and `request.jwt.claims` holds the user's claims, so `auth.uid()` and
-the policies of `migrations/` see the same identity they would see through the API.
-The schema comes from the migrations (`gamesocket migrate`), not from this class.
+Every call runs in one transaction as its actor, as PostgREST runs a request: `role` is
+switched and `request.jwt.claims` holds the user's claims, so `auth.uid()` and the
+policies of `migrations/` see the identity they would see through the API. Reads run as
+`authenticated` (a signed-in user) or `anon`, exactly as PostgREST would; a player's
+changes run as `gamesocket_player` with the same claims, a role PostgREST cannot take,
+so that API clients only read and every write has passed the server's rules first.
+`Actor.SERVER` runs as `gamesocket_server`. The schema comes from the migrations
+(`gamesocket migrate`), not from this class.
 
 A change is one call of `gamesocket.append_event`, which locks the game row, checks the
 version and appends the event and the new row together; its error codes map to
@@ -35,6 +38,7 @@ from socket_server.store.base import (
 from socket_server.store.memory import check_event_matches
 
 SERVER_ROLE = "gamesocket_server"
+PLAYER_ROLE = "gamesocket_player"  # a signed-in user's writes
 # SQLSTATEs raised by gamesocket.append_event (migrations/*_gamesocket_rls.sql).
 STALE_VERSION_SQLSTATE = "GS409"
 DUPLICATE_REQUEST_SQLSTATE = "GS208"
@@ -66,7 +70,7 @@ def _uuid(text: str | None) -> str | None:
         return None
 
 
-def _role_and_claims(actor: Actor) -> tuple[str, str]:
+def _role_and_claims(actor: Actor, *, write: bool) -> tuple[str, str]:
     if actor.is_server:
         return SERVER_ROLE, _json({"role": SERVER_ROLE})
     if actor.user_id is None:
@@ -78,7 +82,7 @@ def _role_and_claims(actor: Actor) -> tuple[str, str]:
     if subject is not None:
         claims["sub"] = subject
     claims["role"] = "authenticated"
-    return "authenticated", _json(claims)
+    return PLAYER_ROLE if write else "authenticated", _json(claims)
 
 
 def seat_to_move(game: GameRecord) -> str | None:
@@ -165,11 +169,11 @@ class PostgresStore:
             self._pool = None
 
     @asynccontextmanager
-    async def _as(self, actor: Actor) -> AsyncIterator[asyncpg.Connection]:
-        """A connection in a transaction running as `actor`, as PostgREST would run it."""
+    async def _as(self, actor: Actor, *, write: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a transaction running as `actor` (to change data if `write`)."""
         if self._pool is None:
             raise RuntimeError("PostgresStore.open() was not called")
-        role, claims = _role_and_claims(actor)
+        role, claims = _role_and_claims(actor, write=write)
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)",
@@ -188,7 +192,7 @@ class PostgresStore:
 
     async def create_game(self, game: GameRecord, actor: Actor) -> None:
         try:
-            async with self._as(actor) as conn:
+            async with self._as(actor, write=True) as conn:
                 await conn.execute(
                     "insert into public.games (id, game_type, status, seats, state, version,"
                     " turn, public, options, created_by, created_at, updated_at)"
@@ -244,7 +248,7 @@ class PostgresStore:
         if _uuid(game.game_id) is None:
             raise StaleVersion(f"no game {game.game_id!r}")
         try:
-            async with self._as(actor) as conn:
+            async with self._as(actor, write=True) as conn:
                 await conn.execute(
                     "select gamesocket.append_event($1, $2, $3, $4::json, $5::jsonb, $6, $7,"
                     " $8, $9, $10::jsonb, $11, $12, $13, $14::jsonb, $15)",
