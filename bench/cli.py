@@ -82,11 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=3, help="spectator client processes")
     parser.add_argument("--out", type=Path, default=report.RESULTS_DIR)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    args = parser.parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():
-            setattr(args, key, value)
-    return args
+    if parser.parse_known_args(argv)[0].quick:
+        parser.set_defaults(**QUICK)  # flags given explicitly still win
+    return parser.parse_args(argv)
 
 
 @contextlib.asynccontextmanager
@@ -225,20 +223,27 @@ class Run:
         return results
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+async def _run_cancellable(run: Run) -> dict[str, Any]:
+    """SIGTERM cancels the run like Ctrl-C does, so every server and worker is stopped."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await run.all()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # a killed harness still cleans up
     fd_limit = raise_fd_limit()
     needed = max([*args.connections, *args.spectators]) + 100
     run = Run(args)
     if fd_limit < needed:
         run.notes.append(f"RLIMIT_NOFILE is {fd_limit}: the largest sizes may fail")
     started, load_at_start = time.monotonic(), [round(x, 2) for x in os.getloadavg()]
-    scenario_results = asyncio.run(run.all())
+    try:
+        scenario_results = asyncio.run(_run_cancellable(run))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("[bench] interrupted: servers and workers stopped, no results written")
+        return 130
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     result = {
         "machine": {
