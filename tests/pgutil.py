@@ -40,24 +40,39 @@ async def postgres_available() -> bool:
 
 
 @asynccontextmanager
-async def migrated_database() -> AsyncIterator[str]:
-    """Yields the URL of a new database with the local bootstrap and every migration."""
+async def empty_database() -> AsyncIterator[str]:
+    """Yields the URL of a new, empty database; drops it afterwards."""
     require(await postgres_available(), f"PostgreSQL at {ADMIN_URL}")
     name = f"gamesocket_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(ADMIN_URL)
     try:
         await admin.execute(f'create database "{name}"')
         try:
-            await admin.execute("select pg_advisory_lock($1)", _BOOTSTRAP_LOCK)
-            try:
-                await apply_migrations_async(database_url(name), bootstrap_local=True)
-            finally:
-                await admin.execute("select pg_advisory_unlock($1)", _BOOTSTRAP_LOCK)
             yield database_url(name)
         finally:
             await admin.execute(f'drop database if exists "{name}" with (force)')
     finally:
         await admin.close()
+
+
+@asynccontextmanager
+async def bootstrap_lock() -> AsyncIterator[None]:
+    """Held while this run creates or grants the cluster-wide roles."""
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute("select pg_advisory_lock($1)", _BOOTSTRAP_LOCK)
+        yield
+    finally:
+        await admin.close()  # closing the session releases the lock
+
+
+@asynccontextmanager
+async def migrated_database() -> AsyncIterator[str]:
+    """Yields the URL of a new database with the local bootstrap and every migration."""
+    async with empty_database() as url:
+        async with bootstrap_lock():
+            await apply_migrations_async(url, bootstrap_local=True)
+        yield url
 
 
 @asynccontextmanager

@@ -1,0 +1,37 @@
+"""PostgresStore details the contract suite does not reach: the pooler setting."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from socket_server.settings import Settings
+from socket_server.store import Actor, create_store
+from socket_server.store.postgres import PostgresStore
+from tests.pgutil import migrated_database
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+async def test_prepared_statements_setting_reaches_the_connections(prepared: bool) -> None:
+    # Supabase's transaction pooler loses named prepared statements between transactions:
+    # DATABASE_PREPARED_STATEMENTS=0 must leave none on the server.
+    async with migrated_database() as url:
+        store = create_store(Settings(database_url=url, database_prepared_statements=prepared))
+        assert isinstance(store, PostgresStore)
+        store.max_connections = 1  # every call below on the one connection inspected
+        await store.open()
+        try:
+            for _ in range(3):
+                await store.list_games(Actor.ANONYMOUS, game_type="chess")
+                assert await store.get_game(str(uuid.uuid4()), Actor.SERVER) is None
+            assert store._pool is not None
+            async with store._pool.acquire() as conn:
+                named = await conn.fetch("select statement from pg_prepared_statements")
+        finally:
+            await store.close()
+    statements = " ".join(row["statement"] for row in named)
+    if prepared:
+        assert "from public.games" in statements
+    else:
+        assert named == []
