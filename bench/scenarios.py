@@ -240,9 +240,11 @@ async def throughput(
         return latencies
 
     try:
-        began = time.monotonic()
+        began, client_cpu, server_cpu = time.monotonic(), time.process_time(), server.cpu_seconds()
         per_slot = await asyncio.gather(*(play_slot(i) for i in range(games)))
         elapsed = time.monotonic() - began
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = server.cpu_seconds() - server_cpu
         finished = await _count_finished(setups)
     finally:
         await _close_all(ws for _, sockets in setups for ws in sockets.values())
@@ -251,6 +253,9 @@ async def throughput(
         "games": games * rounds, "concurrent": games, "moves": len(latencies),
         "seconds": round(elapsed, 3), "moves_per_s": round(len(latencies) / elapsed, 1),
         "setup_seconds": round(setup_seconds, 2), "games_finished": finished,
+        # Busy share of one core while playing: near 1.0 means that side was the limit.
+        "server_cpu_share": round(server_cpu / elapsed, 2),
+        "client_cpu_share": round(client_cpu / elapsed, 2),
         "ack_latency": percentiles(latencies),
     }  # fmt: skip
 
