@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import uuid
-from dataclasses import replace
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
@@ -19,25 +18,11 @@ from games import TicTacToeState
 from socket_server.store import Actor, EventRecord, GameRecord, StaleVersion
 from socket_server.store.postgres import PostgresStore
 from tests.pgutil import migrated_database
+from tests.test_store_contract import next_version
 
 ROUNDS = 20
 ALICE = Actor(user_id=str(uuid.uuid4()))
 BOB = Actor(user_id=str(uuid.uuid4()))
-
-
-def first_move(game: GameRecord, cell: int, request_id: str) -> tuple[GameRecord, EventRecord]:
-    after = TicTacToeState.from_json(game.state).apply(cell)
-    new = replace(game, version=1, state=after.to_json())
-    event = EventRecord(
-        game_id=game.game_id,
-        version=1,
-        kind="move",
-        seat="x",
-        move=cell,
-        user_id=ALICE.user_id,
-        request_id=request_id,
-    )
-    return new, event
 
 
 async def race(
@@ -91,8 +76,8 @@ async def test_two_processes_racing_one_version_apply_exactly_one() -> None:
                 await store.create_game(game, Actor.SERVER)
             # Racer A plays the centre, racer B a corner: the stored move names the winner.
             plans = {
-                "A": [first_move(g, 4, "from-A") for g in games],
-                "B": [first_move(g, 0, "from-B") for g in games],
+                "A": [next_version(g, 4, request_id="from-A", actor=ALICE) for g in games],
+                "B": [next_version(g, 0, request_id="from-B", actor=ALICE) for g in games],
             }
             context = multiprocessing.get_context("spawn")
             barrier = context.Barrier(2)

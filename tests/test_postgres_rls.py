@@ -31,6 +31,7 @@ from socket_server.store import (
 )
 from socket_server.store.postgres import PostgresStore
 from tests.pgutil import migrated_database
+from tests.test_store_contract import next_version
 
 ALICE = Actor(user_id=str(uuid.uuid4()), claims={"email": "alice@example.com"})
 BOB = Actor(user_id=str(uuid.uuid4()))
@@ -57,22 +58,6 @@ def new_game(
     )
 
 
-def move(game: GameRecord, cell: int, actor: Actor) -> tuple[GameRecord, EventRecord]:
-    """`game` after `cell` is played by the seat to move, and its event, made by `actor`."""
-    state = TicTacToeState.from_json(game.state)
-    after = state.apply(cell)
-    new = replace(game, version=game.version + 1, state=after.to_json())
-    event = EventRecord(
-        game_id=game.game_id,
-        version=new.version,
-        kind="move",
-        seat=state.turn,
-        move=cell,
-        user_id=actor.user_id,
-    )
-    return new, event
-
-
 @dataclass
 class World:
     url: str
@@ -92,7 +77,7 @@ async def world() -> AsyncIterator[World]:
             # A player seats only themselves; a game of two players is the server's to create.
             await store.create_game(private, Actor.SERVER)
             await store.create_game(public, ALICE)
-            private, event = move(private, 4, ALICE)
+            private, event = next_version(private, 4, actor=ALICE)
             await store.commit_change(private, event, ALICE)
             yield World(url, store, private, public)
         finally:
@@ -162,7 +147,7 @@ async def test_a_private_game_is_visible_to_its_players_only(world: World, table
 
 
 async def test_anon_reads_public_games_and_their_moves_only(world: World) -> None:
-    public, event = move(world.public, 0, ALICE)
+    public, event = next_version(world.public, 0, actor=ALICE)
     await world.store.commit_change(public, event, ALICE)
     async with sql_as(world.url, Actor.ANONYMOUS) as conn:
         games = await conn.fetch("select id::text from public.games")
@@ -304,7 +289,7 @@ async def test_a_game_row_advances_one_version_at_a_time(world: World) -> None:
 
 
 async def test_store_refuses_an_out_of_turn_move(world: World) -> None:
-    game, event = move(world.private, 0, BOB)  # built for bob's seat "o" ...
+    game, event = next_version(world.private, 0, actor=BOB)  # built for bob's seat "o" ...
     with pytest.raises(NotPermitted):
         await world.store.commit_change(game, replace(event, user_id=ALICE.user_id), ALICE)
     event.seat = "x"  # ... or claimed for alice's own seat, which is not to move
@@ -314,7 +299,7 @@ async def test_store_refuses_an_out_of_turn_move(world: World) -> None:
 
 
 async def test_store_refuses_a_stranger_and_the_server_in_a_human_seat(world: World) -> None:
-    game, event = move(world.private, 0, CAROL)
+    game, event = next_version(world.private, 0, actor=CAROL)
     with pytest.raises(NotPermitted):
         await world.store.commit_change(game, event, CAROL)
     # The server role plays AI seats only; bob's seat is human.
@@ -326,7 +311,7 @@ async def test_store_refuses_a_stranger_and_the_server_in_a_human_seat(world: Wo
 
 
 async def test_store_reports_a_stale_version(world: World) -> None:
-    game, event = move(world.private, 0, BOB)
+    game, event = next_version(world.private, 0, actor=BOB)
     older = replace(game, version=1)
     with pytest.raises(StaleVersion):
         await world.store.commit_change(older, replace(event, version=1), BOB)
@@ -335,8 +320,8 @@ async def test_store_reports_a_stale_version(world: World) -> None:
 
 
 async def test_server_plays_the_ai_seat_on_its_turn_only(world: World) -> None:
-    public, event = move(world.public, 0, ALICE)
-    ai_game, ai_event = move(public, 8, Actor.SERVER)
+    public, event = next_version(world.public, 0, actor=ALICE)
+    ai_game, ai_event = next_version(public, 8, actor=Actor.SERVER)
     with pytest.raises(NotPermitted):  # not the AI's turn yet
         await world.store.commit_change(
             replace(ai_game, version=1), replace(ai_event, version=1), Actor.SERVER
