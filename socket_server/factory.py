@@ -253,10 +253,16 @@ class GameSocketServer:
         bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
         refused = 0  # messages refused in a row by the rate limit
         while True:
-            try:
-                event = await asyncio.wait_for(socket.receive(), settings.idle_timeout_seconds)
-            except TimeoutError:
-                return CLOSE_IDLE
+            receiving = asyncio.ensure_future(socket.receive())
+            await asyncio.wait(
+                (receiving, connection.cut_off),
+                timeout=settings.idle_timeout_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not receiving.done():
+                receiving.cancel()
+                return connection.close_code if connection.cut_off.done() else CLOSE_IDLE
+            event = receiving.result()
             if event["type"] == "websocket.disconnect":
                 return None
             received: Any = event

@@ -61,6 +61,8 @@ class Connection:
         self._filling = False
         self._writer: asyncio.Task[None] | None = None
         self._gap_task: asyncio.Task[None] | None = None
+        # Done when the send queue overflowed: the reader stops waiting for the client.
+        self.cut_off: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop())
@@ -129,6 +131,7 @@ class Connection:
     def _overflow(self) -> None:
         log.warning("slow consumer closed game=%s user=%s", self.game_id, self.actor.user_id)
         self.close_code = SLOW_CONSUMER_CLOSE
+        self.cut_off.set_result(None)
         self._queue.clear()
         if self._writer is not None:
             self._writer.cancel()

@@ -112,7 +112,7 @@ def decode_client_message(frame: str | bytes) -> ClientMessage:
         raise ProtocolError("bad_message", "a message needs a string `type`", ref)
     cls = MESSAGE_TYPES.get(kind)
     if cls is None:
-        raise ProtocolError("unknown_type", f"unknown message type {kind!r}", ref)
+        raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}", ref)
     raw.pop("type")
     try:
         return msgspec.convert(raw, cls, strict=True)
