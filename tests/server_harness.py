@@ -18,10 +18,10 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -35,6 +35,7 @@ from socket_server.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RECV_TIMEOUT = 10.0
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -51,7 +52,18 @@ class ServerThread:
         self.settings = replace(settings, host="127.0.0.1", port=free_port())
         self.server: GracefulServer = make_server(self.settings, app, log_level="warning")
         self.context = self.server.context
-        self._thread = threading.Thread(target=self.server.run, daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.server.serve()
+
+    async def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run `coroutine` on the server's event loop (its objects live there)."""
+        assert self.loop is not None
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return await asyncio.wrap_future(future)
 
     @property
     def base_url(self) -> str:

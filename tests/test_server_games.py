@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, ClassVar, Self
 
 import pytest
@@ -149,6 +151,17 @@ async def test_ai_against_ai_runs_to_the_end_without_watchers(
     assert [entry["seat"] for entry in log[:2]] == [first, second]
 
 
+async def test_ai_against_ai_is_paced_by_ai_delay_ms(api: Api, server: ServerThread) -> None:
+    user = await api.guest()
+    seats = {"x": {"kind": "ai", "level": 10}, "o": {"kind": "ai", "level": 10}}
+    game = await api.create(user, "tictactoe", seats=seats, options={"ai_delay_ms": 150})
+    await api.wait_for(game["game_id"], lambda s: s["status"] == "finished", wait=30)
+    log = (await api.http.get(f"/api/games/{game['game_id']}/moves")).json()
+    times = [datetime.fromisoformat(entry["at"]) for entry in log]
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(times)]
+    assert len(log) == 9 and min(gaps) >= 0.14  # perfect play draws; each move waited
+
+
 async def test_ai_move_plays_the_callers_seat_once(api: Api, server: ServerThread) -> None:
     game, a, _ = await seated_pair(api, server, "tictactoe")
     reply = await a.request(type="ai_move", level=10, id="help")
@@ -245,5 +258,15 @@ async def test_a_custom_game_added_through_the_factory(
         assert final["result"] == {"winner": "first", "reason": "board_full"}
         wrong_route = await connect(server.ws_url("tictactoe", game["game_id"]))
         assert await wrong_route.closed_with() == 4404
+
+        # The seed's surface of the per-type server.
+        game_id = game["game_id"]
+        assert list(nim.connection_games.values()) == [game_id]
+        await server.call(nim.broadcast_to_thread(game_id, {"type": "notice", "text": "hi"}))
+        assert await client.expect("notice") == {"type": "notice", "text": "hi"}
+        agent = nim.get_or_create_agent(game_id, {"level": 3})
+        assert nim.get_or_create_agent(game_id, {"level": 3}) is agent and agent.level == 3
+        nim.cleanup(game_id)
+        assert game_id not in nim.agents
     finally:
         await api.close()
