@@ -275,7 +275,9 @@ async function refreshGames() {
     const lists = await auth.call((conn) =>
       Promise.all([listGames(conn, { status: "waiting", limit: 50 }), listGames(conn, { status: "active", limit: 50 })]),
     );
-    renderGames(lists.flat());
+    // A game that starts between the two requests would be in both lists.
+    const games = new Map(lists.flat().map((game) => [game.game_id, game]));
+    renderGames([...games.values()]);
   } catch (err) {
     showError(err);
   }
@@ -319,6 +321,7 @@ const view = {
   busy: false, // a move is on its way
   drawOffered: false,
   log: new Map(), // grid games: version -> {version, seat, move}
+  drawn: {}, // part name -> the inputs it was last drawn from (see renderPart)
 };
 
 function mySeats(snapshot) {
@@ -338,6 +341,7 @@ function openGame(gameType, gameId) {
   closeGame();
   Object.assign(view, { gameType, gameId, snapshot: null, selected: null, busy: false, drawOffered: false });
   view.log = new Map();
+  view.drawn = {};
   $("#game-title").textContent = GAME_NAMES[gameType] || gameType;
   $("#share-link").value = location.href;
   // Nothing of the previous game may linger: tests and styles read these attributes.
@@ -430,17 +434,30 @@ function render() {
   const snapshot = view.snapshot;
   if (!snapshot) return;
   renderStatus(snapshot);
-  renderPlayers(snapshot);
   renderControls(snapshot);
+  const mine = mySeats(snapshot);
+  const online = (view.client && view.client.presence && view.client.presence.online) || {};
+  renderPart("players", [snapshot.version, mine, online], () => renderPlayers(snapshot));
   const board = $("#board");
   board.dataset.gameType = snapshot.game_type;
   board.dataset.version = String(snapshot.version);
   board.dataset.myTurn = String(myTurn(snapshot));
-  if (snapshot.game_type === "chess") renderChess(snapshot);
-  else if (snapshot.game_type === "connect4") renderConnect4(snapshot);
-  else if (snapshot.game_type === "tictactoe") renderTicTacToe(snapshot);
-  else board.textContent = `This page cannot draw ${snapshot.game_type} boards.`;
-  renderMoves(snapshot);
+  renderPart("board", [snapshot.version, mine, view.selected], () => {
+    if (snapshot.game_type === "chess") renderChess(snapshot);
+    else if (snapshot.game_type === "connect4") renderConnect4(snapshot);
+    else if (snapshot.game_type === "tictactoe") renderTicTacToe(snapshot);
+    else board.textContent = `This page cannot draw ${snapshot.game_type} boards.`;
+  });
+  renderPart("moves", [snapshot.version, view.log.size], () => renderMoves(snapshot));
+}
+
+// A part is rebuilt only when what it shows changed: an element replaced between a
+// press and its release would swallow the click.
+function renderPart(name, inputs, draw) {
+  const key = JSON.stringify(inputs);
+  if (view.drawn[name] === key) return;
+  view.drawn[name] = key;
+  draw();
 }
 
 function statusText(snapshot) {
