@@ -214,7 +214,7 @@ class GamesController(Controller):
         request: Request[Any, Any, Any],
         actor: NamedDependency[Actor],
         game_id: FromPath[str],
-        data: JSONBody[JoinGame | None],
+        data: JSONBody[JoinGame | None] = None,
     ) -> Any:
         """Take a seat (the first free one without `seat`); the snapshot."""
         service = context_of(request).service
@@ -241,7 +241,7 @@ class GamesController(Controller):
         request: Request[Any, Any, Any],
         actor: NamedDependency[Actor],
         game_id: FromPath[str],
-        data: JSONBody[PlainAction | None],
+        data: JSONBody[PlainAction | None] = None,
     ) -> VersionReply:
         """Extension: the caller's seat resigns."""
         request_id = data.id if data else None
@@ -265,7 +265,7 @@ class GamesController(Controller):
         request: Request[Any, Any, Any],
         actor: NamedDependency[Actor],
         game_id: FromPath[str],
-        data: JSONBody[PlainAction | None],
+        data: JSONBody[PlainAction | None] = None,
     ) -> VersionReply:
         """Extension: abort a game before its first move (creator or a player)."""
         request_id = data.id if data else None
