@@ -149,6 +149,8 @@ class RedisBroker:
         self._put_presence = self._redis.register_script(_PUT_PRESENCE)
         self._reap_node = self._redis.register_script(_REAP_NODE)
         self._pubsub: PubSub | None = None
+        # Held to send on the pub/sub connection and to replace it (not to read it).
+        self._pubsub_lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         # channel -> (game id, handler); the source of truth for (re)subscribing.
@@ -195,9 +197,10 @@ class RedisBroker:
                 waiter.cancel()
         self._waiters.clear()
         self._handlers.clear()
-        if self._pubsub is not None:
-            await self._close_pubsub(self._pubsub)
-            self._pubsub = None
+        async with self._pubsub_lock:
+            if self._pubsub is not None:
+                await self._close_pubsub(self._pubsub)
+                self._pubsub = None
         try:
             for key in self._held_locks:
                 await self._release_lock(keys=[self._lock_key(key)], args=[self._token])
@@ -250,17 +253,22 @@ class RedisBroker:
         """Send (UN)SUBSCRIBE if the pub/sub connection is up.
 
         When it is down, the reader's reconnect subscribes exactly the registered
-        handlers, so there is nothing to do. Sending only on a live connection also
-        keeps redis-py from silently reconnecting a connection the reader dropped.
+        handlers, so there is nothing to do. The lock keeps the reader from replacing
+        the connection mid-send, and redis-py from reviving one the reader dropped.
         """
-        pubsub = self._pubsub
-        if pubsub is None or pubsub.connection is None or not pubsub.connection.is_connected:
-            return
-        with contextlib.suppress(RedisError, OSError):
-            if command == "SUBSCRIBE":
-                await pubsub.subscribe(channel)
-            else:
-                await pubsub.unsubscribe(channel)
+        async with self._pubsub_lock:
+            pubsub = self._pubsub
+            connection = pubsub.connection if pubsub is not None else None
+            if pubsub is None or connection is None or not connection.is_connected:
+                return
+            try:
+                if command == "SUBSCRIBE":
+                    await pubsub.subscribe(channel)
+                else:
+                    await pubsub.unsubscribe(channel)
+            except Exception as exc:
+                # The connection broke under us: the reader notices and resubscribes.
+                log.debug("%s on node %s failed: %r", command, self.node_id, exc)
 
     async def _connect_pubsub(self) -> PubSub:
         pubsub = self._sub_redis.pubsub()
@@ -276,35 +284,40 @@ class RedisBroker:
 
     @staticmethod
     async def _close_pubsub(pubsub: PubSub) -> None:
-        with contextlib.suppress(RedisError, OSError):
+        # It is usually broken already; whatever closing it raises changes nothing.
+        with contextlib.suppress(Exception):
             await pubsub.aclose()
 
     async def _read_loop(self) -> None:
         delay = 0.05
         while True:
             pubsub = self._pubsub
-            try:
-                if pubsub is None:
-                    pubsub = self._pubsub = await self._connect_pubsub()
-                    self.reconnects += 1
-                    delay = 0.05
-                    log.warning(
-                        "Redis pub/sub of node %s reconnected; resubscribed to %d games",
-                        self.node_id,
-                        len(self._handlers),
-                    )
-                message = await pubsub.get_message(timeout=None)
-            except (RedisError, OSError) as exc:
-                if pubsub is self._pubsub and pubsub is not None:
-                    log.warning(
-                        "Redis pub/sub of node %s lost (%r); reconnecting", self.node_id, exc
-                    )
-                    self._pubsub = None
-                    await self._close_pubsub(pubsub)
-                else:
+            if pubsub is None:
+                try:
+                    async with self._pubsub_lock:
+                        self._pubsub = await self._connect_pubsub()
+                except (RedisError, OSError) as exc:
                     log.warning("Redis reconnect failed (%r); retrying in %.2fs", exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _MAX_RECONNECT_DELAY)
+                    continue
+                self.reconnects += 1
+                delay = 0.05
+                log.warning(
+                    "Redis pub/sub of node %s reconnected; resubscribed to %d games",
+                    self.node_id,
+                    len(self._handlers),
+                )
+                continue
+            try:
+                message = await pubsub.get_message(timeout=None)
+            except Exception as exc:
+                # Handlers' errors never get here, so this connection is broken (a
+                # concurrent failed send can even leave redis-py's reader unset).
+                log.warning("Redis pub/sub of node %s lost (%r); reconnecting", self.node_id, exc)
+                async with self._pubsub_lock:
+                    self._pubsub = None
+                    await self._close_pubsub(pubsub)
                 continue
             self._last_read = asyncio.get_running_loop().time()
             if message is not None:
@@ -412,23 +425,31 @@ class RedisBroker:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._heartbeat_interval)
+            # Checked first: a hung heartbeat command must not delay it.
+            await self._check_pubsub(loop.time())
             try:
-                await self._beat()
-            except (RedisError, OSError) as exc:
+                async with asyncio.timeout(self._heartbeat_interval):
+                    await self._beat()
+            except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("Redis heartbeat of node %s failed: %r", self.node_id, exc)
+
+    async def _check_pubsub(self, now: float) -> None:
+        """Ping the pub/sub connection; drop it if nothing came back for a whole TTL.
+
+        That catches a connection that died without being closed (the peer host gone):
+        closing it wakes the reader, which reconnects.
+        """
+        async with self._pubsub_lock:
             pubsub = self._pubsub
-            if pubsub is None:
-                continue
-            # Nothing read (not even the answer to the last ping) for a whole TTL: the
-            # connection is dead without having been closed. Closing it wakes the reader.
-            if loop.time() - self._last_read > self._heartbeat_ttl_ms / 1000:
+            connection = pubsub.connection if pubsub is not None else None
+            if pubsub is None or connection is None or not connection.is_connected:
+                return
+            if now - self._last_read > self._heartbeat_ttl_ms / 1000:
                 log.warning("Redis pub/sub of node %s is silent; reconnecting", self.node_id)
-                if pubsub.connection is not None:
-                    await pubsub.connection.disconnect(nowait=True)
-                continue
+                await connection.disconnect(nowait=True)
+                return
             with contextlib.suppress(RedisError, OSError):
-                if pubsub.connection is not None and pubsub.connection.is_connected:
-                    await pubsub.ping()
+                await pubsub.ping()
 
     async def _beat(self) -> None:
         client = self._redis
