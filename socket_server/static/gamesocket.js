@@ -200,7 +200,8 @@ function newMessageId() {
  *
  * Read-only properties: `version` (last version seen, or null), `snapshot` (the latest
  * snapshot), `you` (`{user_id, seat, role}` from `hello`), `presence`, `state`
- * (`"connecting"`, `"open"`, `"reconnecting"` or `"closed"`).
+ * (`"connecting"`, `"open"`, `"reconnecting"` or `"closed"`), `lastClose`
+ * (`{code, reason}` of the last closed socket).
  */
 export class GameClient {
   constructor({ baseUrl = location.origin, gameType, gameId, token, since, refreshToken, reconnect = true }) {
@@ -467,6 +468,9 @@ export class GameClient {
   }
 
   _hello(message) {
+    if (message.protocol !== PROTOCOL_VERSION) {
+      console.warn(`gamesocket: the server speaks protocol ${message.protocol}, this client ${PROTOCOL_VERSION}`);
+    }
     this.you = message.you || { user_id: null, seat: null, role: "spectator" };
     this._attempt = 0;
     this._refreshedAfter4401 = false;
