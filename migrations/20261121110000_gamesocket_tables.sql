@@ -19,10 +19,15 @@ begin
     exception
       when duplicate_object or unique_violation then null;  -- roles are cluster-wide
     end;
-    if not pg_has_role(current_user, role_name, 'member') then
-      execute format('grant %I to %I', role_name, current_user);
-    end if;
   end loop;
+  -- The user that migrates is the one the server connects as: it switches to these
+  -- roles. Granted even when already a member: on PostgreSQL 16+ the creator of a role
+  -- is a member without the SET option until granted.
+  begin
+    grant gamesocket_player, gamesocket_server to current_user;
+  exception
+    when unique_violation then null;  -- a concurrent migration granted it
+  end;
 end
 $$;
 

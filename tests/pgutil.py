@@ -25,8 +25,11 @@ ADMIN_URL = os.environ.get(
 _BOOTSTRAP_LOCK = 0x6773_7462  # held in the admin database while a run bootstraps
 
 
-def database_url(name: str) -> str:
+def database_url(name: str, user: str | None = None) -> str:
+    """The URL of database `name` on the test cluster, as `user` (default: the admin's)."""
     parts = urlsplit(ADMIN_URL)
+    if user is not None:
+        parts = parts._replace(netloc=f"{user}@{parts.hostname}:{parts.port or 5432}")
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 

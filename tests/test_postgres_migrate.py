@@ -5,15 +5,23 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import uuid
 
 import asyncpg
 import pytest
 
-from socket_server.migrate import apply_migrations_async, migration_files
-from socket_server.store import Actor
+from socket_server.migrate import LOCAL_BOOTSTRAP, apply_migrations_async, migration_files
+from socket_server.store import Actor, NotPermitted
 from socket_server.store.postgres import PostgresStore
 from tests.conftest import PROJECT_ROOT
-from tests.pgutil import bootstrap_lock, empty_database, migrated_database
+from tests.pgutil import (
+    ADMIN_URL,
+    bootstrap_lock,
+    database_url,
+    empty_database,
+    migrated_database,
+)
+from tests.test_store_contract import AI, make_game, next_version
 
 NAMES = [path.name for path in migration_files()]
 
@@ -76,3 +84,56 @@ async def test_a_store_on_an_unmigrated_database_says_what_to_do() -> None:
     async with empty_database() as url:
         with pytest.raises(RuntimeError, match="run `gamesocket migrate`"):
             await PostgresStore(url).open()
+
+
+async def test_a_non_superuser_owner_migrates_and_serves_as_on_supabase() -> None:
+    # On Supabase the tables belong to `postgres`, which is no superuser: the migrations,
+    # the definer helpers and the role switches must all work for such an owner.
+    owner = f"gamesocket_test_owner_{uuid.uuid4().hex[:8]}"
+    try:
+        async with empty_database() as url:
+            admin = await asyncpg.connect(url)
+            try:
+                async with bootstrap_lock():
+                    await admin.execute(LOCAL_BOOTSTRAP.read_text())
+                await admin.execute(
+                    f"create role {owner} login createrole;"
+                    f"grant anon, authenticated to {owner};"
+                    f"grant usage on schema auth to {owner};"
+                    f"alter database {url.rsplit('/', 1)[1]} owner to {owner}"
+                )
+                owner_url = database_url(url.rsplit("/", 1)[1], user=owner)
+                async with bootstrap_lock():
+                    assert await apply_migrations_async(owner_url) == NAMES
+                tables = await admin.fetch(
+                    "select tableowner from pg_tables where schemaname = 'public'"
+                )
+                assert {r["tableowner"] for r in tables} == {owner}
+
+                alice, carol = Actor(user_id=str(uuid.uuid4())), Actor(user_id=str(uuid.uuid4()))
+                store = PostgresStore(owner_url)
+                await store.open()
+                try:
+                    game = make_game(
+                        seats=({"kind": "human", "user_id": alice.user_id}, AI),
+                        public=False,
+                        created_by=alice.user_id,
+                    )
+                    await store.create_game(game, alice)
+                    moved, event = next_version(game, 4, actor=alice)
+                    await store.commit_change(moved, event, alice)
+                    with pytest.raises(NotPermitted):  # not alice's turn any more
+                        await store.commit_change(*next_version(moved, 0, actor=alice), alice)
+                    assert await store.get_game(game.game_id, alice) == moved
+                    assert await store.get_game(game.game_id, carol) is None
+                    assert [g.game_id for g in await store.active_ai_games()] == [game.game_id]
+                finally:
+                    await store.close()
+            finally:
+                await admin.close()
+    finally:
+        conn = await asyncpg.connect(ADMIN_URL)
+        try:
+            await conn.execute(f"drop role if exists {owner}")  # its own role, no one else's
+        finally:
+            await conn.close()

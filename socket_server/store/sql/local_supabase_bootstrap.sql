@@ -6,8 +6,6 @@
 do $$
 declare
   spec text[];
-  member text;
-  api_role text;
 begin
   foreach spec slice 1 in array array[
     ['anon', 'nologin noinherit'],
@@ -23,13 +21,11 @@ begin
   end loop;
   -- PostgREST's login role switches to these; so does the role of the database URL,
   -- once per transaction.
-  foreach member in array array['authenticator', current_user] loop
-    foreach api_role in array array['anon', 'authenticated', 'service_role'] loop
-      if not pg_has_role(member, api_role, 'member') then
-        execute format('grant %I to %I', api_role, member);
-      end if;
-    end loop;
-  end loop;
+  begin
+    grant anon, authenticated, service_role to authenticator, current_user;
+  exception
+    when unique_violation then null;  -- a concurrent bootstrap granted it
+  end;
 end
 $$;
 
