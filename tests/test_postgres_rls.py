@@ -402,6 +402,23 @@ async def test_resign_is_for_ones_own_seat(world: World) -> None:
     assert (await world.store.get_game(finished.game_id, ALICE)) == finished
 
 
+async def test_a_draw_is_agreed_by_a_seated_player_only(world: World) -> None:
+    drawn = replace(
+        world.private,
+        version=2,
+        status="finished",
+        state=TicTacToeState.from_json(world.private.state).finish(None, "draw_agreed").to_json(),
+    )
+    draw = EventRecord(game_id=drawn.game_id, version=2, kind="draw", seat="o")
+    for outsider in (CAROL, Actor.SERVER):  # the server agrees draws for AI seats only
+        with pytest.raises(NotPermitted):
+            await world.store.commit_change(
+                drawn, replace(draw, user_id=outsider.user_id), outsider
+            )
+    await world.store.commit_change(drawn, replace(draw, user_id=BOB.user_id), BOB)
+    assert (await world.store.get_game(drawn.game_id, ALICE)) == drawn
+
+
 async def test_abort_by_a_player_not_a_stranger(world: World) -> None:
     aborted = replace(world.public, version=1, status="aborted")
     abort = EventRecord(game_id=aborted.game_id, version=1, kind="abort", user_id=CAROL.user_id)
