@@ -105,6 +105,14 @@ async def test_a_non_superuser_owner_migrates_and_serves_as_on_supabase() -> Non
                 owner_url = database_url(url.rsplit("/", 1)[1], user=owner)
                 async with bootstrap_lock():
                     assert await apply_migrations_async(owner_url) == NAMES
+                # A database user that cannot take the roles is told what to grant.
+                await admin.execute(f"create role {owner}_other login")
+                with pytest.raises(
+                    RuntimeError, match=f"grant .*gamesocket_player.* to {owner}_other"
+                ):
+                    await PostgresStore(
+                        database_url(url.rsplit("/", 1)[1], user=f"{owner}_other")
+                    ).open()
                 tables = await admin.fetch(
                     "select tableowner from pg_tables where schemaname = 'public'"
                 )
@@ -134,6 +142,7 @@ async def test_a_non_superuser_owner_migrates_and_serves_as_on_supabase() -> Non
     finally:
         conn = await asyncpg.connect(ADMIN_URL)
         try:
-            await conn.execute(f"drop role if exists {owner}")  # its own role, no one else's
+            for role in (owner, f"{owner}_other"):  # its own roles, no one else's
+                await conn.execute(f"drop role if exists {role}")
         finally:
             await conn.close()

@@ -142,6 +142,27 @@ def _store_error(error: asyncpg.PostgresError) -> StoreError | None:
     return None
 
 
+async def _check_database(pool: asyncpg.Pool) -> None:
+    """Refuse to start, saying what to do, unless the schema is there and the database
+    user can act as every role the store switches to."""
+    async with pool.acquire() as conn:
+        if await conn.fetchval("select to_regclass('public.games')") is None:
+            raise RuntimeError("the database has no gamesocket tables: run `gamesocket migrate`")
+        missing = []
+        for role in ("anon", "authenticated", PLAYER_ROLE, SERVER_ROLE):
+            try:
+                async with conn.transaction():
+                    await conn.execute("select set_config('role', $1, true)", role)
+            except asyncpg.PostgresError:
+                missing.append(role)
+        if missing:
+            user = await conn.fetchval("select session_user")
+            raise RuntimeError(
+                f"database user {user} cannot switch to role(s) {', '.join(missing)}: run"
+                f" `gamesocket migrate` as this user, or `grant {', '.join(missing)} to {user}`"
+            )
+
+
 class PostgresStore:
     def __init__(self, url: str, *, prepared_statements: bool = True, max_connections: int = 10):
         self.url = url
@@ -158,9 +179,11 @@ class PostgresStore:
             max_size=self.max_connections,
             statement_cache_size=100 if self.prepared_statements else 0,
         )
-        if await pool.fetchval("select to_regclass('public.games')") is None:
+        try:
+            await _check_database(pool)
+        except BaseException:
             await pool.close()
-            raise RuntimeError("the database has no gamesocket tables: run `gamesocket migrate`")
+            raise
         self._pool = pool
 
     async def close(self) -> None:
