@@ -194,7 +194,8 @@ async def fanout(
         "errors": reply["errors"], "connect_seconds": round(connect_seconds, 2),
         "moves_sent": moves, "moves_acked": len(log.acked),
         "deliveries": len(samples), "deliveries_expected": expected,
-        "spectators_complete": seen["complete"], "gaps": seen["gaps"], "closed": seen["closed"],
+        "spectators_complete": seen["complete"], "gaps": seen["gaps"],
+        "resyncs": seen["resyncs"], "closed": seen["closed"],
         "update_bytes_mean": round(sum(log.update_bytes) / max(len(log.update_bytes), 1)),
         # Busy share of one core over the move phase: server, and the busiest client worker.
         "window_seconds": round(window, 2),

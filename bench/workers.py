@@ -44,6 +44,7 @@ class Spectator(asyncio.Protocol):
         self.base: int | None = None  # version of the first `state`
         self.last: int | None = None  # version of the latest `state` or `update`
         self.gaps = 0  # updates that did not follow the previous version by exactly 1
+        self.resyncs = 0  # later `state`s: the server replaced missed updates by a snapshot
         self.arrivals: list[tuple[int, int]] = []  # (version, monotonic ns)
         self.ready = asyncio.Event()  # first `state` seen, or the socket ended
         self.goal: int | None = None  # the version `collect` waits for
@@ -83,6 +84,8 @@ class Spectator(asyncio.Protocol):
         elif message.type == "state" and message.version is not None:
             if self.base is None:
                 self.base = message.version
+            else:
+                self.resyncs += 1
             self.last = message.version
             self.ready.set()
 
@@ -151,6 +154,7 @@ class Worker:
         waits = []
         for spectator in self.spectators:
             spectator.goal = last_version
+            spectator.reached.clear()  # an earlier collect may have set it
             if (spectator.last or 0) >= last_version or spectator.close_code is not None:
                 spectator.reached.set()
             waits.append(asyncio.create_task(spectator.reached.wait()))
@@ -174,6 +178,7 @@ class Worker:
             "sockets": len(self.spectators),
             "complete": complete,
             "gaps": sum(s.gaps for s in self.spectators),
+            "resyncs": sum(s.resyncs for s in self.spectators),
             "closed": closed,
             "arrivals": arrivals,
         }
@@ -249,9 +254,8 @@ class SpectatorPool:
         for reply in replies:
             for version, times in reply["arrivals"].items():
                 arrivals.setdefault(version, []).extend(times)
-        totals = {
-            key: sum(r[key] for r in replies) for key in ("sockets", "complete", "gaps", "closed")
-        }
+        counts = ("sockets", "complete", "gaps", "resyncs", "closed")
+        totals = {key: sum(r[key] for r in replies) for key in counts}
         # CPU each worker has used since it started: the busiest one shows whether the
         # load generator itself was near saturation.
         cpu = [r["cpu_seconds"] for r in replies]

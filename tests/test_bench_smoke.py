@@ -6,11 +6,15 @@ free loopback port, spectators live in worker processes as in a real bench run.
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import chess
 
 from bench import report, scenarios
-from bench.client import ReferenceLobby, percentiles
+from bench.client import ReferenceLobby, open_player, percentiles, ws_url
 from bench.targets import reference_server
+from bench.workers import SpectatorPool
 
 
 async def test_fanout_every_spectator_gets_every_update_in_order() -> None:
@@ -22,13 +26,29 @@ async def test_fanout_every_spectator_gets_every_update_in_order() -> None:
     assert result["moves_acked"] == 5
     # Each of the 20 spectators saw versions base+1 .. base+5, consecutively.
     assert result["spectators_complete"] == 20
-    assert result["gaps"] == 0 and result["closed"] == 0
+    assert result["gaps"] == 0 and result["resyncs"] == 0 and result["closed"] == 0
     assert result["deliveries"] == result["deliveries_expected"] == 100
     assert result["update_bytes_mean"] == 600
     latency = result["latency"]
     assert latency["count"] == 100
     assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"] <= latency["max_ms"]
     assert latency["max_ms"] < 1000
+
+
+async def test_collect_waits_for_the_last_version_each_time() -> None:
+    with reference_server() as server, SpectatorPool(2) as pool:
+        url = ws_url(server.ws_url, "chess", "g1")
+        player, _, _ = await open_player(ws_url(server.ws_url, "chess", "g1", "p1"))
+        assert (await asyncio.to_thread(pool.connect, [url] * 6))["open"] == 6
+        assert (await asyncio.to_thread(pool.collect, 0, 0.0))["complete"] == 6
+        for move in ("e2e4", "e7e5", "g1f3"):
+            await player.send(json.dumps({"type": "move", "move": move}))
+        # Collected at once after sending: collect itself must wait for version 3.
+        seen = await asyncio.to_thread(pool.collect, 3, 10.0)
+        await player.close()
+    assert seen["complete"] == 6
+    assert sorted(seen["arrivals"]) == [1, 2, 3]
+    assert all(len(times) == 6 for times in seen["arrivals"].values())
 
 
 async def test_throughput_counts_every_acked_move() -> None:
