@@ -20,8 +20,11 @@ import chess
 MATE = 100_000
 # Scores beyond this are mates; the distance to mate is folded in.
 MATE_BOUND = MATE - 1000
-CHECK_EVERY = 1024
+# Nodes between two looks at the clock and the cancel flag (a few milliseconds).
+CHECK_EVERY = 256
 TABLE_LIMIT = 1 << 19
+# Move ordering: the table's move, then captures (from 100,000), killers, quiet moves.
+KILLER_RANK = 90_000
 
 VALUES = {
     chess.PAWN: 100,
@@ -222,9 +225,10 @@ class Engine:
                     if move.promotion:
                         rank += VALUES[move.promotion]
                 elif move in killers:
-                    rank = 90_000
+                    rank = KILLER_RANK
                 else:
-                    rank = history.get((move.from_square, move.to_square), 0)
+                    # History never outranks a killer or a capture.
+                    rank = min(history.get((move.from_square, move.to_square), 0), KILLER_RANK - 1)
             keyed.append((rank, move))
         keyed.sort(key=lambda pair: pair[0], reverse=True)
         return keyed

@@ -9,6 +9,11 @@ threats a move creates, and a null-window search that narrows the score.
 Scores follow Pons: for the side to move, a win with its own k-th stone scores
 `(columns * rows + 1) // 2 + 1 - k` (22 - k on 7x6), a loss the negative of the
 opponent's win, a draw 0.
+
+The agent reports that exact score when it solved the position (progress `depth`
+is then the number of moves left); when the solver ran out of time it reports the
+heuristic search's depth and evaluation instead, where a forced win found by the
+heuristic scores 10,000 or more.
 """
 
 from __future__ import annotations
