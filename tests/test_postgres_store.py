@@ -1,4 +1,4 @@
-"""PostgresStore details the contract suite does not reach: the pooler setting."""
+"""PostgresStore details the contract suite does not reach, and its throughput bench."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import uuid
 
 import pytest
 
+from bench import store_throughput as throughput
 from socket_server.settings import Settings
 from socket_server.store import Actor, create_store
 from socket_server.store.postgres import PostgresStore
-from tests.pgutil import migrated_database
+from tests.conftest import require
+from tests.pgutil import migrated_database, postgres_available
 
 
 @pytest.mark.parametrize("prepared", [True, False])
@@ -35,3 +37,10 @@ async def test_prepared_statements_setting_reaches_the_connections(prepared: boo
         assert "from public.games" in statements
     else:
         assert named == []
+
+
+async def test_store_throughput_bench_measures_all_three_stores() -> None:
+    require(await postgres_available(), "PostgreSQL for bench.store_throughput")
+    results = await throughput.run(games=2, moves=3, pool=2)
+    assert [r.store for r in results] == ["memory", "sqlite", "postgres"]
+    assert all(r.moves == 6 and r.seconds > 0 for r in results)
