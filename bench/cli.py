@@ -112,7 +112,8 @@ async def _attempt(label: str, run: Callable[[], Coroutine[Any, Any, Any]]) -> A
         result = await run()
     except Exception as error:
         traceback.print_exc()
-        return {"error": f"{type(error).__name__}: {error}"}
+        notes = getattr(error, "__notes__", [])
+        return {"error": f"{type(error).__name__}: {error}", "notes": notes}
     print(f"[bench] {label} done in {time.monotonic() - started:.1f} s", flush=True)
     return result
 
@@ -135,7 +136,12 @@ class Run:
     ) -> dict[str, Any]:  # fmt: skip
         async def run() -> dict[str, Any]:
             async with _server(target, database_url, self.update_bytes, busy) as (server, lobby):
-                return await scenario(server, lobby)
+                try:
+                    return await scenario(server, lobby)
+                except Exception as error:
+                    error.add_note(f"server exit code: {server.process and server.process.poll()}")
+                    error.add_note(f"server log tail:\n{server.log_tail()}")
+                    raise
 
         result: dict[str, Any] = await _attempt(f"{label} on {target}", run)
         return result
