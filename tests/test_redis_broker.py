@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 import uuid
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
+from socket_server.fanout.base import Presence
 from socket_server.fanout.redis import RedisBroker
 from tests.conftest import PROJECT_ROOT, require
 
@@ -417,3 +419,154 @@ async def test_a_silently_dead_connection_is_replaced(make_broker: MakeBroker) -
     finally:
         await subscriber.stop()
         await proxy.stop()
+
+
+# -- locks -----------------------------------------------------------------------------
+
+
+async def test_a_lock_has_one_holder_across_nodes(make_broker: MakeBroker) -> None:
+    a, b, c = [await make_broker(name) for name in "abc"]
+
+    # Many simultaneous attempts from every node: exactly one succeeds.
+    attempts = [node.try_lock("game-1", 5) for node in (a, b, c) for _ in range(10)]
+    results = await asyncio.gather(*attempts)
+    winners = {i // 10 for i, taken in enumerate(results) if taken}
+    assert len(winners) == 1
+    holder = (a, b, c)[winners.pop()]
+    others = [node for node in (a, b, c) if node is not holder]
+
+    assert await holder.try_lock("game-1", 5)  # taking it again refreshes it
+    await others[0].unlock("game-1")  # not the holder: changes nothing
+    assert not await others[0].try_lock("game-1", 5)
+    assert await others[0].try_lock("game-2", 5)  # other keys are independent
+
+    await holder.unlock("game-1")
+    assert await others[1].try_lock("game-1", 5)
+    assert not await holder.try_lock("game-1", 5)
+
+
+async def test_a_lock_lapses_after_its_ttl_unless_refreshed(make_broker: MakeBroker) -> None:
+    holder, other = await make_broker("a"), await make_broker("b")
+    loop = asyncio.get_running_loop()
+
+    assert await holder.try_lock("k", 0.3)
+    refreshed_until = loop.time() + 1.0
+    while loop.time() < refreshed_until:  # the holder keeps it past several TTLs
+        assert await holder.try_lock("k", 0.3)
+        assert not await other.try_lock("k", 0.3)
+        await asyncio.sleep(0.1)
+
+    stopped_refreshing = loop.time()
+
+    async def taken() -> bool:
+        return await other.try_lock("k", 0.3)
+
+    await eventually(taken, within=2)
+    assert 0.2 < loop.time() - stopped_refreshing < 0.6
+
+
+async def test_a_dead_holders_lock_lapses(prefix: str, make_broker: MakeBroker) -> None:
+    other = await make_broker("a")
+    async with holding_child(prefix, "child", "g", "k") as pid:
+        assert not await other.try_lock("k", 5)
+        os.kill(pid, signal.SIGKILL)
+        killed = asyncio.get_running_loop().time()
+
+        async def taken() -> bool:
+            return await other.try_lock("k", 5)
+
+        await eventually(taken, within=2)  # the child took it with a 0.6 s TTL
+        assert asyncio.get_running_loop().time() - killed < 0.8
+
+
+# -- presence --------------------------------------------------------------------------
+
+
+async def test_presence_is_summed_over_nodes(make_broker: MakeBroker) -> None:
+    a, b, c = [await make_broker(name) for name in "abc"]
+    await a.put_presence("g1", Presence(players={"white": 1}, spectators=2))
+    await b.put_presence("g1", Presence(players={"white": 1, "black": 1}, spectators=1))
+    await c.put_presence("g2", Presence(spectators=4))
+
+    expected_g1 = Presence(players={"white": 2, "black": 1}, spectators=3)
+    expected_g2 = Presence(spectators=4)
+    for node in (a, b, c):
+        assert await node.get_presence("g1") == expected_g1
+        assert await node.get_presence("g2") == expected_g2
+        assert await node.get_presence("nobody") == Presence()
+        assert await node.all_presence() == {"g1": expected_g1, "g2": expected_g2}
+
+    # A node's new count replaces its old one; an empty one removes it.
+    await a.put_presence("g1", Presence(spectators=1))
+    await c.put_presence("g2", Presence())
+    assert await b.get_presence("g1") == Presence(players={"white": 1, "black": 1}, spectators=2)
+    assert await b.get_presence("g2") == Presence()
+    assert set(await b.all_presence()) == {"g1"}
+
+
+async def test_stop_removes_the_nodes_presence_locks_and_connections(
+    prefix: str, admin: Redis, make_broker: MakeBroker
+) -> None:
+    stays = await make_broker("a")
+    tasks_before = asyncio.all_tasks()
+    leaves = RedisBroker(REDIS_URL, prefix=prefix, node_id="b", **HEARTBEAT)
+    await leaves.start()
+    await leaves.subscribe("g", Inbox().handler)
+    await leaves.put_presence("g", Presence(spectators=1))
+    await stays.put_presence("g", Presence(spectators=2))
+    assert await leaves.try_lock("k", 60)
+    names = {client.get("name") for client in await admin.client_list()}
+    assert {f"{prefix}:b:cmd", f"{prefix}:b:sub"} <= names
+
+    await leaves.stop()
+
+    assert asyncio.all_tasks() == tasks_before
+    assert await stays.get_presence("g") == Presence(spectators=2)
+    assert await stays.try_lock("k", 1)
+    names = {client.get("name") for client in await admin.client_list()}
+    assert not names & {f"{prefix}:b:cmd", f"{prefix}:b:sub"}
+    assert not [key async for key in admin.scan_iter(match=f"{prefix}:node:b:*")]
+
+
+async def test_a_dead_nodes_presence_is_dropped_within_the_heartbeat_ttl(
+    prefix: str, admin: Redis, make_broker: MakeBroker
+) -> None:
+    a = await make_broker("a")
+    await a.put_presence("g", Presence(spectators=1))
+    async with holding_child(prefix, "child", "g", "k") as pid:
+        both = Presence(players={"white": 1}, spectators=1)
+        assert await a.get_presence("g") == both
+        assert await a.all_presence() == {"g": both}
+
+        os.kill(pid, signal.SIGKILL)
+        killed = asyncio.get_running_loop().time()
+
+        async def dropped() -> bool:
+            return await a.get_presence("g") == Presence(spectators=1)
+
+        await eventually(dropped, within=2)
+        assert asyncio.get_running_loop().time() - killed < 1.2  # TTL 1 s
+        assert await a.all_presence() == {"g": Presence(spectators=1)}
+        # Reaped, not merely ignored.
+        assert await admin.hkeys(f"{prefix}:presence:g") == [b"a"]
+        assert await admin.smembers(f"{prefix}:nodes") == {b"a"}
+
+
+async def test_a_node_whose_heartbeat_lapsed_registers_again(
+    prefix: str, admin: Redis, make_broker: MakeBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = await make_broker("a"), await make_broker("b")
+    await a.put_presence("g", Presence(spectators=1))
+    await b.put_presence("g", Presence(spectators=2))
+
+    # As if `a` had been unreachable for longer than the TTL: b reaps it.
+    await admin.delete(f"{prefix}:node:a:alive")
+    assert await b.get_presence("g") == Presence(spectators=2)
+    assert await admin.hkeys(f"{prefix}:presence:g") == [b"b"]
+
+    async def back() -> bool:
+        return await b.get_presence("g") == Presence(spectators=3)
+
+    with caplog.at_level(logging.WARNING, logger="socket_server.fanout.redis"):
+        await eventually(back, within=1)  # heartbeat every 0.2 s
+    assert any("lapsed" in record.getMessage() for record in caplog.records)
