@@ -519,6 +519,7 @@ async def test_stop_removes_the_nodes_presence_locks_and_connections(
     assert {f"{prefix}:b:cmd", f"{prefix}:b:sub"} <= names
 
     await leaves.stop()
+    await leaves.stop()  # a second stop changes nothing (and opens no connection)
 
     assert asyncio.all_tasks() == tasks_before
     assert await stays.get_presence("g") == Presence(spectators=2)

@@ -160,7 +160,9 @@ class RedisBroker:
         self._last_read = 0.0
         self._presence: dict[str, Presence] = {}
         self._held_locks: set[str] = set()
+        # How often the pub/sub connection was replaced (for metrics and tests).
         self.reconnects = 0
+        self._started = False
 
     # -- keys --------------------------------------------------------------------------
 
@@ -176,6 +178,7 @@ class RedisBroker:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._started = True
         await self._register_node()
         self._pubsub = await self._connect_pubsub()
         self._reader = asyncio.create_task(self._read_loop(), name=f"redis-reader-{self.node_id}")
@@ -184,6 +187,10 @@ class RedisBroker:
         )
 
     async def stop(self) -> None:
+        # Once only: the closed clients would otherwise quietly reconnect to clean up.
+        if not self._started:
+            return
+        self._started = False
         for task in (self._heartbeat, self._reader):
             if task is not None:
                 task.cancel()
@@ -219,6 +226,11 @@ class RedisBroker:
         await self._redis.publish(self._channel(game_id), data)
 
     async def subscribe(self, game_id: str, handler: MessageHandler) -> None:
+        """Deliver `game_id`'s messages to `handler` from the moment this returns.
+
+        Waits for Redis's confirmation (across a reconnect if need be); raises
+        ConnectionError, subscribed to nothing, if none comes within subscribe_timeout.
+        """
         if self._reader is None:
             raise RuntimeError("RedisBroker is not started")
         channel = self._channel(game_id)
