@@ -204,7 +204,8 @@ async def _analyse(
         await engine.configure({"Skill Level": skill_level(level)})
         last: SearchInfo | None = None
         sent_at = time.monotonic()
-        with await engine.analysis(board, engine_limit) as analysis:
+        # A fresh `game` makes python-chess send `ucinewgame`: no search sees another's hash.
+        with await engine.analysis(board, engine_limit, game=object()) as analysis:
             async for info in analysis:
                 current = _engine_info(board, info)
                 if current is None:

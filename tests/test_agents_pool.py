@@ -12,7 +12,7 @@ import agents
 from agents.base import SearchInfo, SearchLimit
 from agents.chess import ChessAgent, stockfish_path
 from agents.pool import get_pool
-from games import get_game_class
+from games import GameState, get_game_class
 from tests.conftest import require
 
 Connect4State = get_game_class("connect4")
@@ -28,7 +28,7 @@ def _stop_workers():
     agents.shutdown()
 
 
-def connect4_state() -> object:
+def connect4_state() -> GameState:
     state = Connect4State.initial()
     for column in HARD_CONNECT4:
         state = state.apply(column)
