@@ -48,6 +48,9 @@ class ServerContext:
         await self.broker.start()
         await self.auth.start()
         resumed = await self.service.resume_ai_games()
+        if self.settings.redis_url:
+            # Several processes: take over the AI games of one that died.
+            self.service.start_ai_sweep()
         log.info("server started store=%s resumed_ai_games=%d", type(self.store).__name__, resumed)
 
     async def begin_shutdown(self) -> None:

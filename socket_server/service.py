@@ -15,7 +15,7 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,7 +40,10 @@ from socket_server.store.base import (
 
 log = logging.getLogger("gamesocket.service")
 
-AI_LOCK_TTL = 30.0  # seconds; refreshed while a search runs
+# A process waiting for another's AI lock looks again this often (seconds).
+AI_LOCK_POLL = 0.5
+# With several processes: how often each looks for AI turns nobody takes (seconds).
+AI_SWEEP_INTERVAL = 2.0
 THINKING_INTERVAL = 0.25  # at most four `thinking` messages a second per game
 DEFAULT_AI_MOVE_LEVEL = 5
 CACHE_SIZE = 4096
@@ -108,7 +111,7 @@ class GameService:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # seat that offered a draw, per game; kept in sync across processes by the hub
         self.draw_offers: dict[str, str] = {}
-        self._ai_tasks: dict[str, asyncio.Task[None]] = {}
+        self._ai_tasks: dict[str, asyncio.Task[bool]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._changes_in_flight = 0
         self._idle = asyncio.Event()
@@ -521,23 +524,27 @@ class GameService:
         if self.closing or entry is None or game_id in self._ai_tasks:
             return
         record, state = entry
-        if record.status != "active" or state.turn is None:
-            return
-        seat_value = record.seats.get(state.turn)
-        if not is_ai(seat_value):
-            return
-        assert seat_value is not None
-        task = asyncio.create_task(self._ai_turn(game_id, state.turn, seat_value["level"], None))
+        turn = _ai_turn_of(record, state)
+        if turn is not None:
+            self._start_ai(game_id, self._ai_turn(game_id, *turn, None))
+
+    def _start_ai(self, game_id: str, turn: Coroutine[Any, Any, bool]) -> asyncio.Task[bool]:
+        task = asyncio.create_task(turn)
         self._ai_tasks[game_id] = task
         task.add_done_callback(lambda done: self._ai_done(game_id, done))
+        return task
 
-    def _ai_done(self, game_id: str, task: asyncio.Task[None]) -> None:
+    def _ai_done(self, game_id: str, task: asyncio.Task[bool]) -> None:
         if self._ai_tasks.get(game_id) is task:
             del self._ai_tasks[game_id]
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
             log.error("ai failed game=%s error=%r", game_id, task.exception())
             return
-        self.schedule_ai(game_id)  # the next AI turn (AI vs AI), if any
+        # Only after a move of its own: a turn taken by another process stays there.
+        if task.result():
+            self.schedule_ai(game_id)  # the next AI turn (AI vs AI), if any
 
     async def ai_move(
         self, actor: Actor, game_id: str, level: int | None, request_id: str | None = None
@@ -555,33 +562,46 @@ class GameService:
             raise ServiceError("bad_message", f"{record.game_type} has no AI")
         if game_id in self._ai_tasks:
             raise ServiceError("not_your_turn", "the AI is already thinking for this game")
-        task = asyncio.create_task(
-            self._ai_turn(game_id, seat, level or DEFAULT_AI_MOVE_LEVEL, (actor, request_id))
-        )
-        self._ai_tasks[game_id] = task
-        task.add_done_callback(lambda done: self._ai_done(game_id, done))
-        await asyncio.shield(task)
+        turn = self._ai_turn(game_id, seat, level or DEFAULT_AI_MOVE_LEVEL, (actor, request_id))
+        await asyncio.shield(self._start_ai(game_id, turn))
         return (await self.load(game_id))[0].version
 
     async def _ai_turn(
-        self, game_id: str, seat: str, level: int, player: tuple[Actor, str | None] | None
-    ) -> None:
-        """One AI move for `seat`; `player` is set when a player asked for it (`ai_move`)."""
+        self,
+        game_id: str,
+        seat: str,
+        level: int,
+        player: tuple[Actor, str | None] | None,
+        *,
+        wait: bool = True,
+    ) -> bool:
+        """One AI move for `seat`; True once it is stored.
+
+        `player` is set when a player asked for it (`ai_move`). The broker's lock keeps
+        it to one search per game across processes; it is refreshed through the delay
+        and the search, and the store's version check drops a move that comes too late
+        (a holder that stalled past its lock). Without `wait`, a lock held elsewhere
+        means the turn is taken and this gives up at once.
+        """
         key = f"ai:{game_id}"
-        while not await self.broker.try_lock(key, AI_LOCK_TTL):
-            # Another process searches this game; take over if its lock lapses.
-            await asyncio.sleep(AI_LOCK_TTL / 3)
+        ttl = self.settings.ai_lock_ttl_seconds
+        while not await self.broker.try_lock(key, ttl):
+            if not wait:
+                return False
+            # Another process holds the turn; take over if its lock lapses.
+            await asyncio.sleep(AI_LOCK_POLL)
             record, state = await self.load(game_id, fresh=True)
             if state.turn != seat or record.status != "active":
-                return
+                return False
+        refresher = asyncio.create_task(self._keep_lock(key, ttl))
         try:
             record, state = await self.load(game_id, fresh=True)
             if state.turn != seat or record.status != "active":
-                return
+                return False
             if player is None and all(is_ai(s) for s in record.seats.values()):
                 delay = record.options.get("ai_delay_ms", self.settings.default_ai_delay_ms)
                 await asyncio.sleep(delay / 1000)
-            move = await self._search(record, state, seat, level, key)
+            move = await self._search(record, state, seat, level)
             actor, request_id = player if player is not None else (Actor.SERVER, None)
 
             def compute(current: GameRecord, current_state: GameState) -> Change:
@@ -594,14 +614,26 @@ class GameService:
             except ServiceError as refused:
                 if player is not None:
                     raise
-                # The game changed during the search (a resignation, an abort): drop the move.
+                # The game changed during the search (a resignation, an abort, another
+                # process's move after this one's lock lapsed): drop the move.
                 log.info("ai move dropped game=%s reason=%s", game_id, refused.message)
+                return False
+            return True
         finally:
+            refresher.cancel()
             await self.broker.unlock(key)
 
-    async def _search(
-        self, record: GameRecord, state: GameState, seat: str, level: int, key: str
-    ) -> Move:
+    async def _keep_lock(self, key: str, ttl: float) -> None:
+        """Refresh the lock `key` every third of its TTL until cancelled."""
+        while True:
+            await asyncio.sleep(ttl / 3)
+            try:
+                if not await self.broker.try_lock(key, ttl):
+                    log.warning("ai lock lost key=%s: another process took the turn", key)
+            except Exception as error:  # the broker is down: retried next time
+                log.warning("ai lock refresh failed key=%s error=%r", key, error)
+
+    async def _search(self, record: GameRecord, state: GameState, seat: str, level: int) -> Move:
         provider = self.game_types[record.game_type].agent_provider
         assert provider is not None
         agent = provider(record.game_id, level)
@@ -628,16 +660,7 @@ class GameService:
                 last_sent = now
                 self._spawn(self.broker.publish(game_id, thinking(info)))
 
-        async def keep_lock() -> None:
-            while True:
-                await asyncio.sleep(AI_LOCK_TTL / 3)
-                await self.broker.try_lock(key, AI_LOCK_TTL)
-
-        refresher = asyncio.create_task(keep_lock())
-        try:
-            result = await agent.search(state, on_progress=on_progress)
-        finally:
-            refresher.cancel()
+        result = await agent.search(state, on_progress=on_progress)
         await self.broker.publish(game_id, thinking(result.info))  # the final line
         return result.move
 
@@ -647,14 +670,39 @@ class GameService:
         task.add_done_callback(self._background.discard)
 
     async def resume_ai_games(self) -> int:
-        """After a start: schedule the AI turns of stored active AI games."""
-        records = await self.store.active_ai_games()
-        for record in records:
-            if record.game_type in self.game_types:
-                state = self.game_types[record.game_type].state_class.from_json(record.state)
-                self._remember(record, state)
-                self.schedule_ai(record.game_id)
-        return len(records)
+        """Start the AI turns of stored active games that no process is taking.
+
+        Called once at start (after a restart), and by `sweep_ai_games` every few
+        seconds when several processes share the broker: a turn whose lock is free is
+        one whose process died. Returns how many turns it started here.
+        """
+        started = 0
+        for record in await self.store.active_ai_games():
+            entry = self.game_types.get(record.game_type)
+            if self.closing or entry is None or record.game_id in self._ai_tasks:
+                continue
+            turn = _ai_turn_of(record, entry.state_class.from_json(record.state))
+            if turn is not None:
+                self._start_ai(
+                    record.game_id, self._ai_turn(record.game_id, *turn, None, wait=False)
+                )
+                started += 1
+        return started
+
+    def start_ai_sweep(self) -> None:
+        """Adopt orphaned AI turns every AI_SWEEP_INTERVAL (several processes)."""
+        self._spawn(self._sweep_ai_games())
+
+    async def _sweep_ai_games(self) -> None:
+        while not self.closing:
+            await asyncio.sleep(AI_SWEEP_INTERVAL)
+            try:
+                adopted = await self.resume_ai_games()
+            except Exception:
+                log.exception("ai sweep failed")
+                continue
+            if adopted:
+                log.info("ai sweep started %d turn(s)", adopted)
 
     async def shutdown(self, grace_seconds: float = 5.0) -> None:
         """Stop taking AI turns, let in-flight changes finish, cancel searches."""
@@ -667,6 +715,16 @@ class GameService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _ai_turn_of(record: GameRecord, state: GameState) -> tuple[str, int] | None:
+    """(seat, level) when an AI seat is to move in an active game."""
+    if record.status != "active" or state.turn is None:
+        return None
+    seat = record.seats.get(state.turn)
+    if seat is None or not is_ai(seat):
+        return None
+    return state.turn, seat["level"]
 
 
 def _replay_event(

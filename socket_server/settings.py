@@ -44,6 +44,8 @@ class Settings:
     # A spectator socket more than this many messages behind is closed.
     max_send_backlog: int = 256
     default_ai_delay_ms: int = 500
+    # The AI-turn lock between processes lapses this long after its holder died.
+    ai_lock_ttl_seconds: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -81,5 +83,8 @@ class Settings:
             idle_timeout_seconds=_env_float("GAMESOCKET_IDLE_TIMEOUT", cls.idle_timeout_seconds),
             rate_limit_per_second=_env_float("GAMESOCKET_RATE_LIMIT", cls.rate_limit_per_second),
             rate_limit_burst=_env_int("GAMESOCKET_RATE_BURST", cls.rate_limit_burst),
+            ai_lock_ttl_seconds=_env_float("GAMESOCKET_AI_LOCK_TTL", cls.ai_lock_ttl_seconds),
+            # Keeps deployments (or test runs) sharing one Redis apart.
+            extra={"redis_prefix": prefix} if (prefix := env("GAMESOCKET_REDIS_PREFIX")) else {},
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
