@@ -32,13 +32,20 @@ _encode = msgspec.json.Encoder().encode
 
 
 async def gather_bounded(jobs: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Run the jobs, at most `limit` at once; the first failure cancels the rest (and is
+    raised once they have stopped, so nothing keeps running behind the caller's back)."""
     gate = asyncio.Semaphore(limit)
 
     async def one(job: Callable[[], Awaitable[T]]) -> T:
         async with gate:
             return await job()
 
-    return await asyncio.gather(*(one(job) for job in jobs))
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(job)) for job in jobs]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 def chess_line(plies: int, seed: int = 7) -> list[str]:
@@ -66,12 +73,16 @@ async def _two_player_game(
     first, second = await lobby.guest(), await lobby.guest()
     game_id = await lobby.create_game(first, game_type, {seats[0]: "me"}, {})
     await lobby.join(second, game_id, seats[1])
-    sockets = {}
-    for token in (first, second):  # in seat order: the reference seats by arrival
-        ws, seat, _ = await open_player(ws_url(server.ws_url, game_type, game_id, token))
-        sockets[seat] = ws
-    if set(sockets) != set(seats):
-        raise RuntimeError(f"players got seats {sorted(sockets)}, expected {seats}")
+    sockets: dict[str, ClientConnection] = {}
+    try:
+        for token in (first, second):  # in seat order: the reference seats by arrival
+            ws, seat, _ = await open_player(ws_url(server.ws_url, game_type, game_id, token))
+            sockets[seat] = ws
+        if set(sockets) != set(seats):
+            raise RuntimeError(f"players got seats {sorted(sockets)}, expected {seats}")
+    except BaseException:
+        await _close_all(sockets.values())
+        raise
     return game_id, sockets
 
 
@@ -226,13 +237,10 @@ async def throughput(
 
     Games are created and their sockets opened before the clock starts, so the figure
     is the move path: frame in, rules, store, publish, ack and update out."""
-    started = time.monotonic()
-    setups = await gather_bounded(
-        [lambda: _two_player_game(lobby, server, "tictactoe", ("x", "o"))] * (games * rounds),
-        SETUP_CONCURRENCY,
-    )
-    setup_seconds = time.monotonic() - started
-    slots = [setups[i::games] for i in range(games)]
+    setups: list[tuple[str, dict[str, ClientConnection]]] = []
+
+    async def set_up() -> None:
+        setups.append(await _two_player_game(lobby, server, "tictactoe", ("x", "o")))
 
     async def play_slot(slot_no: int) -> list[int]:
         latencies = []
@@ -241,6 +249,10 @@ async def throughput(
         return latencies
 
     try:
+        started = time.monotonic()
+        await gather_bounded([set_up] * (games * rounds), SETUP_CONCURRENCY)
+        setup_seconds = time.monotonic() - started
+        slots = [setups[i::games] for i in range(games)]
         began, client_cpu, server_cpu = time.monotonic(), time.process_time(), server.cpu_seconds()
         per_slot = await asyncio.gather(*(play_slot(i) for i in range(games)))
         elapsed = time.monotonic() - began
