@@ -324,17 +324,25 @@ class GameService:
                     if done is not None:
                         return done
                 record, state = await self.load(game_id)
-                if expected_version is not None and expected_version != record.version:
-                    # The cache may be behind a change made by another process.
-                    record, state = await self.load(game_id, fresh=True)
-                check_viewer(record, actor)
-                for attempt in (1, 2):
+                fresh = False  # the cache may be behind a change made by another process
+                stale_retries = 0
+                while True:
                     if expected_version is not None and expected_version != record.version:
+                        if not fresh:
+                            record, state, fresh = *await self.load(game_id, fresh=True), True
+                            continue
                         raise ServiceError(
                             "stale_version",
                             f"the game is at version {record.version}, not {expected_version}",
                         )
-                    change = compute(record, state)
+                    check_viewer(record, actor)
+                    try:
+                        change = compute(record, state)
+                    except ServiceError:
+                        if fresh:
+                            raise
+                        record, state, fresh = *await self.load(game_id, fresh=True), True
+                        continue
                     if change is None:
                         return record.version
                     seats, new_state, event = change
@@ -353,8 +361,9 @@ class GameService:
                     try:
                         await self.store.commit_change(new_record, event, actor)
                     except StaleVersion:
-                        record, state = await self.load(game_id, fresh=True)
-                        if attempt == 1 and expected_version is None:
+                        record, state, fresh = *await self.load(game_id, fresh=True), True
+                        stale_retries += 1
+                        if stale_retries == 1 and expected_version is None:
                             continue
                         raise ServiceError(
                             "stale_version", f"the game moved on to version {record.version}"

@@ -396,3 +396,28 @@ async def test_unknown_routes_answer_in_the_error_shape(api: Api, server: Server
     assert reply.status_code == 404 and reply.json()["error"]["code"] == "not_found"
     page = await api.http.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+
+
+async def test_a_skipped_version_is_filled_from_the_store(
+    start_server: Callable[..., ServerThread],
+) -> None:
+    # Two servers on one store but no shared broker: each misses the other's updates,
+    # as when a broker message is lost. The next update reveals the gap.
+    one, two = start_server(), start_server()
+    api = Api(one.base_url)
+    try:
+        game, _alice, bob, a, _b = await tictactoe_pair(api, one)
+        game_id = game["game_id"]
+        watcher = await connect(one.ws_url("tictactoe", game_id))
+        assert (await watcher.expect("state"))["version"] == 1
+        elsewhere = await connect(two.ws_url("tictactoe", game_id, token=bob["access_token"]))
+        await elsewhere.expect("state")
+        assert (await a.request(type="move", move=4, id="a1"))["version"] == 2
+        assert (await elsewhere.request(type="move", move=0, id="b1"))["version"] == 3
+        assert (await a.request(type="move", move=8, id="a2"))["version"] == 4
+        updates = [await watcher.expect("update") for _ in range(3)]
+        assert [u["version"] for u in updates] == [2, 3, 4]
+        assert updates[1]["event"] == {"kind": "move", "seat": "o", "move": 0}
+        assert updates[2]["board"]["cells"][:1] == ["o"]
+    finally:
+        await api.close()
