@@ -123,12 +123,13 @@ class Run:
         self.args = args
         self.notes: list[str] = []
         self.update_bytes = DEFAULT_UPDATE_BYTES
+        self._targets = list(args.targets)
+        if "gamesocket" in self._targets and gamesocket_command() is None:
+            self.notes.append("socket_server/cli.py is not in this checkout: gamesocket skipped")
+            self._targets.remove("gamesocket")
 
     def targets(self) -> list[str]:
-        if "gamesocket" in self.args.targets and gamesocket_command() is None:
-            self.notes.append("gamesocket is not installed in this virtualenv: skipped")
-            return [t for t in self.args.targets if t != "gamesocket"]
-        return list(self.args.targets)
+        return list(self._targets)
 
     async def measure(
         self, label: str, target: str, scenario: Scenario, busy: int = 0,
