@@ -1,0 +1,291 @@
+"""Several `gamesocket serve` processes behind one address: one Postgres, one Redis.
+
+Three real server processes share a per-run Postgres database, the guest-token secret
+and Redis under a per-run key prefix, as behind a load balancer without sticky
+sessions. Players, spectators and REST calls are spread over the processes; one
+process is killed with SIGKILL in the middle of a human game and of an AI-vs-AI game.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.utils import str_if_bytes
+
+from tests.conftest import require
+from tests.pgutil import migrated_database
+from tests.server_harness import Api, Client, ServerProcess, connect
+from tests.test_server_cluster import REDIS_URL, redis_reachable
+
+GAME = "connect4"
+# Short, so that a dead holder's AI turn is taken over within a few seconds.
+AI_LOCK_TTL = "2"
+WAIT = 60.0  # seconds: the longest any one game may take to finish here
+
+
+class ClusterProcess(ServerProcess):
+    """`gamesocket serve` with Redis under this run's prefix."""
+
+    def __init__(self, data_dir: Path, database_url: str, prefix: str) -> None:
+        super().__init__(data_dir, database_url)
+        self.env.update(
+            REDIS_URL=REDIS_URL,
+            GAMESOCKET_REDIS_PREFIX=prefix,
+            GAMESOCKET_AI_LOCK_TTL=AI_LOCK_TTL,
+        )
+
+
+@dataclass
+class Cluster:
+    servers: list[ClusterProcess]
+    prefix: str
+    redis: Redis
+    apis: list[Api] = field(default_factory=list)
+
+    async def lock_holder(self, game_id: str) -> int | None:
+        """The pid of the process holding the game's AI lock (its node id holds it)."""
+        value = await self.redis.get(f"{self.prefix}:lock:ai:{game_id}")
+        if value is None:
+            return None
+        return int(str_if_bytes(value).split(":")[0].split("-")[-2])
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    require(redis_reachable(), "Redis at 127.0.0.1:6379")
+    prefix = f"gstest-cluster-{uuid.uuid4().hex[:12]}"
+    redis = Redis.from_url(REDIS_URL)
+    async with migrated_database() as url:
+        servers = [ClusterProcess(tmp_path / "data", url, prefix) for _ in range(3)]
+        running = Cluster(servers, prefix, redis)
+        try:
+            # The first creates the guest secret; the others start together.
+            servers[0].start()
+            await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers[1:]))
+            running.apis = [Api(server.base_url) for server in servers]
+            yield running
+        finally:
+            for api in running.apis:
+                await api.close()
+            for server in servers:
+                server.stop()
+            keys = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await redis.delete(*keys)
+            await redis.aclose()
+
+
+async def next_update(client: Client, version: int) -> dict[str, Any]:
+    """The client's `update` for `version`; the updates before it must be contiguous."""
+    while True:
+        update = await client.expect("update")
+        if update["version"] == version:
+            return update
+        assert update["version"] < version, f"skipped to {update['version']} before {version}"
+
+
+async def read_to(client: Client, version: int) -> None:
+    """Read until the client has seen the `update` (or `state`) of `version`."""
+    while not any(
+        m["type"] in ("update", "state") and m.get("version") == version for m in client.seen
+    ):
+        await client.recv()
+
+
+def versions_seen(client: Client) -> list[int]:
+    """The versions the client saw, in order: its first `state`, then its `update`s."""
+    versions: list[int] = []
+    for message in client.seen:
+        if message["type"] == "update" or (message["type"] == "state" and not versions):
+            versions.append(message["version"])
+    return versions
+
+
+def contiguous(versions: list[int], last: int) -> bool:
+    return versions == list(range(versions[0], last + 1))
+
+
+async def test_games_across_three_processes_reach_every_spectator_in_order(
+    cluster: Cluster,
+) -> None:
+    """Four games at once, each with its players, REST moves and spectators on all three."""
+    servers, apis = cluster.servers, cluster.apis
+    games = 4
+    spectators_per_server = 4
+
+    async def play(index: int) -> tuple[dict[str, Any], list[Client], list[Client]]:
+        home, away, third = ((index + k) % 3 for k in range(3))
+        alice, bob = await apis[home].guest(), await apis[away].guest()
+        game = await apis[home].create(alice, GAME, seats={"red": "me"})
+        game_id = game["game_id"]
+        watchers = [
+            await connect(server.ws_url(GAME, game_id))
+            for server in servers
+            for _ in range(spectators_per_server)
+        ]
+        red = await connect(servers[home].ws_url(GAME, game_id, token=alice["access_token"]))
+        yellow = await connect(servers[away].ws_url(GAME, game_id, token=bob["access_token"]))
+        for client in (*watchers, red, yellow):
+            assert (await client.expect("state"))["version"] == 0
+        assert (await yellow.request(type="join", id="sit"))["version"] == 1
+        snapshot = await next_update(red, 1)
+        if index == 0:
+            # Presence adds up the sockets of all three processes.
+            expected = {"players": 2, "spectators": 3 * spectators_per_server}
+            for api in apis:
+                counts = await api.wait_for_connections(game_id, **expected)
+                assert counts == expected
+        players = {"red": (red, alice), "yellow": (yellow, bob)}
+        rng = random.Random(index)
+        while snapshot["status"] == "active":
+            version = snapshot["version"]
+            client, user = players[snapshot["turn"]]
+            move = rng.choice(snapshot["legal_moves"])
+            if version % 5 == 0:
+                # Now and then through REST on the process neither player is on.
+                reply = await apis[third].http.post(
+                    f"/api/games/{game_id}/moves",
+                    json={"move": move, "version": version},
+                    headers=user["headers"],
+                )
+                assert reply.json() == {"version": version + 1}, reply.text
+            else:
+                ack = await client.request(
+                    type="move", move=move, version=version, id=f"v{version}"
+                )
+                assert ack == {"type": "ack", "ref": f"v{version}", "version": version + 1}
+            snapshot = await next_update(client, version + 1)
+        return snapshot, [red, yellow], watchers
+
+    results = await asyncio.gather(*(play(index) for index in range(games)))
+    for final, players, watchers in results:
+        assert final["status"] == "finished" and final["result"] is not None
+        last = final["version"]
+        assert last >= 8  # a join and at least seven moves
+        for client in (*players, *watchers):
+            await read_to(client, last)
+            versions = versions_seen(client)
+            assert versions[0] == 0 and contiguous(versions, last), versions
+        # Every socket on every process got the very same update bodies.
+        reference = [m for m in players[0].seen if m["type"] == "update"]
+        for client in (players[1], *watchers):
+            assert [m for m in client.seen if m["type"] == "update"] == reference
+        moves = (await apis[0].http.get(f"/api/games/{final['game_id']}/moves")).json()
+        assert [m["version"] for m in moves] == list(range(2, last + 1))
+        for client in (*players, *watchers):
+            await client.connection.close()
+
+
+async def test_a_killed_process_loses_nothing_and_its_ai_game_finishes_elsewhere(
+    cluster: Cluster,
+) -> None:
+    servers, apis = cluster.servers, cluster.apis
+    victim, survivor, other = servers
+    alice, bob = await apis[0].guest(), await apis[1].guest()
+
+    # A human game: red on the victim, yellow on the survivor, a spectator on each process.
+    game = await apis[0].create(alice, GAME, seats={"red": "me"})
+    game_id = game["game_id"]
+    red = await connect(victim.ws_url(GAME, game_id, token=alice["access_token"]))
+    yellow = await connect(survivor.ws_url(GAME, game_id, token=bob["access_token"]))
+    watchers = [await connect(server.ws_url(GAME, game_id)) for server in servers]
+    for client in (red, yellow, *watchers):
+        await client.expect("state")
+    assert (await yellow.request(type="join", id="sit"))["version"] == 1
+    snapshot = await next_update(red, 1)
+
+    acked: dict[int, Any] = {}  # version -> the move acknowledged at it
+    rng = random.Random(6)
+    players = {"red": red, "yellow": yellow}
+
+    async def play_one() -> dict[str, Any]:
+        version = snapshot["version"]
+        client = players[snapshot["turn"]]
+        move = rng.choice(snapshot["legal_moves"])
+        ack = await client.request(type="move", move=move, version=version, id=f"v{version}")
+        assert ack == {"type": "ack", "ref": f"v{version}", "version": version + 1}
+        acked[version + 1] = move
+        return await next_update(client, version + 1)
+
+    while snapshot["version"] < 5 or snapshot["turn"] != "red":
+        snapshot = await play_one()
+
+    # An AI-vs-AI game created on (so started by) the process that will die.
+    robots = await apis[0].create(
+        alice,
+        GAME,
+        seats={"red": {"kind": "ai", "level": 1}, "yellow": {"kind": "ai", "level": 1}},
+        options={"ai_delay_ms": 400},
+    )
+    robots_id = robots["game_id"]
+    robot_watchers = [await connect(server.ws_url(GAME, robots_id)) for server in servers]
+    for watcher in robot_watchers:
+        await watcher.expect("state")
+    counts = await apis[2].wait_for_connections(robots_id, players=0, spectators=3)
+    assert counts == {"players": 0, "spectators": 3}
+    await apis[1].wait_for(robots_id, lambda s: s["version"] >= 2, wait=WAIT)
+    pid = victim.process.pid if victim.process is not None else None
+    for _ in range(100):  # the lock is free for a moment between two turns
+        if await cluster.lock_holder(robots_id) == pid:
+            break
+        await asyncio.sleep(0.02)
+    assert await cluster.lock_holder(robots_id) == pid, "the victim does not run the AI game"
+
+    # Red's move through the victim is acknowledged, then the victim dies at once.
+    snapshot = await play_one()
+    assert victim.signal(signal.SIGKILL) == -signal.SIGKILL
+    killed_at = (await apis[1].snapshot(robots_id))["version"]
+    assert await red.closed_with() is None  # no close frame: the process just died
+    assert await watchers[0].closed_with() is None
+
+    # Red and the victim's spectator reconnect elsewhere with `since`.
+    red_before, spectator_before = versions_seen(red), versions_seen(watchers[0])
+    red = await connect(
+        survivor.ws_url(GAME, game_id, token=alice["access_token"], since=red_before[-1])
+    )
+    assert (await red.expect("hello"))["you"]["seat"] == "red"
+    moved = await connect(other.ws_url(GAME, game_id, since=spectator_before[-1]))
+    players["red"] = red
+    while snapshot["status"] == "active":
+        snapshot = await play_one()
+    last = snapshot["version"]
+
+    # No acknowledged move is lost: the log holds exactly the acknowledged moves.
+    log = (await apis[1].http.get(f"/api/games/{game_id}/moves")).json()
+    assert {m["version"]: m["move"] for m in log} == acked
+    assert [m["version"] for m in log] == list(range(2, last + 1))
+    for client in (yellow, red, moved, *watchers[1:]):
+        await read_to(client, last)
+    # Red's `since` was current: it got no `state`, only what came next.
+    assert all(m["type"] != "state" for m in red.seen)
+    # Each reconnected client's versions, over both of its sockets, run 0..last once.
+    assert red_before[0] == 0 and contiguous(red_before + versions_seen(red), last)
+    assert spectator_before[0] == 0
+    assert contiguous(spectator_before + versions_seen(moved), last)
+    for client in (yellow, *watchers[1:]):
+        versions = versions_seen(client)
+        assert versions[0] == 0 and contiguous(versions, last), versions
+
+    # The AI game went on without the victim and finished; every version was played once.
+    final = await apis[1].wait_for(robots_id, lambda s: s["status"] != "active", wait=WAIT)
+    assert final["status"] == "finished" and final["version"] > killed_at
+    robot_log = (await apis[2].http.get(f"/api/games/{robots_id}/moves")).json()
+    assert [m["version"] for m in robot_log] == list(range(1, final["version"] + 1))
+    for watcher in robot_watchers[1:]:
+        await read_to(watcher, final["version"])
+        assert contiguous(versions_seen(watcher), final["version"])
+
+    # The dead process's sockets stop counting once its heartbeat lapses.
+    counts = await apis[2].wait_for_connections(robots_id, players=0, spectators=2, wait=20)
+    assert counts == {"players": 0, "spectators": 2}
+    counts = await apis[1].wait_for_connections(game_id, players=2, spectators=3, wait=20)
+    assert counts == {"players": 2, "spectators": 3}
