@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from socket_server.store import Actor, StaleVersion
+from socket_server.store import Actor, DuplicateRequest, StaleVersion
 from socket_server.store.sqlite import SCHEMA_VERSION, SqliteStore
 from tests.conftest import PROJECT_ROOT
 from tests.test_store_contract import ALICE, make_game, next_version
@@ -69,10 +69,10 @@ async def test_acknowledged_changes_survive_kill_9(tmp_path: Path) -> None:
     await store.open()
     try:
         # kill -9 keeps the OS page cache; fsync on commit (FULL) is what covers power loss.
-        for conn in (store._writer, store._reader):
-            assert conn is not None
-            async with conn.execute("PRAGMA synchronous") as cursor:
-                assert await cursor.fetchone() == (2,)
+        assert store._writer is not None and store._reader is not None
+        assert store._writer.execute("PRAGMA synchronous").fetchone() == (2,)
+        async with store._reader.execute("PRAGMA synchronous") as cursor:
+            assert await cursor.fetchone() == (2,)
         game = await store.get_game(game_id, Actor.SERVER)
         assert game is not None
         assert game.version >= acknowledged
@@ -155,3 +155,41 @@ async def test_two_stores_on_one_file_race_with_one_winner(tmp_path: Path) -> No
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_concurrent_changes_share_a_commit_and_keep_their_own_outcomes(
+    tmp_path: Path,
+) -> None:
+    # Group commit: changes queued together are stored in one transaction (one fsync),
+    # yet each call is answered as if it had been alone.
+    store = SqliteStore(tmp_path / "games.sqlite3")
+    await store.open()
+    try:
+        games = [make_game() for _ in range(20)]
+        for game in games:
+            await store.create_game(game, ALICE)
+        retried = next_version(games[0], 4, request_id="r0")
+        await store.commit_change(*retried, ALICE)
+        assert store._writer is not None
+        statements: list[str] = []
+        store._writer.set_trace_callback(statements.append)
+        first = [next_version(game, 4) for game in games[1:]]
+        second = next_version(first[0][0], 0)  # builds on a change of the same batch
+        stale = next_version(games[1], 8)  # same version as first[0]: loses to it
+        duplicate = next_version(retried[0], 0, request_id="r0", actor=ALICE)
+        attempts = [*first, second, stale, duplicate]
+        results = await asyncio.gather(
+            *(store.commit_change(new, event, ALICE) for new, event in attempts),
+            return_exceptions=True,
+        )
+        assert results[: len(first) + 1] == [None] * (len(first) + 1)
+        assert isinstance(results[-2], StaleVersion)
+        assert isinstance(results[-1], DuplicateRequest) and results[-1].version == 1
+        assert statements.count("COMMIT") == 1
+        assert await store.get_game(games[1].game_id, ALICE) == second[0]
+        for (new, _), game in zip(first[1:], games[2:], strict=True):
+            assert await store.get_game(game.game_id, ALICE) == new
+        assert await store.get_game(games[0].game_id, ALICE) == retried[0]
+        assert [e.version for e in await store.events_after(games[1].game_id, 0, ALICE)] == [1, 2]
+    finally:
+        await store.close()
