@@ -7,22 +7,20 @@ with very large states) share one SQLite store and Redis under a per-run prefix.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any, ClassVar
 
 import pytest
-from redis.asyncio import Redis
 
 from bench.scenarios import chess_line
 from games import ChessState
 from socket_server.app import create_app
 from socket_server.factory import GameSocketFactory
-from tests.conftest import require
 from tests.server_harness import Api, ServerThread, connect
+from tests.test_cluster_processes import redis_run
 from tests.test_server_backpressure import PADDING, connect_without_reading
-from tests.test_server_cluster import REDIS_URL, redis_reachable
+from tests.test_server_cluster import REDIS_URL
 
 # 40 updates of 250 kB: more than the kernel's socket buffers (a few MB) can absorb.
 LINE = chess_line(40)
@@ -41,26 +39,20 @@ class BulkyChess(ChessState):
 async def bulky_pair(
     start_server: Callable[..., ServerThread], server_settings: Any
 ) -> AsyncIterator[tuple[ServerThread, ServerThread]]:
-    require(redis_reachable(), "Redis at 127.0.0.1:6379")
-    prefix = f"gstest-cluster-bp-{uuid.uuid4().hex[:12]}"
-    settings = replace(
-        server_settings,
-        redis_url=REDIS_URL,
-        extra={"redis_prefix": prefix},
-        max_send_backlog=3,
-    )
+    async with redis_run() as (_, prefix):
+        settings = replace(
+            server_settings,
+            redis_url=REDIS_URL,
+            extra={"redis_prefix": prefix},
+            max_send_backlog=3,
+        )
 
-    def start() -> ServerThread:
-        app = create_app(settings)
-        GameSocketFactory().create_socket(app, None, BulkyChess, "/ws/bulkychess")
-        return start_server(app)
+        def start() -> ServerThread:
+            app = create_app(settings)
+            GameSocketFactory().create_socket(app, None, BulkyChess, "/ws/bulkychess")
+            return start_server(app)
 
-    yield start(), start()
-    admin = Redis.from_url(REDIS_URL)
-    keys = [key async for key in admin.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await admin.delete(*keys)
-    await admin.aclose()
+        yield start(), start()
 
 
 async def test_a_slow_consumer_fed_from_another_process_is_closed_alone(

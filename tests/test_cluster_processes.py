@@ -13,6 +13,7 @@ import random
 import signal
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,24 @@ class Cluster:
         return int(str_if_bytes(value).split(":")[0].split("-")[-2])
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+@asynccontextmanager
+async def redis_run() -> AsyncIterator[tuple[Redis, str]]:
+    """Redis and a key prefix unique to this run; the prefix's keys are deleted after."""
     require(redis_reachable(), "Redis at 127.0.0.1:6379")
     prefix = f"gstest-cluster-{uuid.uuid4().hex[:12]}"
     redis = Redis.from_url(REDIS_URL)
-    async with migrated_database() as url:
+    try:
+        yield redis, prefix
+    finally:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    async with redis_run() as (redis, prefix), migrated_database() as url:
         servers = [ClusterProcess(tmp_path / "data", url, prefix) for _ in range(3)]
         running = Cluster(servers, prefix, redis)
         try:
@@ -78,10 +91,6 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
                 await api.close()
             for server in servers:
                 server.stop()
-            keys = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
-            if keys:
-                await redis.delete(*keys)
-            await redis.aclose()
 
 
 async def next_update(client: Client, version: int) -> dict[str, Any]:
