@@ -148,6 +148,10 @@ class StockfishHost:
                     self._all.remove(entry)
                     entry[0].close()
 
+    def pids(self) -> list[int]:
+        """Process ids of the running engines (idle or busy)."""
+        return [transport.get_pid() for transport, _ in self._all]
+
     async def _quit_all(self) -> None:
         for transport, protocol in self._all:
             try:
@@ -170,7 +174,7 @@ _host: StockfishHost | None = None
 _host_lock = threading.Lock()
 
 
-def _stockfish_host(path: str) -> StockfishHost:
+def stockfish_host(path: str) -> StockfishHost:
     global _host
     with _host_lock:
         if _host is None:
@@ -200,22 +204,35 @@ async def _analyse(
 ) -> SearchResult:
     """On the host's loop: one search, with progress `report`ed at most 4 times a second."""
     engine_limit = chess.engine.Limit(time=limit.time, depth=limit.depth, nodes=limit.nodes)
+    stopped = False
     async with host.engine() as engine:
         await engine.configure({"Skill Level": skill_level(level)})
         last: SearchInfo | None = None
         sent_at = time.monotonic()
         # A fresh `game` makes python-chess send `ucinewgame`: no search sees another's hash.
         with await engine.analysis(board, engine_limit, game=object()) as analysis:
-            async for info in analysis:
-                current = _engine_info(board, info)
-                if current is None:
-                    continue
-                last = current
-                now = time.monotonic()
-                if report is not None and now - sent_at >= PROGRESS_INTERVAL:
-                    sent_at = now
-                    report(current)
-            best = await analysis.wait()
+            try:
+                async for info in analysis:
+                    current = _engine_info(board, info)
+                    if current is None:
+                        continue
+                    last = current
+                    now = time.monotonic()
+                    if report is not None and now - sent_at >= PROGRESS_INTERVAL:
+                        sent_at = now
+                        report(current)
+                best = await analysis.wait()
+            except asyncio.CancelledError:
+                # Stop and let the engine answer `bestmove`: then it can serve the next
+                # search. One that does not answer is in an unknown state and goes.
+                analysis.stop()
+                try:
+                    await asyncio.wait_for(analysis.wait(), 1.0)
+                except (TimeoutError, chess.engine.EngineError):
+                    raise asyncio.CancelledError from None
+                stopped = True
+    if stopped:
+        raise asyncio.CancelledError
     if best.move is None:
         raise RuntimeError("Stockfish returned no move")
     move = best.move.uci()
@@ -244,7 +261,7 @@ async def stockfish_search(
         def report(info: SearchInfo) -> None:
             loop.call_soon_threadsafe(callback, info)
 
-    host = _stockfish_host(path)
+    host = stockfish_host(path)
     # Cancelling this await cancels the search task on the engine thread.
     result = await asyncio.wrap_future(host.submit(_analyse(host, board, level, limit, report)))
     if on_progress is not None:
@@ -262,7 +279,7 @@ def best_move(fen: str, *, time_limit: float, engine: str = "builtin") -> str:
     path = stockfish_path()
     if path is None:
         raise RuntimeError("Stockfish is not installed")
-    host = _stockfish_host(path)
+    host = stockfish_host(path)
     limit = SearchLimit(time=time_limit)
     return str(host.submit(_analyse(host, board, 10, limit, None)).result().move)
 

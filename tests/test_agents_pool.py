@@ -10,7 +10,7 @@ import pytest
 
 import agents
 from agents.base import SearchInfo, SearchLimit
-from agents.chess import ChessAgent, stockfish_path
+from agents.chess import ChessAgent, stockfish_host, stockfish_path
 from agents.pool import get_pool
 from games import GameState, get_game_class
 from tests.conftest import require
@@ -79,11 +79,16 @@ async def test_stockfish_cancellation_within_100_ms() -> None:
     state = ChessState.initial({"fen": MIDDLEGAME})
     task = asyncio.create_task(agent.search(state, limit=SearchLimit(time=60.0)))
     assert await cancel_after(task, 0.5) < 0.1
-    # The next search gets an engine and finishes on time.
+    host = stockfish_host(stockfish_path() or "")
+    engines = host.pids()
+    # The next search gets an engine at once and finishes on time.
     start = time.monotonic()
     result = await agent.search(state, limit=SearchLimit(time=0.2))
     assert result.move in state.legal_moves()
     assert time.monotonic() - start < 1.0
+    # The stopped engine was not killed: it is kept for later searches.
+    assert set(engines) <= set(host.pids())
+    assert len(host.pids()) <= get_pool().size
 
 
 async def test_progress_is_throttled_and_ends_with_the_result() -> None:
