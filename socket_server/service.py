@@ -22,15 +22,16 @@ from typing import Any
 from agents.base import Agent, SearchInfo
 from games import GameState, IllegalMove, Move
 from socket_server.fanout.base import Broker
+from socket_server.metrics import Metrics
 from socket_server.protocol import encode
 from socket_server.settings import Settings
 from socket_server.snapshot import build_snapshot, derive_status, update_body
 from socket_server.store.base import (
     Actor,
     DuplicateRequest,
-    EventKind,
     EventRecord,
     GameRecord,
+    GameStatus,
     GameStore,
     NotPermitted,
     Seat,
@@ -102,10 +103,13 @@ Change = tuple[dict[str, Seat], GameState, EventRecord] | None
 
 
 class GameService:
-    def __init__(self, store: GameStore, broker: Broker, settings: Settings) -> None:
+    def __init__(
+        self, store: GameStore, broker: Broker, settings: Settings, metrics: Metrics | None = None
+    ) -> None:
         self.store = store
         self.broker = broker
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.game_types: dict[str, GameType] = {}
         self._cache: OrderedDict[str, tuple[GameRecord, GameState]] = OrderedDict()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -180,7 +184,7 @@ class GameService:
         return build_snapshot(*await self.view(game_id, actor))
 
     async def list_games(
-        self, actor: Actor, *, game_type: str | None, status: Any, limit: int
+        self, actor: Actor, *, game_type: str | None, status: GameStatus | None, limit: int
     ) -> list[dict[str, Any]]:
         records = await self.store.list_games(
             actor, game_type=game_type, status=status, limit=limit
@@ -390,6 +394,8 @@ class GameService:
                     user_id,
                 )
                 await self.broker.publish(game_id, data)
+                if event.kind == "move":
+                    self.metrics.moves.labels(new_record.game_type).inc()
         finally:
             self._changes_in_flight -= 1
             if self._changes_in_flight == 0:
@@ -669,7 +675,9 @@ class GameService:
                 last_sent = now
                 self._spawn(self.broker.publish(game_id, thinking(info)))
 
+        started = time.perf_counter()
         result = await agent.search(state, on_progress=on_progress)
+        self.metrics.ai_search.labels(record.game_type).observe(time.perf_counter() - started)
         await self.broker.publish(game_id, thinking(result.info))  # the final line
         return result.move
 
@@ -740,7 +748,7 @@ def _replay_event(
     seats: dict[str, Seat], state: GameState, event: EventRecord
 ) -> tuple[dict[str, Seat], GameState]:
     """One stored event applied to (seats, state) while rebuilding old updates."""
-    kind: EventKind = event.kind
+    kind = event.kind
     if kind == "join" and event.seat is not None:
         return {**seats, event.seat: {"kind": "human", "user_id": event.user_id}}, state
     if kind == "move":
@@ -751,5 +759,5 @@ def _replay_event(
         return seats, state.finish(None, "draw_agreed")
     if kind == "abort":
         return seats, state.finish(None, "aborted")
-    result = event.data.get("result") or {}
+    result = event.data.get("result") or {}  # "finish": an end decided outside the rules
     return seats, state.finish(result.get("winner"), result.get("reason", "aborted"))
