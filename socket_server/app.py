@@ -16,6 +16,7 @@ from litestar.static_files import create_static_files_router
 
 from socket_server.context import ServerContext
 from socket_server.factory import CLOSE_NOT_FOUND, GameSocketFactory
+from socket_server.metrics import metrics_endpoint
 from socket_server.rest import (
     ROUTES,
     http_error_handler,
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             *ROUTES,
+            metrics_endpoint,
             unknown_game_type,
             create_static_files_router(path="/", directories=[STATIC_DIR], html_mode=True),
         ],

@@ -13,6 +13,7 @@ import agents
 from socket_server.auth import Authenticator
 from socket_server.fanout import Broker, create_broker
 from socket_server.hub import Hub
+from socket_server.metrics import Metrics
 from socket_server.service import GameService
 from socket_server.settings import Settings
 from socket_server.store import GameStore, create_store
@@ -33,6 +34,7 @@ class ServerContext:
     auth: Authenticator
     service: GameService
     hub: Hub
+    metrics: Metrics
     game_servers: dict[str, GameSocketServer] = field(default_factory=dict)
     _stopping: asyncio.Task[None] | None = None
 
@@ -40,8 +42,10 @@ class ServerContext:
     def build(cls, settings: Settings) -> ServerContext:
         store = create_store(settings)
         broker = create_broker(settings)
-        service = GameService(store, broker, settings)
-        return cls(settings, store, broker, Authenticator(settings), service, Hub(service, broker))
+        metrics = Metrics()
+        service = GameService(store, broker, settings, metrics)
+        hub = Hub(service, broker)
+        return cls(settings, store, broker, Authenticator(settings), service, hub, metrics)
 
     async def start(self) -> None:
         await self.store.open()

@@ -175,16 +175,13 @@ class GameSocketServer:
             context.hub.updates_between,
         )
         await self.register_connection(connection, admitted.seats)
-        log.info("socket open game=%s user=%s", game_id, actor.user_id)
+        seats = context.hub.seats_of(connection)
+        role = "player" if seats else "spectator"
+        log.info("socket open game=%s user=%s role=%s", game_id, actor.user_id, role)
         code: int | None = None
         try:
             connection.start()
-            seats = context.hub.seats_of(connection)
-            you = {
-                "user_id": actor.user_id,
-                "seat": seats[0] if seats else None,
-                "role": "player" if seats else "spectator",
-            }
+            you = {"user_id": actor.user_id, "seat": seats[0] if seats else None, "role": role}
             connection.send_bytes(
                 encode(
                     {"type": "hello", "protocol": PROTOCOL_VERSION, "game_id": game_id, "you": you}
@@ -263,6 +260,7 @@ class GameSocketServer:
                 receiving.cancel()
                 return connection.close_code if connection.cut_off.done() else CLOSE_IDLE
             event = receiving.result()
+            received_at = time.perf_counter()
             if event["type"] == "websocket.disconnect":
                 return None
             received: Any = event
@@ -274,16 +272,30 @@ class GameSocketServer:
                 refused += 1
                 if refused > settings.rate_limit_burst:
                     return CLOSE_FLOOD
-                connection.send_bytes(error_message("rate_limited", "too many messages: slow down"))
+                self._refuse(connection, "rate_limited", "too many messages: slow down", None)
                 continue
             refused = 0
-            await self._dispatch(connection, frame)
+            await self._dispatch(connection, frame, received_at)
 
-    async def _dispatch(self, connection: Connection, frame: str | bytes) -> None:
+    def _refuse(self, connection: Connection, code: str, message: str, ref: str | None) -> None:
+        """Answer a message with an error: logged, and counted by code."""
+        log.info(
+            "refused game=%s user=%s code=%s message=%s",
+            connection.game_id,
+            connection.actor.user_id,
+            code,
+            message,
+        )
+        self.context.metrics.rejected.labels(code).inc()
+        connection.send_bytes(error_message(code, message, ref))
+
+    async def _dispatch(
+        self, connection: Connection, frame: str | bytes, received_at: float
+    ) -> None:
         try:
             message = decode_client_message(frame)
         except ProtocolError as error:
-            connection.send_bytes(error_message(error.code, error.message, error.ref))
+            self._refuse(connection, error.code, error.message, error.ref)
             return
         if isinstance(message, Ping):
             connection.send_bytes(PONG)
@@ -293,14 +305,17 @@ class GameSocketServer:
             return
         if isinstance(message, AiMove):
             # The search may take a while: the socket keeps reading meanwhile.
-            task = asyncio.create_task(self._run(connection, message))
+            task = asyncio.create_task(self._run(connection, message, received_at))
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
             return
-        await self._run(connection, message)
+        await self._run(connection, message, received_at)
 
-    async def _run(self, connection: Connection, message: Any) -> None:
-        """One state-changing request through the service; `ack` or `error`."""
+    async def _run(self, connection: Connection, message: Any, received_at: float) -> None:
+        """One state-changing request through the service; `ack` or `error`.
+
+        A move's latency is taken once the service has stored and published it.
+        """
         service = self.context.service
         actor, game_id, ref = connection.actor, connection.game_id, message.id
         try:
@@ -308,6 +323,7 @@ class GameSocketServer:
                 version = await service.move(
                     actor, game_id, message.move, version=message.version, request_id=ref
                 )
+                self.context.metrics.move_latency.observe(time.perf_counter() - received_at)
             elif isinstance(message, Join):
                 version = await service.join(actor, game_id, message.seat, ref)
             elif isinstance(message, Resign):
@@ -319,18 +335,11 @@ class GameSocketServer:
             else:
                 version = await service.abort(actor, game_id, ref)
         except ServiceError as error:
-            log.info(
-                "refused game=%s user=%s code=%s message=%s",
-                game_id,
-                actor.user_id,
-                error.code,
-                error.message,
-            )
-            connection.send_bytes(error_message(error.code, error.message, ref))
+            self._refuse(connection, error.code, error.message, ref)
             return
         except Exception:
             log.exception("request failed game=%s user=%s", game_id, actor.user_id)
-            connection.send_bytes(error_message("internal", "internal error", ref))
+            self._refuse(connection, "internal", "internal error", ref)
             return
         if ref is not None:
             connection.send_bytes(ack_message(ref, version))

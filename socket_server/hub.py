@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -214,11 +215,14 @@ class Hub:
             return
         header = read_header(data)
         text = data.decode()
+        fanout = self.service.metrics.fanout
         if header.type == "update" and header.version is not None:
             self.service.forget_if_older(game_id, header.version)
             channel.history.append((header.version, text))
+            started = time.perf_counter()
             for connection in channel.connections:
                 connection.deliver_update(header.version, text)
+            fanout.observe(time.perf_counter() - started)
             if header.seats is not None and header.seats != channel.seats:
                 channel.seats = header.seats
                 self.presence_changed(game_id)
@@ -227,8 +231,10 @@ class Hub:
             self.service.draw_offers[game_id] = header.seat
         elif header.type == "draw_declined":
             self.service.draw_offers.pop(game_id, None)
+        started = time.perf_counter()
         for connection in channel.connections:
             connection.send(text)
+        fanout.observe(time.perf_counter() - started)
 
     def recent_updates(self, game_id: str, after: int, upto: int) -> list[tuple[int, str]] | None:
         """Updates after..upto from this process's history, if it holds all of them."""

@@ -140,6 +140,9 @@ class GameStore(Protocol):
     ) -> int | None:
         """The version of the event stored for this request id, if any."""
 
+    async def count_games(self) -> dict[GameStatus, int]:
+        """How many games there are of each status (absent: none), read as the server."""
+
     async def active_ai_games(self) -> list[GameRecord]:
         """Active games with at least one AI seat, read as the server identity.
 

@@ -8,6 +8,7 @@ Records are deep-copied on the way in and out, so no caller can change stored da
 from __future__ import annotations
 
 import copy
+from collections import Counter
 
 from socket_server.store.base import (
     Actor,
@@ -118,6 +119,9 @@ class MemoryStore:
         if game is None or not can_see(game, actor):
             return None
         return self._requests.get((game_id, user_id, request_id))
+
+    async def count_games(self) -> dict[GameStatus, int]:
+        return dict(Counter(game.status for game in self._games.values()))
 
     async def active_ai_games(self) -> list[GameRecord]:
         games = [g for g in self._games.values() if g.status == "active" and has_ai_seat(g)]

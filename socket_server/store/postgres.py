@@ -321,6 +321,11 @@ class PostgresStore:
             )
         return version
 
+    async def count_games(self) -> dict[GameStatus, int]:
+        async with self._as(Actor.SERVER) as conn:
+            rows = await conn.fetch("select status, count(*) from public.games group by status")
+        return {row[0]: row[1] for row in rows}
+
     async def active_ai_games(self) -> list[GameRecord]:
         async with self._as(Actor.SERVER) as conn:
             rows = await conn.fetch(

@@ -445,6 +445,13 @@ class SqliteStore:
             row = await cursor.fetchone()
         return row[0] if row else None
 
+    async def count_games(self) -> dict[GameStatus, int]:
+        async with self._read().execute(
+            "SELECT status, count(*) FROM games GROUP BY status"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return {row[0]: row[1] for row in rows}
+
     async def active_ai_games(self) -> list[GameRecord]:
         async with self._read().execute(
             f"SELECT {_GAME_COLUMNS} FROM games WHERE status = 'active' AND {_AI_SEAT} "
