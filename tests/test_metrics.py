@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from socket_server.store import Actor
 from tests.server_harness import Api, ServerThread, connect
+from tests.test_server_protocol import tictactoe_pair
 from tests.test_store_contract import ALICE, STORE_FACTORIES, human, make_game, play
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -53,15 +54,10 @@ async def test_a_real_game_shows_in_the_metrics_and_the_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="gamesocket")
-    alice, bob = await api.guest(), await api.guest()
-    game = await api.create(alice, "tictactoe", seats={"x": "me"})
+    game, alice, bob, a, b = await tictactoe_pair(api, server)  # bob joined by socket
     game_id = game["game_id"]
-    a = await connect(server.ws_url("tictactoe", game_id, token=alice["access_token"]))
-    b = await connect(server.ws_url("tictactoe", game_id, token=bob["access_token"]))
     watcher = await connect(server.ws_url("tictactoe", game_id))
-    for client in (a, b, watcher):
-        await client.expect("state")
-    assert (await b.request(type="join", seat="o", id="sit"))["version"] == 1
+    await watcher.expect("state")
     refused = await a.request(type="move", move=9, id="off-board")
     assert refused["code"] == "illegal_move"
     await a.connection.send("{not json")
