@@ -40,10 +40,11 @@ def test_solve_matches_the_pons_sets(name: str, count: int) -> None:
     assert wrong == []
 
 
+# All 1000 lines of the sets this solver gets through in minutes (L2_R2: about 10).
+# L1_R2 and L1_R3 take seconds to minutes per line in Python: bench/connect4_pons.py
+# measures them on a sample.
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name", ["Test_L3_R1", "Test_L2_R1", "Test_L2_R2", "Test_L1_R1", "Test_L1_R2", "Test_L1_R3"]
-)
+@pytest.mark.parametrize("name", ["Test_L3_R1", "Test_L2_R1", "Test_L1_R1", "Test_L2_R2"])
 def test_solve_matches_every_pons_line(name: str) -> None:
     lines = pons_lines(name)
     assert len(lines) == 1000
