@@ -60,9 +60,10 @@ class WorkerContext:
         if self._flag.value:
             raise SearchCancelled
 
-    def report(self, info: SearchInfo, *, force: bool = False) -> None:
+    def report(self, info: SearchInfo) -> None:
+        """Send progress to the loop, unless some went out less than an interval ago."""
         now = time.monotonic()
-        if force or now - self._last_report >= PROGRESS_INTERVAL:
+        if now - self._last_report >= PROGRESS_INTERVAL:
             self._last_report = now
             self._conn.send(("progress", info))
 
@@ -119,24 +120,44 @@ class SearchPool:
         self._mp = multiprocessing.get_context("spawn")
         self._idle: list[_Worker] = []
         self._all: list[_Worker] = []
+        self._starting = 0
         self._waiters: list[asyncio.Future[None]] = []
+
+    @property
+    def started(self) -> int:
+        """Worker processes running now (at most `size`)."""
+        return len(self._all)
 
     async def _acquire(self) -> _Worker:
         self._reclaim_orphans()
         while not self._idle:
-            if len(self._all) < self.size:
+            if len(self._all) + self._starting < self.size:
                 # Spawning imports the search modules: do it off the loop.
-                worker = await asyncio.to_thread(_Worker, self._mp)
+                self._starting += 1
+                try:
+                    worker = await asyncio.to_thread(_Worker, self._mp)
+                finally:
+                    self._starting -= 1
                 self._all.append(worker)
                 return worker
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
                 await waiter
+            except asyncio.CancelledError:
+                # A wake-up meant for this caller goes to the next one instead.
+                self._wake()
+                raise
             finally:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
         return self._idle.pop()
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _reclaim_orphans(self) -> None:
         """Take back workers whose job was cancelled on a loop that has since closed."""
@@ -164,15 +185,13 @@ class SearchPool:
             self._discard(worker)
         else:
             self._idle.append(worker)
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-                break
+        self._wake()
 
     def _discard(self, worker: _Worker) -> None:
         with contextlib.suppress(ValueError):
             self._all.remove(worker)
         worker.stop()
+        self._wake()  # a waiter may start a replacement
 
     async def run(
         self,

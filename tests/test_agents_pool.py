@@ -107,6 +107,17 @@ async def test_progress_is_throttled_and_ends_with_the_result() -> None:
     assert result.info.nodes > 1000 and result.info.depth >= 3
 
 
+async def test_more_searches_than_workers_queue_for_them() -> None:
+    agents.shutdown()  # a fresh pool: every worker starts during this test
+    state = Connect4State.initial()
+    agent = agents.Connect4Agent(3)
+    results = await asyncio.gather(
+        *(agent.search(state, limit=SearchLimit(depth=2)) for _ in range(3 * get_pool().size))
+    )
+    assert all(result.move in state.legal_moves() for result in results)
+    assert get_pool().started == get_pool().size
+
+
 async def test_errors_in_a_worker_reach_the_caller() -> None:
     # A history the rules never produced (a full column): the worker raises, the pool survives.
     state = Connect4State.model_construct(history=(0,) * 7, columns=7, rows=6)
