@@ -205,6 +205,14 @@ async def test_agent_scores_from_the_side_to_move(engine: str) -> None:
     assert seen[-1].score > 500
 
 
+@pytest.mark.parametrize("level", [1, 3, 5, 7])
+async def test_low_levels_are_weak_but_sensible(level: int) -> None:
+    # Rxd5 wins a free queen: no amount of the weak levels' noise hides that.
+    state = ChessState.initial({"fen": "4k3/8/8/3q4/8/8/8/3RK3 w - - 0 1"})
+    for _ in range(3):
+        assert (await ChessAgent(level, engine="builtin").search(state)).move == "d1d5"
+
+
 async def test_agent_continues_a_game_with_its_history() -> None:
     state = ChessState.initial()
     for uci in ("e2e4", "e7e5", "g1f3"):
