@@ -193,3 +193,34 @@ async def test_concurrent_changes_share_a_commit_and_keep_their_own_outcomes(
         assert [e.version for e in await store.events_after(games[1].game_id, 0, ALICE)] == [1, 2]
     finally:
         await store.close()
+
+
+async def test_a_commit_is_visible_to_the_next_read_while_many_tasks_read(
+    tmp_path: Path,
+) -> None:
+    # Reads share one connection: none may keep a statement (and its snapshot) open
+    # between steps, or a busy reader would never see newer commits.
+    store = SqliteStore(tmp_path / "games.sqlite3")
+    await store.open()
+    busy = make_game()
+    await store.create_game(busy, ALICE)
+    reading = True
+
+    async def keep_reading() -> None:
+        while reading:
+            assert await store.get_game(busy.game_id, ALICE) is not None
+
+    readers = [asyncio.create_task(keep_reading()) for _ in range(20)]
+    try:
+        for _ in range(50):
+            game = make_game()
+            await store.create_game(game, ALICE)
+            assert await store.get_game(game.game_id, ALICE) == game
+            stored, event = next_version(game, 4)
+            await store.commit_change(stored, event, ALICE)
+            assert await store.find_request(game.game_id, str(ALICE.user_id), "x", ALICE) is None
+            assert await store.events_after(game.game_id, 0, ALICE) == [event]
+    finally:
+        reading = False
+        await asyncio.gather(*readers)
+        await store.close()

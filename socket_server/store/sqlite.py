@@ -324,10 +324,16 @@ class SqliteStore:
             self._thread.shutdown()
         self._reader = self._writer = self._thread = None
 
-    def _read(self) -> aiosqlite.Connection:
+    async def _rows(self, sql: str, params: list[Any] | None = None) -> list[Any]:
+        """Every row of one query, run to its end in one call on the reader's thread.
+
+        A cursor read in several steps would keep its statement, and so its WAL snapshot,
+        open between them; with many tasks sharing the reader some statement would
+        always be open and the reader would never see newer commits.
+        """
         if self._reader is None:
             raise RuntimeError("SqliteStore is not open")
-        return self._reader
+        return list(await self._reader.execute_fetchall(sql, params or []))
 
     async def _on_writer(self, fn: Any, *args: Any) -> Any:
         """`fn(writer connection, *args)` on the writer thread."""
@@ -339,23 +345,21 @@ class SqliteStore:
 
     async def health(self) -> bool:
         try:
-            async with self._read().execute("SELECT 1") as cursor:
-                row = await cursor.fetchone()
+            rows = await self._rows("SELECT 1")
         except (aiosqlite.Error, RuntimeError, ValueError):
             return False
-        return row is not None and row[0] == 1
+        return rows == [(1,)]
 
     async def create_game(self, game: GameRecord, actor: Actor) -> None:
         await self._on_writer(_insert_game, game)
 
     async def get_game(self, game_id: str, actor: Actor) -> GameRecord | None:
         condition, params = _visible(actor)
-        async with self._read().execute(
+        rows = await self._rows(
             f"SELECT {_GAME_COLUMNS} FROM games WHERE game_id = ? AND {condition}",
             [game_id, *params],
-        ) as cursor:
-            row = await cursor.fetchone()
-        return _game_record(row) if row else None
+        )
+        return _game_record(rows[0]) if rows else None
 
     async def list_games(
         self,
@@ -374,12 +378,11 @@ class SqliteStore:
             conditions.append("status = ?")
             params.append(status)
         params.append(max(limit, 0))
-        async with self._read().execute(
+        rows = await self._rows(
             f"SELECT {_GAME_COLUMNS} FROM games WHERE {' AND '.join(conditions)} "
             "ORDER BY created_at DESC, game_id DESC LIMIT ?",
             params,
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [_game_record(row) for row in rows]
 
     async def commit_change(self, game: GameRecord, event: EventRecord, actor: Actor) -> None:
@@ -423,39 +426,33 @@ class SqliteStore:
     async def events_after(self, game_id: str, version: int, actor: Actor) -> list[EventRecord]:
         condition, params = _visible(actor)
         columns = ", ".join(f"events.{c.strip()}" for c in _EVENT_COLUMNS.split(","))
-        async with self._read().execute(
+        rows = await self._rows(
             f"SELECT {columns} FROM events JOIN games ON games.game_id = events.game_id "
             f"WHERE events.game_id = ? AND events.version > ? AND {condition} "
             "ORDER BY events.version",
             [game_id, version, *params],
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [_event_record(row) for row in rows]
 
     async def find_request(
         self, game_id: str, user_id: str, request_id: str, actor: Actor
     ) -> int | None:
         condition, params = _visible(actor)
-        async with self._read().execute(
+        rows = await self._rows(
             "SELECT events.version FROM events JOIN games ON games.game_id = events.game_id "
             "WHERE events.game_id = ? AND events.user_id = ? AND events.request_id = ? "
             f"AND {condition}",
             [game_id, user_id, request_id, *params],
-        ) as cursor:
-            row = await cursor.fetchone()
-        return row[0] if row else None
+        )
+        return rows[0][0] if rows else None
 
     async def count_games(self) -> dict[GameStatus, int]:
-        async with self._read().execute(
-            "SELECT status, count(*) FROM games GROUP BY status"
-        ) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._rows("SELECT status, count(*) FROM games GROUP BY status")
         return {row[0]: row[1] for row in rows}
 
     async def active_ai_games(self) -> list[GameRecord]:
-        async with self._read().execute(
+        rows = await self._rows(
             f"SELECT {_GAME_COLUMNS} FROM games WHERE status = 'active' AND {_AI_SEAT} "
             "ORDER BY created_at, game_id"
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [_game_record(row) for row in rows]
