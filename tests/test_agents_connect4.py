@@ -44,6 +44,7 @@ def test_solve_matches_the_pons_sets(name: str, count: int) -> None:
 # L1_R2 and L1_R3 take seconds to minutes per line in Python: bench/connect4_pons.py
 # measures them on a sample.
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("name", ["Test_L3_R1", "Test_L2_R1", "Test_L1_R1", "Test_L2_R2"])
 def test_solve_matches_every_pons_line(name: str) -> None:
     lines = pons_lines(name)
