@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import queue
 import sys
+from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 
 from socket_server.settings import Settings
@@ -53,9 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def log_from_a_thread(level: int = logging.INFO) -> None:
+    """One line per record on stderr, written by a thread: the event loop only formats
+    and queues a line, so a slow stderr (a full pipe) never stalls it."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = QueueListener(lines, handler)
+    # The queued record carries its message only; the writer adds time, level and name.
+    logging.basicConfig(
+        level=level, handlers=[QueueHandler(lines)], format="%(message)s", force=True
+    )
+    listener.start()
+    atexit.register(listener.stop)  # writes what is still queued
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_from_a_thread()
     result: int = args.run(args)
     return result
 

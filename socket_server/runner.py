@@ -39,6 +39,9 @@ def make_server(
         ws_per_message_deflate=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        # uvicorn's loggers keep no handlers of their own: their lines go where the
+        # root logger's go (`gamesocket serve`: the log thread).
+        log_config=None,
         log_level=log_level,
     )
     return GracefulServer(config, app.state["gamesocket"])

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import re
+import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from socket_server.store import Actor
-from tests.server_harness import Api, ServerThread, connect
+from tests.conftest import PROJECT_ROOT
+from tests.server_harness import Api, ServerThread, connect, free_port, ws_url
 from tests.test_server_protocol import tictactoe_pair
 from tests.test_store_contract import ALICE, STORE_FACTORIES, human, make_game, play
 
@@ -139,3 +146,58 @@ async def test_count_games_by_status(store_name: str, tmp_path: Path) -> None:
         await store.create_game(finished, Actor.SERVER)
         await play(store, finished, 0, 3, 1, 4, 2)
         assert await store.count_games() == {"waiting": 1, "active": 2, "finished": 1}
+
+
+async def test_gamesocket_serve_logs_one_line_per_event_through_its_log_thread(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "socket_server.cli", "serve", "--host", "127.0.0.1"]
+    server = await asyncio.create_subprocess_exec(
+        *command,
+        *("--port", str(port), "--data-dir", str(tmp_path)),
+        cwd=PROJECT_ROOT,
+        env={k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    api = Api(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 20
+        while server.returncode is None and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if (await api.http.get("/health")).status_code == 200:
+                    break
+            await asyncio.sleep(0.05)
+        alice, bob = await api.guest(), await api.guest()
+        game_id = (await api.create(alice, "tictactoe", seats={"x": "me"}))["game_id"]
+        await api.http.post(f"/api/games/{game_id}/join", headers=bob["headers"])
+        moved = await api.http.post(
+            f"/api/games/{game_id}/moves", json={"move": 4}, headers=alice["headers"]
+        )
+        assert moved.json() == {"version": 2}
+        watcher = await connect(ws_url(port, "tictactoe", game_id))
+        await watcher.expect("state")
+        await watcher.connection.send("{not json")
+        assert (await watcher.expect("error"))["code"] == "bad_message"
+        await watcher.connection.close()
+        await api.wait_for_connections(game_id, players=0, spectators=0)
+    finally:
+        await api.close()
+        server.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = await asyncio.wait_for(server.communicate(), 30)
+        finally:
+            if server.returncode is None:
+                server.kill()
+    lines = stderr.decode().splitlines()
+    # Time, level, logger, message: one line per record, the last ones not lost at exit.
+    shape = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) [\w.]+ \S")
+    assert all(shape.match(text) for text in lines), stderr
+    joined = f"change game={game_id} version=1 kind=join seat=o move=None user={bob['user_id']}"
+    assert sum(joined in t for t in lines) == 1
+    assert sum(f"kind=move seat=x move=4 user={alice['user_id']}" in t for t in lines) == 1
+    assert sum(f"socket open game={game_id} user=None role=spectator" in t for t in lines) == 1
+    assert sum(f"refused game={game_id} user=None code=bad_message" in t for t in lines) == 1
+    assert sum(f"socket closed game={game_id} user=None" in t for t in lines) == 1
+    assert sum(t.endswith("INFO gamesocket server stopped") for t in lines) == 1
+    assert "Finished server process" in lines[-1]
