@@ -9,6 +9,7 @@ a Postgres run overrides that fixture and every server test follows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -95,6 +96,8 @@ class ServerProcess:
         self.env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(PROJECT_ROOT)}
         self.env.pop("REDIS_URL", None)
         self.process: subprocess.Popen[bytes] | None = None
+        # Where the server's stderr (its log) goes; None: this process's stderr.
+        self.log_path: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -104,7 +107,9 @@ class ServerProcess:
         command = [sys.executable, "-m", "socket_server.cli", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--data-dir", str(self.data_dir)]
         command += ["--log-level", "warning"]
-        self.process = subprocess.Popen(command, env=self.env, cwd=PROJECT_ROOT)
+        with contextlib.ExitStack() as files:
+            log = files.enter_context(self.log_path.open("ab")) if self.log_path else None
+            self.process = subprocess.Popen(command, env=self.env, cwd=PROJECT_ROOT, stderr=log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

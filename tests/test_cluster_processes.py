@@ -38,6 +38,7 @@ class ClusterProcess(ServerProcess):
 
     def __init__(self, data_dir: Path, database_url: str, prefix: str) -> None:
         super().__init__(data_dir, database_url)
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
         self.env.update(
             REDIS_URL=REDIS_URL,
             GAMESOCKET_REDIS_PREFIX=prefix,
@@ -298,3 +299,53 @@ async def test_a_killed_process_loses_nothing_and_its_ai_game_finishes_elsewhere
     assert counts == {"players": 0, "spectators": 2}
     counts = await apis[1].wait_for_connections(game_id, players=2, spectators=3, wait=20)
     assert counts == {"players": 2, "spectators": 3}
+
+
+async def test_a_stalled_ai_holder_loses_its_turn_and_its_late_move_is_dropped(
+    cluster: Cluster,
+) -> None:
+    """SIGSTOP the process in the middle of an AI turn, past its lock; SIGCONT it after."""
+    servers, apis = cluster.servers, cluster.apis
+    stalled = servers[0].process
+    assert stalled is not None
+    user = await apis[0].guest()
+    robots = await apis[0].create(
+        user,
+        GAME,
+        seats={"red": {"kind": "ai", "level": 1}, "yellow": {"kind": "ai", "level": 1}},
+        # Longer than the lock's TTL: the holder is stopped while it waits to move.
+        options={"ai_delay_ms": 2500},
+    )
+    game_id = robots["game_id"]
+    watcher = await connect(servers[1].ws_url(GAME, game_id))
+    await watcher.expect("state")
+    while True:
+        version = (await apis[1].snapshot(game_id))["version"]
+        if await cluster.lock_holder(game_id) == stalled.pid:
+            stalled.send_signal(signal.SIGSTOP)
+            await asyncio.sleep(0.2)  # a commit already sent to Postgres completes
+            if (await apis[1].snapshot(game_id))["version"] == version:
+                break  # stopped before storing its move
+            stalled.send_signal(signal.SIGCONT)
+        await asyncio.sleep(0.02)
+    try:
+        # Another process takes the turn once the lock lapsed.
+        await apis[1].wait_for(game_id, lambda s: s["version"] >= version + 1, wait=WAIT)
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+    # The woken process ends its turn with a move for a version that is gone: dropped.
+    assert servers[0].log_path is not None
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while f"ai move dropped game={game_id}" not in (logs := servers[0].log_path.read_text()):
+        assert asyncio.get_running_loop().time() < deadline, logs[-4000:]
+        await asyncio.sleep(0.1)
+    final = await apis[1].wait_for(
+        game_id, lambda s: s["version"] >= version + 3 or s["status"] != "active", wait=WAIT
+    )
+    moves = (await apis[2].http.get(f"/api/games/{game_id}/moves")).json()
+    assert len(moves) >= final["version"]
+    assert [m["version"] for m in moves] == list(range(1, len(moves) + 1))
+    # Red and yellow alternate: no side ever moved twice in a row.
+    assert [m["seat"] for m in moves] == [("red", "yellow")[i % 2] for i in range(len(moves))]
+    await read_to(watcher, moves[-1]["version"])
+    assert contiguous(versions_seen(watcher), moves[-1]["version"])
