@@ -94,6 +94,14 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
                 server.stop()
 
 
+async def robot_game(api: Api, user: dict[str, Any], ai_delay_ms: int) -> str:
+    """A level-1 AI-vs-AI game created through `api`, so started by that process."""
+    ai = {"kind": "ai", "level": 1}
+    options = {"ai_delay_ms": ai_delay_ms}
+    game = await api.create(user, GAME, seats={"red": ai, "yellow": ai}, options=options)
+    return str(game["game_id"])
+
+
 async def next_update(client: Client, version: int) -> dict[str, Any]:
     """The client's `update` for `version`; the updates before it must be contiguous."""
     while True:
@@ -230,13 +238,7 @@ async def test_a_killed_process_loses_nothing_and_its_ai_game_finishes_elsewhere
         snapshot = await play_one()
 
     # An AI-vs-AI game created on (so started by) the process that will die.
-    robots = await apis[0].create(
-        alice,
-        GAME,
-        seats={"red": {"kind": "ai", "level": 1}, "yellow": {"kind": "ai", "level": 1}},
-        options={"ai_delay_ms": 400},
-    )
-    robots_id = robots["game_id"]
+    robots_id = await robot_game(apis[0], alice, ai_delay_ms=400)
     robot_watchers = [await connect(server.ws_url(GAME, robots_id)) for server in servers]
     for watcher in robot_watchers:
         await watcher.expect("state")
@@ -308,15 +310,8 @@ async def test_a_stalled_ai_holder_loses_its_turn_and_its_late_move_is_dropped(
     servers, apis = cluster.servers, cluster.apis
     stalled = servers[0].process
     assert stalled is not None
-    user = await apis[0].guest()
-    robots = await apis[0].create(
-        user,
-        GAME,
-        seats={"red": {"kind": "ai", "level": 1}, "yellow": {"kind": "ai", "level": 1}},
-        # Longer than the lock's TTL: the holder is stopped while it waits to move.
-        options={"ai_delay_ms": 2500},
-    )
-    game_id = robots["game_id"]
+    # The delay is longer than the lock's TTL: the holder is stopped while it waits.
+    game_id = await robot_game(apis[0], await apis[0].guest(), ai_delay_ms=2500)
     watcher = await connect(servers[1].ws_url(GAME, game_id))
     await watcher.expect("state")
     while True:
