@@ -162,6 +162,11 @@ async def test_games_across_three_processes_reach_every_spectator_in_order(
             for api in apis:
                 counts = await api.wait_for_connections(game_id, **expected)
                 assert counts == expected
+            # So do the `presence` messages, on a process that holds a few of the sockets.
+            total = ({"red": True, "yellow": True}, expected["spectators"])
+            presence = await red.expect("presence")
+            while (presence["online"], presence["spectators"]) != total:
+                presence = await red.expect("presence")
         players = {"red": (red, alice), "yellow": (yellow, bob)}
         rng = random.Random(index)
         while snapshot["status"] == "active":
