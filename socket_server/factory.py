@@ -249,17 +249,24 @@ class GameSocketServer:
         settings = self.context.settings
         bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
         refused = 0  # messages refused in a row by the rate limit
+        reader = asyncio.current_task()
         while True:
-            receiving = asyncio.ensure_future(socket.receive())
-            await asyncio.wait(
-                (receiving, connection.cut_off),
-                timeout=settings.idle_timeout_seconds,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if not receiving.done():
-                receiving.cancel()
-                return connection.close_code if connection.cut_off.done() else CLOSE_IDLE
-            event = receiving.result()
+            if connection.cut_off:
+                return connection.close_code
+            # Awaited in place (no task per frame); a cut-off cancels this wait.
+            connection.waiting_reader = reader
+            try:
+                async with asyncio.timeout(settings.idle_timeout_seconds):
+                    event = await socket.receive()
+            except TimeoutError:
+                return CLOSE_IDLE
+            except asyncio.CancelledError:
+                if not connection.cut_off or reader is None:
+                    raise
+                reader.uncancel()
+                return connection.close_code
+            finally:
+                connection.waiting_reader = None
             received_at = time.perf_counter()
             if event["type"] == "websocket.disconnect":
                 return None

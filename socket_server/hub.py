@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import WebSocket
+from litestar.exceptions import WebSocketDisconnect
 
 from socket_server.fanout.base import Broker, Presence
 from socket_server.protocol import encode, read_header
@@ -62,8 +63,10 @@ class Connection:
         self._filling = False
         self._writer: asyncio.Task[None] | None = None
         self._gap_task: asyncio.Task[None] | None = None
-        # Done when the send queue overflowed: the reader stops waiting for the client.
-        self.cut_off: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Set when the send queue overflowed: the reader stops waiting for the client.
+        self.cut_off = False
+        # The task reading this socket, while it waits for a frame (cancelled on cut-off).
+        self.waiting_reader: asyncio.Task[Any] | None = None
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop())
@@ -132,7 +135,9 @@ class Connection:
     def _overflow(self) -> None:
         log.warning("slow consumer closed game=%s user=%s", self.game_id, self.actor.user_id)
         self.close_code = SLOW_CONSUMER_CLOSE
-        self.cut_off.set_result(None)
+        self.cut_off = True
+        if self.waiting_reader is not None:
+            self.waiting_reader.cancel()
         self._queue.clear()
         if self._writer is not None:
             self._writer.cancel()
@@ -147,7 +152,12 @@ class Connection:
                 if text is None:
                     await self._close_socket()
                     return
-                await self.socket.send_text(text)
+                try:
+                    await self.socket.send_text(text)
+                except (WebSocketDisconnect, OSError):
+                    # The client is gone (its reader sees the disconnect); ending here
+                    # keeps an unretrieved error from being logged for every lost socket.
+                    return
 
     async def _close_socket(self) -> None:
         # A client that stopped reading may never let the close frame out.
