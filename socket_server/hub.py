@@ -98,6 +98,13 @@ class Connection:
         self.last_version = version
         self.send(text)
 
+    def catch_up(self, version: int) -> None:
+        """The game is stored at `version`: fill in what this socket missed up to it."""
+        if self.last_version is None or self._filling or version <= self.last_version:
+            return
+        self._filling = True
+        self._gap_task = asyncio.create_task(self._fill(self.last_version, version))
+
     def start_updates(self, version: int) -> None:
         """The client holds the game at `version`: send what was held back after it."""
         self.last_version = (
@@ -194,6 +201,21 @@ class Hub:
         self.service = service
         self.broker = broker
         self.channels: dict[str, GameChannel] = {}
+        broker.on_resubscribe(self._catch_up)
+
+    async def _catch_up(self, game_ids: list[str]) -> None:
+        """The broker may have lost these games' messages: bring every socket up to date.
+
+        A gap is otherwise only seen when the next update arrives, which for a game's
+        last move never happens.
+        """
+        for game_id in game_ids:
+            if game_id not in self.channels:
+                continue
+            record, _ = await self.service.load(game_id, fresh=True)
+            channel = self.channels.get(game_id)
+            for connection in channel.connections if channel is not None else ():
+                connection.catch_up(record.version)
 
     async def attach(self, connection: Connection, seats: dict[str, Seat]) -> None:
         """Deliver the game's messages to `connection`; `seats` as the caller read them."""

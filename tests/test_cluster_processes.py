@@ -208,6 +208,52 @@ async def test_games_across_three_processes_reach_every_spectator_in_order(
             await client.connection.close()
 
 
+async def test_updates_lost_in_a_redis_outage_are_filled_from_the_store(
+    cluster: Cluster,
+) -> None:
+    """A process whose pub/sub connection dropped catches its sockets up, even on a last move."""
+    servers, apis = cluster.servers, cluster.apis
+    cut_off = servers[2].process
+    assert cut_off is not None and servers[2].log_path is not None
+    alice, bob = await apis[0].guest(), await apis[1].guest()
+    game = await apis[0].create(alice, "tictactoe", seats={"x": "me"})
+    game_id = game["game_id"]
+    x = await connect(servers[0].ws_url("tictactoe", game_id, token=alice["access_token"]))
+    o = await connect(servers[1].ws_url("tictactoe", game_id, token=bob["access_token"]))
+    watchers = [await connect(servers[2].ws_url("tictactoe", game_id)) for _ in range(3)]
+    for client in (x, o, *watchers):
+        await client.expect("state")
+    assert (await o.request(type="join", id="sit"))["version"] == 1
+    for watcher in watchers:
+        await next_update(watcher, 1)
+
+    # While the process is stopped, Redis drops its pub/sub connection; the game is
+    # played to its end meanwhile, so no later update reveals the gap.
+    cut_off.send_signal(signal.SIGSTOP)
+    try:
+        subscriber = f"-{cut_off.pid}-"  # in the node id of its connections' names
+        for info in await cluster.redis.client_list():
+            name = info["name"]
+            if (
+                name.startswith(f"{cluster.prefix}:")
+                and subscriber in name
+                and name.endswith(":sub")
+            ):
+                await cluster.redis.client_kill_filter(_id=info["id"])
+        # x wins along the top row.
+        for version, cell in enumerate((0, 3, 1, 4, 2), start=2):
+            player = x if cell in (0, 1, 2) else o
+            ack = await player.request(type="move", move=cell, id=f"m{version}")
+            assert ack["version"] == version
+    finally:
+        cut_off.send_signal(signal.SIGCONT)
+    for watcher in watchers:
+        final = await next_update(watcher, 6)
+        assert final["status"] == "finished" and final["result"]["winner"] == "x"
+        assert contiguous(versions_seen(watcher), 6)
+    assert "reconnected" in servers[2].log_path.read_text()
+
+
 async def test_a_killed_process_loses_nothing_and_its_ai_game_finishes_elsewhere(
     cluster: Cluster,
 ) -> None:

@@ -14,6 +14,9 @@ from typing import Protocol
 
 # Called with (game_id, the serialised message) for every message of a subscribed game.
 MessageHandler = Callable[[str, bytes], Awaitable[None] | None]
+# Called with the ids of the games resubscribed after the broker lost its connection:
+# what was published to them meanwhile never arrived.
+ResubscribeHandler = Callable[[list[str]], Awaitable[None] | None]
 
 
 @dataclass
@@ -45,6 +48,9 @@ class Broker(Protocol):
         """Start delivering `game_id`'s messages to `handler` (one handler per game)."""
 
     async def unsubscribe(self, game_id: str) -> None: ...
+
+    def on_resubscribe(self, handler: ResubscribeHandler) -> None:
+        """Call `handler` whenever messages of subscribed games may have been lost."""
 
     async def try_lock(self, key: str, ttl_seconds: float) -> bool:
         """Take `key` for this process unless another live process holds it.

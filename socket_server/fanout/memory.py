@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from socket_server.fanout.base import MessageHandler, Presence
+from socket_server.fanout.base import MessageHandler, Presence, ResubscribeHandler
 
 
 class MemoryBroker:
@@ -34,6 +34,10 @@ class MemoryBroker:
 
     async def unsubscribe(self, game_id: str) -> None:
         self._handlers.pop(game_id, None)
+
+    def on_resubscribe(self, handler: ResubscribeHandler) -> None:
+        # Publishing calls the handlers directly: no message is ever lost on the way.
+        return None
 
     async def try_lock(self, key: str, ttl_seconds: float) -> bool:
         # One process holds every lock there is: taking one again is its holder

@@ -11,7 +11,8 @@ events); docs/scaling.md has the details.
 - `subscribe()` returns only once Redis has confirmed the subscription, so nothing
   published after it returns can be missed.
 - A dropped pub/sub connection is replaced and every game resubscribed (logged).
-  Messages published while it was down are lost; the server fills gaps from the store.
+  Messages published while it was down are lost: the `on_resubscribe` handler is then
+  called with every subscribed game, so that the server fills the gaps from the store.
 - Locks: `SET NX PX` with a token unique to this broker; refresh and release only if
   the token matches (Lua), so a lock has exactly one holder and lapses if it dies.
 - Presence: a hash per game (field: node id, value: that node's Presence as JSON), a
@@ -42,7 +43,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.utils import str_if_bytes
 
-from socket_server.fanout.base import MessageHandler, Presence
+from socket_server.fanout.base import MessageHandler, Presence, ResubscribeHandler
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,8 @@ class RedisBroker:
         self._handlers: dict[bytes, tuple[str, MessageHandler]] = {}
         # channel -> subscribe() calls waiting for Redis's confirmation.
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._on_resubscribe: ResubscribeHandler | None = None
+        self._catch_up: asyncio.Task[None] | None = None
         self._last_read = 0.0
         self._presence: dict[str, Presence] = {}
         self._held_locks: set[str] = set()
@@ -191,14 +194,14 @@ class RedisBroker:
         if not self._started:
             return
         self._started = False
-        for task in (self._heartbeat, self._reader):
+        for task in (self._heartbeat, self._reader, self._catch_up):
             if task is not None:
                 task.cancel()
-        for task in (self._heartbeat, self._reader):
+        for task in (self._heartbeat, self._reader, self._catch_up):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._heartbeat = self._reader = None
+        self._heartbeat = self._reader = self._catch_up = None
         for waiters in self._waiters.values():
             for waiter in waiters:
                 waiter.cancel()
@@ -255,6 +258,9 @@ class RedisBroker:
                 waiters.remove(waiter)
             if not waiters:
                 self._waiters.pop(channel, None)
+
+    def on_resubscribe(self, handler: ResubscribeHandler) -> None:
+        self._on_resubscribe = handler
 
     async def unsubscribe(self, game_id: str) -> None:
         channel = self._channel(game_id)
@@ -320,6 +326,11 @@ class RedisBroker:
                     self.node_id,
                     len(self._handlers),
                 )
+                games = [game_id for game_id, _ in self._handlers.values()]
+                if self._on_resubscribe is not None and games:
+                    # Beside the reader: catching up reads the store, and messages
+                    # arriving meanwhile are ordered by version on the server's side.
+                    self._catch_up = asyncio.create_task(self._report_resubscribed(games))
                 continue
             try:
                 message = await pubsub.get_message(timeout=None)
@@ -334,6 +345,15 @@ class RedisBroker:
             self._last_read = asyncio.get_running_loop().time()
             if message is not None:
                 await self._dispatch(message)
+
+    async def _report_resubscribed(self, games: list[str]) -> None:
+        assert self._on_resubscribe is not None
+        try:
+            result = self._on_resubscribe(games)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("catching up after the reconnect of node %s failed", self.node_id)
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]
