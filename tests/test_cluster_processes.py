@@ -2,8 +2,10 @@
 
 Three real server processes share a per-run Postgres database, the guest-token secret
 and Redis under a per-run key prefix, as behind a load balancer without sticky
-sessions. Players, spectators and REST calls are spread over the processes; one
-process is killed with SIGKILL in the middle of a human game and of an AI-vs-AI game.
+sessions. Players, spectators and REST calls are spread over the processes. One
+process is killed with SIGKILL in the middle of a human game and of an AI-vs-AI game;
+another is stopped (SIGSTOP) while Redis drops its pub/sub connection, or while it
+holds an AI turn past its lock.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ async def robot_game(api: Api, user: dict[str, Any], ai_delay_ms: int) -> str:
 
 
 async def next_update(client: Client, version: int) -> dict[str, Any]:
-    """The client's `update` for `version`; the updates before it must be contiguous."""
+    """The client's `update` for `version`, passing over earlier ones; none may skip it."""
     while True:
         update = await client.expect("update")
         if update["version"] == version:
