@@ -46,6 +46,9 @@ AI_LOCK_POLL = 0.5
 # With several processes: how often each looks for AI turns nobody takes (seconds).
 AI_SWEEP_INTERVAL = 2.0
 THINKING_INTERVAL = 0.25  # at most four `thinking` messages a second per game
+# A failed AI turn is tried again after this many seconds, doubled per failure up to the cap.
+AI_RETRY_FIRST = 0.5
+AI_RETRY_MAX = 30.0
 DEFAULT_AI_MOVE_LEVEL = 5
 CACHE_SIZE = 4096
 
@@ -116,6 +119,7 @@ class GameService:
         # seat that offered a draw, per game; kept in sync across processes by the hub
         self.draw_offers: dict[str, str] = {}
         self._ai_tasks: dict[str, asyncio.Task[bool]] = {}
+        self._ai_failures: dict[str, int] = {}  # game_id -> failed AI turns in a row
         self._background: set[asyncio.Task[Any]] = set()
         self._changes_in_flight = 0
         self._idle = asyncio.Event()
@@ -308,6 +312,17 @@ class GameService:
                 )
         return seats
 
+    async def _landed(self, actor: Actor, game_id: str, request_id: str | None) -> int | None:
+        """The version a retried request landed at, if it was stored before.
+
+        Asked only when a request is refused or changes nothing: a request that does
+        change the game meets the store's own check (`DuplicateRequest`), which saves a
+        read per change on the hot path.
+        """
+        if request_id is None or actor.user_id is None:
+            return None
+        return await self.store.find_request(game_id, actor.user_id, request_id, actor)
+
     async def _change(
         self,
         actor: Actor,
@@ -323,60 +338,65 @@ class GameService:
         self._idle.clear()
         try:
             async with self._lock(game_id):
-                if request_id is not None and user_id is not None:
-                    done = await self.store.find_request(game_id, user_id, request_id, actor)
-                    if done is not None:
-                        return done
-                record, state = await self.load(game_id)
-                fresh = False  # the cache may be behind a change made by another process
-                stale_retries = 0
-                while True:
-                    if expected_version is not None and expected_version != record.version:
-                        if not fresh:
+                try:
+                    record, state = await self.load(game_id)
+                    fresh = False  # the cache may be behind a change made by another process
+                    stale_retries = 0
+                    while True:
+                        if expected_version is not None and expected_version != record.version:
+                            if not fresh:
+                                record, state, fresh = *await self.load(game_id, fresh=True), True
+                                continue
+                            raise ServiceError(
+                                "stale_version",
+                                f"the game is at version {record.version}, not {expected_version}",
+                            )
+                        check_viewer(record, actor)
+                        try:
+                            change = compute(record, state)
+                        except ServiceError:
+                            if fresh:
+                                raise
                             record, state, fresh = *await self.load(game_id, fresh=True), True
                             continue
-                        raise ServiceError(
-                            "stale_version",
-                            f"the game is at version {record.version}, not {expected_version}",
+                        if change is None:  # nothing to do: unless it is a retry of ours
+                            done = await self._landed(actor, game_id, request_id)
+                            return record.version if done is None else done
+                        seats, new_state, event = change
+                        new_record = replace(
+                            record,
+                            seats=seats,
+                            state=new_state.to_json(),
+                            version=record.version + 1,
+                            status=derive_status(seats, new_state),
+                            updated_at=utc_now(),
                         )
-                    check_viewer(record, actor)
-                    try:
-                        change = compute(record, state)
-                    except ServiceError:
-                        if fresh:
-                            raise
-                        record, state, fresh = *await self.load(game_id, fresh=True), True
-                        continue
-                    if change is None:
-                        return record.version
-                    seats, new_state, event = change
-                    new_record = replace(
-                        record,
-                        seats=seats,
-                        state=new_state.to_json(),
-                        version=record.version + 1,
-                        status=derive_status(seats, new_state),
-                        updated_at=utc_now(),
-                    )
-                    event.game_id = game_id
-                    event.version = new_record.version
-                    event.user_id = user_id
-                    event.request_id = request_id if user_id is not None else None
-                    try:
-                        await self.store.commit_change(new_record, event, actor)
-                    except StaleVersion:
-                        record, state, fresh = *await self.load(game_id, fresh=True), True
-                        stale_retries += 1
-                        if stale_retries == 1 and expected_version is None:
-                            continue
-                        raise ServiceError(
-                            "stale_version", f"the game moved on to version {record.version}"
-                        ) from None
-                    except DuplicateRequest as duplicate:
-                        return duplicate.version
-                    except NotPermitted:
-                        raise ServiceError("forbidden", "the store refused this change") from None
-                    break
+                        event.game_id = game_id
+                        event.version = new_record.version
+                        event.user_id = user_id
+                        event.request_id = request_id if user_id is not None else None
+                        try:
+                            await self.store.commit_change(new_record, event, actor)
+                        except StaleVersion:
+                            record, state, fresh = *await self.load(game_id, fresh=True), True
+                            stale_retries += 1
+                            if stale_retries == 1 and expected_version is None:
+                                continue
+                            raise ServiceError(
+                                "stale_version", f"the game moved on to version {record.version}"
+                            ) from None
+                        except DuplicateRequest as duplicate:
+                            return duplicate.version
+                        except NotPermitted:
+                            raise ServiceError(
+                                "forbidden", "the store refused this change"
+                            ) from None
+                        break
+                except ServiceError:
+                    done = await self._landed(actor, game_id, request_id)
+                    if done is not None:
+                        return done
+                    raise
                 self._remember(new_record, new_state)
                 if event.kind == "move" or new_record.status != "active":
                     self.draw_offers.pop(game_id, None)
@@ -554,12 +574,34 @@ class GameService:
             del self._ai_tasks[game_id]
         if task.cancelled():
             return
-        if task.exception() is not None:
-            log.error("ai failed game=%s error=%r", game_id, task.exception())
+        error = task.exception()
+        if error is not None:
+            # Never leave the game stuck: the turn is tried again, later each time.
+            failures = self._ai_failures.get(game_id, 0) + 1
+            self._ai_failures[game_id] = failures
+            delay = min(AI_RETRY_FIRST * 2 ** (failures - 1), AI_RETRY_MAX)
+            log.error(
+                "ai failed game=%s attempt=%d retry_in=%.1fs error=%r",
+                game_id,
+                failures,
+                delay,
+                error,
+                exc_info=error,
+            )
+            if not self.closing and game_id not in self._ai_tasks:
+                self._start_ai(game_id, self._retry_ai(game_id, delay))
             return
+        self._ai_failures.pop(game_id, None)
         # Only after a move of its own: a turn taken by another process stays there.
         if task.result():
             self.schedule_ai(game_id)  # the next AI turn (AI vs AI), if any
+
+    async def _retry_ai(self, game_id: str, delay: float) -> bool:
+        """The game's AI turn again, `delay` seconds after one failed (if still due)."""
+        await asyncio.sleep(delay)
+        record, state = await self.load(game_id, fresh=True)
+        turn = _ai_turn_of(record, state)
+        return turn is not None and await self._ai_turn(game_id, *turn, None)
 
     async def ai_move(
         self, actor: Actor, game_id: str, level: int | None, request_id: str | None = None
@@ -676,7 +718,21 @@ class GameService:
                 self._spawn(self.broker.publish(game_id, thinking(info)))
 
         started = time.perf_counter()
-        result = await agent.search(state, on_progress=on_progress)
+        bound = self.settings.ai_search_timeout_seconds
+        try:
+            async with asyncio.timeout(bound) as deadline:
+                result = await agent.search(state, on_progress=on_progress)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise TimeoutError(f"the AI gave no move within {bound:g} s: cancelled") from None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            # Not asked for by this task (an engine or worker gone under the search):
+            # a failure to retry, not a silent end of the turn.
+            raise RuntimeError("the AI search was cancelled by its agent") from None
         self.metrics.ai_search.labels(record.game_type).observe(time.perf_counter() - started)
         await self.broker.publish(game_id, thinking(result.info))  # the final line
         return result.move
