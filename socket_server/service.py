@@ -150,6 +150,11 @@ class GameService:
         return lock
 
     def _remember(self, record: GameRecord, state: GameState) -> None:
+        cached = self._cache.get(record.game_id)
+        # A read that began before a change and ended after it must not roll the cache
+        # back: the AI is scheduled from the cache, and an old turn there stalls the game.
+        if cached is not None and cached[0].version > record.version:
+            return
         self._cache[record.game_id] = (record, state)
         self._cache.move_to_end(record.game_id)
         while len(self._cache) > CACHE_SIZE:

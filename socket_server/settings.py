@@ -46,6 +46,9 @@ class Settings:
     default_ai_delay_ms: int = 500
     # The AI-turn lock between processes lapses this long after its holder died.
     ai_lock_ttl_seconds: float = 10.0
+    # An AI search still unanswered after this long (every level's budget is at most
+    # 3 s) is cancelled, logged as an error and tried again.
+    ai_search_timeout_seconds: float = 40.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -84,6 +87,9 @@ class Settings:
             rate_limit_per_second=_env_float("GAMESOCKET_RATE_LIMIT", cls.rate_limit_per_second),
             rate_limit_burst=_env_int("GAMESOCKET_RATE_BURST", cls.rate_limit_burst),
             ai_lock_ttl_seconds=_env_float("GAMESOCKET_AI_LOCK_TTL", cls.ai_lock_ttl_seconds),
+            ai_search_timeout_seconds=_env_float(
+                "GAMESOCKET_AI_SEARCH_TIMEOUT", cls.ai_search_timeout_seconds
+            ),
             # Keeps deployments (or test runs) sharing one Redis apart.
             extra={"redis_prefix": prefix} if (prefix := env("GAMESOCKET_REDIS_PREFIX")) else {},
         )

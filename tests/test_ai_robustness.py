@@ -1,0 +1,232 @@
+"""The AI never stalls a game: a stale read cannot derail it, a bad search is retried.
+
+Agents added through the factory misbehave on purpose on their first searches of a
+game; the real server (uvicorn in a thread, real sockets) must still finish the game.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import pytest
+
+from agents.base import Agent, ProgressCallback, SearchInfo, SearchLimit, SearchResult
+from games import GameState, TicTacToeState
+from socket_server.app import create_app
+from socket_server.factory import GameSocketFactory
+from socket_server.fanout.memory import MemoryBroker
+from socket_server.service import GameService
+from socket_server.settings import Settings
+from socket_server.store.base import Actor, EventRecord, GameRecord
+from socket_server.store.memory import MemoryStore
+from tests.server_harness import Api, ServerThread
+
+AI_SEATS = {"x": {"kind": "ai", "level": 1}, "o": {"kind": "ai", "level": 1}}
+
+
+def first_move(state: GameState) -> SearchResult:
+    move = state.legal_moves()[0]
+    return SearchResult(move=move, info=SearchInfo(depth=1, score=0, pv=[move], nodes=1))
+
+
+class StallingTicTacToe(TicTacToeState):
+    """Tic-tac-toe under another name, so its agents are the ones below."""
+
+    game_type: ClassVar[str] = "stalling_tictactoe"
+
+
+class MisbehavingAgent(Agent):
+    """Plays the first legal move, after misbehaving on the game's first `bad` searches."""
+
+    game_type: ClassVar[str] = "stalling_tictactoe"
+    bad: ClassVar[int] = 0
+    searches: ClassVar[Counter[str]]  # searches started, per (class and) position
+    cancelled: ClassVar[int]  # misbehaving searches the server cancelled
+
+    async def misbehave(self) -> None:
+        raise NotImplementedError
+
+    async def search(
+        self,
+        state: GameState,
+        *,
+        limit: SearchLimit | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> SearchResult:
+        key = ",".join(map(str, state.history))
+        type(self).searches[key] += 1
+        if sum(type(self).searches.values()) <= self.bad:
+            try:
+                await self.misbehave()
+            except asyncio.CancelledError:
+                type(self).cancelled += 1
+                raise
+        return first_move(state)
+
+
+class HangingAgent(MisbehavingAgent):
+    """Its first search never answers (a lost engine reply, a dead worker)."""
+
+    bad = 1
+    searches = Counter()
+    cancelled = 0
+
+    async def misbehave(self) -> None:
+        await asyncio.Event().wait()
+
+
+class RaisingAgent(MisbehavingAgent):
+    """Its first two searches raise."""
+
+    bad = 2
+    searches = Counter()
+    cancelled = 0
+
+    async def misbehave(self) -> None:
+        raise RuntimeError("the engine crashed")
+
+
+async def play_ai_game(
+    start_server: Callable[..., ServerThread],
+    server_settings: Settings,
+    agent_class: type[MisbehavingAgent],
+    **overrides: Any,
+) -> tuple[str, dict[str, Any]]:
+    """An AI-vs-AI game of `agent_class` to its end: (game id, final snapshot)."""
+    agent_class.searches.clear()
+    agent_class.cancelled = 0
+    app = create_app(replace(server_settings, **overrides))
+    GameSocketFactory().create_socket(app, agent_class, StallingTicTacToe, "/ws/stalling")
+    server = start_server(app)
+    api = Api(server.base_url)
+    try:
+        user = await api.guest()
+        game = await api.create(user, "stalling_tictactoe", seats=AI_SEATS)
+        final = await api.wait_for(game["game_id"], lambda s: s["status"] == "finished", wait=30)
+        return game["game_id"], final
+    finally:
+        await api.close()
+
+
+def failures(caplog: pytest.LogCaptureFixture, game_id: str) -> list[tuple[int, float]]:
+    """(attempt, retry delay) of each logged AI failure of the game."""
+    found = []
+    for record in caplog.records:
+        message = record.getMessage()
+        if record.name == "gamesocket.service" and message.startswith("ai failed"):
+            assert record.levelno == logging.ERROR
+            match = re.search(r"game=(\S+) attempt=(\d+) retry_in=([\d.]+)s", message)
+            assert match is not None, message
+            if match[1] == game_id:
+                found.append((int(match[2]), float(match[3])))
+    return found
+
+
+async def test_a_hanging_search_is_cancelled_logged_and_retried(
+    start_server: Callable[..., ServerThread],
+    server_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="gamesocket.service")
+    game_id, final = await play_ai_game(
+        start_server, server_settings, HangingAgent, ai_search_timeout_seconds=0.3
+    )
+    assert final["moves"] == 7 and final["result"]["winner"] == "x"  # first legal moves
+    assert HangingAgent.cancelled == 1  # the hanging search was cancelled, not abandoned
+    assert HangingAgent.searches[""] == 2  # the first position was searched again
+    assert failures(caplog, game_id) == [(1, 0.5)]
+    logged = next(r for r in caplog.records if r.getMessage().startswith("ai failed"))
+    assert "no move within 0.3 s" in logged.getMessage()
+
+
+async def test_a_raising_agent_is_retried_with_backoff(
+    start_server: Callable[..., ServerThread],
+    server_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="gamesocket.service")
+    game_id, final = await play_ai_game(start_server, server_settings, RaisingAgent)
+    assert final["moves"] == 7
+    assert RaisingAgent.searches[""] == 3
+    assert failures(caplog, game_id) == [(1, 0.5), (2, 1.0)]  # later each time
+    logged = next(r for r in caplog.records if r.getMessage().startswith("ai failed"))
+    assert logged.exc_info is not None and "the engine crashed" in logged.getMessage()
+
+
+# -- a read that overtakes a change -------------------------------------------------------
+class FirstMoveAgent(Agent):
+    """Plays the first legal move once `gate` is open; `searching` tells it was asked."""
+
+    game_type: ClassVar[str] = "tictactoe"
+
+    def __init__(self, level: int, searching: asyncio.Event, gate: asyncio.Event) -> None:
+        super().__init__(level)
+        self.searching = searching
+        self.gate = gate
+
+    async def search(
+        self,
+        state: GameState,
+        *,
+        limit: SearchLimit | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> SearchResult:
+        self.searching.set()
+        await self.gate.wait()
+        return first_move(state)
+
+
+class LateReadStore(MemoryStore):
+    """A store whose held read answers only after the next change is stored (as on a
+    loaded Postgres: a snapshot request reads, a move commits, the read returns)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold_next_read = False
+        self.read_held = asyncio.Event()
+        self._release = asyncio.Event()
+
+    async def get_game(self, game_id: str, actor: Actor) -> GameRecord | None:
+        record = await super().get_game(game_id, actor)
+        if self.hold_next_read:
+            self.hold_next_read = False
+            self.read_held.set()
+            await self._release.wait()
+        return record
+
+    async def commit_change(self, game: GameRecord, event: EventRecord, actor: Actor) -> None:
+        await super().commit_change(game, event, actor)
+        if self.read_held.is_set():
+            self._release.set()
+
+
+async def test_a_read_answered_after_a_move_does_not_stall_ai_against_ai() -> None:
+    store, searching, gate = LateReadStore(), asyncio.Event(), asyncio.Event()
+    service = GameService(store, MemoryBroker(), Settings(default_ai_delay_ms=0))
+    service.register_game_type(
+        TicTacToeState, lambda _game, level: FirstMoveAgent(level, searching, gate)
+    )
+    user = Actor(user_id="00000000-0000-4000-8000-000000000001")
+    game = await service.create_game(user, "tictactoe", AI_SEATS, True, None)
+    game_id = game["game_id"]
+    await searching.wait()
+    # While x's AI thinks, a spectator's snapshot reads version 0 and is held ...
+    store.hold_next_read = True
+    spectator = asyncio.create_task(service.snapshot(game_id, Actor.ANONYMOUS))
+    await store.read_held.wait()
+    # ... until x's move is stored: it answers with version 0 after version 1 was cached.
+    gate.set()
+    assert (await spectator)["version"] == 0
+    for _ in range(500):
+        record, _state = await service.load(game_id, fresh=True)
+        if record.status == "finished":
+            break
+        await asyncio.sleep(0.01)
+    assert record.status == "finished" and record.version == 7, record
+    await service.shutdown()
