@@ -29,6 +29,10 @@ log = logging.getLogger("gamesocket.ws")
 
 HISTORY_SIZE = 128  # recent updates kept per game for `since` replays
 PRESENCE_DELAY = 0.1  # seconds: presence changes within this window make one message
+# A presence message goes to every socket of its game, so a large audience hears it less
+# often (PROTOCOL: "may be throttled"): while 5,000 spectators connect, at most one a
+# second instead of ten, each 5,000 sends.
+PRESENCE_SENDS_PER_SECOND = 5000
 CLOSE_TIMEOUT = 2.0
 SLOW_CONSUMER_CLOSE = 1008
 
@@ -321,7 +325,9 @@ class Hub:
         ]
 
     async def _publish_presence(self, game_id: str) -> None:
-        await asyncio.sleep(PRESENCE_DELAY)
+        channel = self.channels.get(game_id)
+        audience = len(channel.connections) if channel is not None else 0
+        await asyncio.sleep(max(PRESENCE_DELAY, audience / PRESENCE_SENDS_PER_SECOND))
         channel = self.channels.get(game_id)
         if channel is None:
             return
