@@ -175,6 +175,7 @@ class GameSocketServer:
             context.hub.updates_between,
         )
         await self.register_connection(connection, admitted.seats)
+        del admitted  # the game as read on admission: not kept for the socket's lifetime
         seats = context.hub.seats_of(connection)
         role = "player" if seats else "spectator"
         log.info("socket open game=%s user=%s role=%s", game_id, actor.user_id, role)
