@@ -121,11 +121,19 @@ class StockfishHost:
         self._idle: list[tuple[asyncio.SubprocessTransport, chess.engine.UciProtocol]] = []
         self._all: list[tuple[asyncio.SubprocessTransport, chess.engine.UciProtocol]] = []
         self._slots = asyncio.Semaphore(size)
+        self._closed = False
+        self._closing = threading.Lock()
         self._thread = threading.Thread(target=self.loop.run_forever, name="stockfish", daemon=True)
         self._thread.start()
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        # A search handed to a host that is closing would never run: its caller would wait
+        # forever (servers of one process share the host, and each closes it on exit).
+        with self._closing:
+            if self._closed:
+                coro.close()
+                raise RuntimeError("the Stockfish host is closed")
+            return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     @contextlib.asynccontextmanager
     async def engine(self) -> AsyncIterator[chess.engine.UciProtocol]:
@@ -153,6 +161,12 @@ class StockfishHost:
         return [transport.get_pid() for transport, _ in self._all]
 
     async def _quit_all(self) -> None:
+        # Searches still running or waiting for a slot end first, so none starts an engine
+        # after the others quit.
+        searches = asyncio.all_tasks() - {asyncio.current_task()}
+        for search in searches:
+            search.cancel()
+        await asyncio.gather(*searches, return_exceptions=True)
         for transport, protocol in self._all:
             try:
                 await asyncio.wait_for(protocol.quit(), 2.0)
@@ -162,8 +176,11 @@ class StockfishHost:
         self._idle.clear()
 
     def close(self) -> None:
+        with self._closing:
+            self._closed = True
+            quitting = asyncio.run_coroutine_threadsafe(self._quit_all(), self.loop)
         with contextlib.suppress(concurrent.futures.TimeoutError):
-            self.submit(self._quit_all()).result(timeout=5.0)
+            quitting.result(timeout=5.0)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5.0)
         if not self._thread.is_alive():
@@ -263,7 +280,13 @@ async def stockfish_search(
 
     host = stockfish_host(path)
     # Cancelling this await cancels the search task on the engine thread.
-    result = await asyncio.wrap_future(host.submit(_analyse(host, board, level, limit, report)))
+    try:
+        result = await asyncio.wrap_future(host.submit(_analyse(host, board, level, limit, report)))
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+        raise RuntimeError("the Stockfish host closed during the search") from None
     if on_progress is not None:
         on_progress(result.info)
     return result

@@ -259,7 +259,9 @@ class SearchPool:
         elif kind == "error":
             finished.set_exception(payload)
         else:
-            finished.cancel()
+            # Stopped by `shutdown` (a caller's own cancel settled `finished` first): an
+            # error, so the caller is not left taking it for a cancel it never asked for.
+            finished.set_exception(RuntimeError("the search pool shut down during the search"))
 
     def shutdown(self) -> None:
         for worker in self._all:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,8 +18,10 @@ from typing import Any, ClassVar
 
 import pytest
 
+import agents
 from agents.base import Agent, ProgressCallback, SearchInfo, SearchLimit, SearchResult
-from games import GameState, TicTacToeState
+from agents.chess import stockfish_host, stockfish_path
+from games import ChessState, Connect4State, GameState, TicTacToeState
 from socket_server.app import create_app
 from socket_server.factory import GameSocketFactory
 from socket_server.fanout.memory import MemoryBroker
@@ -25,6 +29,7 @@ from socket_server.service import GameService
 from socket_server.settings import Settings
 from socket_server.store.base import Actor, EventRecord, GameRecord
 from socket_server.store.memory import MemoryStore
+from tests.conftest import require
 from tests.server_harness import Api, ServerThread
 
 AI_SEATS = {"x": {"kind": "ai", "level": 1}, "o": {"kind": "ai", "level": 1}}
@@ -230,3 +235,63 @@ async def test_a_read_answered_after_a_move_does_not_stall_ai_against_ai() -> No
         await asyncio.sleep(0.01)
     assert record.status == "finished" and record.version == 7, record
     await service.shutdown()
+
+
+# -- shared engines closed by another server of the process ------------------------------
+def long_search(engine: str) -> tuple[Agent, GameState]:
+    """An agent and a position it searches for seconds, reporting progress meanwhile."""
+    if engine == "stockfish":
+        require(stockfish_path() is not None, "Stockfish")
+        return agents.ChessAgent(10, engine="stockfish"), ChessState.initial()
+    state = Connect4State.initial()
+    for column in (3, 3, 3, 3):  # the exact solver needs far longer than this test waits
+        state = state.apply(column)
+    return agents.Connect4Agent(10), state
+
+
+@pytest.mark.parametrize("engine", ["pool", "stockfish"])
+def test_a_search_whose_engines_are_closed_fails_instead_of_hanging_or_looking_cancelled(
+    engine: str,
+) -> None:
+    """Servers of one process share the search pool and the Stockfish host, and each
+    closes them on exit: another server's search must end with an error (the service
+    retries it), neither waiting forever nor posing as a cancel its caller never asked for
+    (the service would take the turn as over)."""
+    agent, state = long_search(engine)
+    searching = threading.Event()
+    outcome: list[BaseException | None] = []
+
+    async def search_on_another_loop() -> None:
+        try:
+            await agent.search(state, on_progress=lambda _: searching.set())
+            outcome.append(None)
+        except BaseException as error:  # a CancelledError too: the very thing under test
+            outcome.append(error)
+
+    other_server = threading.Thread(target=asyncio.run, args=(search_on_another_loop(),))
+    other_server.start()
+    try:
+        assert searching.wait(30), "the search never reported progress"
+    finally:
+        agents.shutdown()
+        other_server.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError), outcome
+    assert "shut down" in str(outcome[0]) or "closed" in str(outcome[0])
+
+
+def test_a_search_handed_to_a_closing_stockfish_host_fails_at_once() -> None:
+    """The race a close used to lose: one server fetched the host, another was closing it.
+    The search was queued on a loop about to stop, and its caller waited forever."""
+    path = stockfish_path()
+    require(path is not None, "Stockfish")
+    assert path is not None
+    host = stockfish_host(path)
+    host.loop.call_soon_threadsafe(time.sleep, 1.5)  # a busy engine thread: the close waits
+    closing = threading.Thread(target=agents.shutdown)
+    closing.start()
+    try:
+        time.sleep(0.5)
+        with pytest.raises(RuntimeError, match="closed"):
+            host.submit(asyncio.sleep(1)).result(timeout=5)
+    finally:
+        closing.join(15)
