@@ -286,11 +286,13 @@ def test_a_search_handed_to_a_closing_stockfish_host_fails_at_once() -> None:
     require(path is not None, "Stockfish")
     assert path is not None
     host = stockfish_host(path)
-    host.loop.call_soon_threadsafe(time.sleep, 1.5)  # a busy engine thread: the close waits
+    host.loop.call_soon_threadsafe(time.sleep, 3)  # a busy engine thread: the close waits
     closing = threading.Thread(target=agents.shutdown)
     closing.start()
     try:
-        time.sleep(0.5)
+        deadline = time.monotonic() + 2.5
+        while not host._closed and time.monotonic() < deadline:  # the close has begun
+            time.sleep(0.01)
         with pytest.raises(RuntimeError, match="closed"):
             host.submit(asyncio.sleep(1)).result(timeout=5)
     finally:
