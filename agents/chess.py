@@ -141,7 +141,10 @@ class StockfishHost:
             if self._idle:
                 entry = self._idle.pop()
             else:
-                entry = await chess.engine.popen_uci(self.path)
+                # Like the search pool's workers, an engine never outranks the server's
+                # event loop for a core (nice 10; `nice` execs, so the pid is the engine's).
+                nice = ["nice", "-n", "10"] if shutil.which("nice") else []
+                entry = await chess.engine.popen_uci([*nice, self.path])
                 await entry[1].configure({"Threads": 1, "Hash": 16})
                 self._all.append(entry)
             healthy = False
