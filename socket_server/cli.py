@@ -6,9 +6,11 @@ import argparse
 import atexit
 import logging
 import queue
+import signal
 import sys
 from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
+from types import FrameType
 
 from socket_server.settings import Settings
 
@@ -69,6 +71,17 @@ def log_from_a_thread(level: int = logging.INFO) -> None:
     )
     listener.start()
     atexit.register(listener.stop)  # writes what is still queued
+
+    # After a graceful shutdown uvicorn re-raises SIGTERM under the handler that was in
+    # place before it started; the default one would end the process before `atexit`
+    # writes the queued lines. Write them first, then terminate as the signal asks.
+    def write_queued_lines_then_terminate(signum: int, frame: FrameType | None) -> None:
+        atexit.unregister(listener.stop)
+        listener.stop()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    signal.signal(signal.SIGTERM, write_queued_lines_then_terminate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -198,6 +198,9 @@ class GameChannel:
     connections: set[Connection] = field(default_factory=set)
     history: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
     presence_task: asyncio.Task[None] | None = None
+    # Set by every change; the publishing task runs again while it is set, so a change
+    # that lands while a publish is in flight is never lost.
+    presence_dirty: bool = False
 
 
 class Hub:
@@ -294,6 +297,7 @@ class Hub:
         channel = self.channels.get(game_id)
         if channel is None or self.service.closing:
             return
+        channel.presence_dirty = True
         if channel.presence_task is None or channel.presence_task.done():
             channel.presence_task = asyncio.create_task(self._publish_presence(game_id))
 
@@ -325,22 +329,26 @@ class Hub:
         ]
 
     async def _publish_presence(self, game_id: str) -> None:
-        channel = self.channels.get(game_id)
-        audience = len(channel.connections) if channel is not None else 0
-        await asyncio.sleep(max(PRESENCE_DELAY, audience / PRESENCE_SENDS_PER_SECOND))
-        channel = self.channels.get(game_id)
-        if channel is None:
-            return
-        await self.broker.put_presence(game_id, self.local_presence(game_id))
-        total = await self.broker.get_presence(game_id)
-        seat_names = self.service.state_class(channel.game_type).seats
-        message = {
-            "type": "presence",
-            "game_id": game_id,
-            "online": {seat: total.players.get(seat, 0) > 0 for seat in seat_names},
-            "spectators": total.spectators,
-        }
-        await self.broker.publish(game_id, encode(message))
+        while True:
+            channel = self.channels.get(game_id)
+            if channel is None or not channel.presence_dirty or self.service.closing:
+                return
+            audience = len(channel.connections)
+            await asyncio.sleep(max(PRESENCE_DELAY, audience / PRESENCE_SENDS_PER_SECOND))
+            channel = self.channels.get(game_id)
+            if channel is None:
+                return
+            channel.presence_dirty = False
+            await self.broker.put_presence(game_id, self.local_presence(game_id))
+            total = await self.broker.get_presence(game_id)
+            seat_names = self.service.state_class(channel.game_type).seats
+            message = {
+                "type": "presence",
+                "game_id": game_id,
+                "online": {seat: total.players.get(seat, 0) > 0 for seat in seat_names},
+                "spectators": total.spectators,
+            }
+            await self.broker.publish(game_id, encode(message))
 
     async def close_all(self, code: int) -> None:
         """Close every socket of this process (shutdown) and wait for the close frames."""
