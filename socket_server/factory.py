@@ -38,9 +38,9 @@ from socket_server.protocol import (
     encode,
     error_message,
 )
-from socket_server.service import DEFAULT_AI_MOVE_LEVEL, ServiceError, may_view
+from socket_server.service import DEFAULT_AI_MOVE_LEVEL, ServiceError
 from socket_server.snapshot import build_snapshot
-from socket_server.store.base import Actor, GameRecord, Seat
+from socket_server.store.base import Actor, GameRecord, Seat, may_see
 
 if TYPE_CHECKING:
     from socket_server.context import ServerContext
@@ -224,7 +224,7 @@ class GameSocketServer:
             return actor, CLOSE_NOT_FOUND
         if record.game_type != self.game_type:
             return actor, CLOSE_NOT_FOUND
-        if not may_view(record, actor):
+        if not may_see(record, actor):
             return actor, CLOSE_UNAUTHORIZED if actor.user_id is None else CLOSE_FORBIDDEN
         return actor, record
 

@@ -23,7 +23,7 @@ from litestar.exceptions import WebSocketDisconnect
 from socket_server.fanout.base import Broker, Presence
 from socket_server.protocol import encode, read_header
 from socket_server.service import GameService
-from socket_server.store.base import Actor, Seat
+from socket_server.store.base import Actor, Seat, seats_held_by
 
 log = logging.getLogger("gamesocket.ws")
 
@@ -318,15 +318,9 @@ class Hub:
     def seats_of(self, connection: Connection) -> list[str]:
         """The seats the connection's user holds, as this process last heard."""
         channel = self.channels.get(connection.game_id)
-        if channel is None or connection.actor.user_id is None:
+        if channel is None:
             return []
-        return [
-            name
-            for name, seat in channel.seats.items()
-            if seat is not None
-            and seat.get("kind") == "human"
-            and seat.get("user_id") == connection.actor.user_id
-        ]
+        return seats_held_by(channel.seats, connection.actor.user_id)
 
     async def _publish_presence(self, game_id: str) -> None:
         while True:

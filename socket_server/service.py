@@ -36,6 +36,9 @@ from socket_server.store.base import (
     NotPermitted,
     Seat,
     StaleVersion,
+    is_ai_seat,
+    may_see,
+    seats_held_by,
     utc_now,
 )
 
@@ -73,27 +76,8 @@ class GameType:
     release: Callable[[str], None] | None = None
 
 
-def is_ai(seat: Seat) -> bool:
-    return seat is not None and seat.get("kind") == "ai"
-
-
-def seats_of(record: GameRecord, user_id: str | None) -> list[str]:
-    """The seats `user_id` holds in `record`, in turn order."""
-    if user_id is None:
-        return []
-    return [
-        name
-        for name, seat in record.seats.items()
-        if seat is not None and seat.get("kind") == "human" and seat.get("user_id") == user_id
-    ]
-
-
-def may_view(record: GameRecord, actor: Actor) -> bool:
-    return record.public or actor.is_server or bool(seats_of(record, actor.user_id))
-
-
 def check_viewer(record: GameRecord, actor: Actor) -> None:
-    if may_view(record, actor):
+    if may_see(record, actor):
         return
     if actor.user_id is None:
         raise ServiceError("unauthorized", "this game is private: sign in as one of its players")
@@ -201,7 +185,7 @@ class GameService:
         return [
             build_snapshot(r, self.game_types[r.game_type].state_class.from_json(r.state))
             for r in records
-            if r.game_type in self.game_types and may_view(r, actor)
+            if r.game_type in self.game_types and may_see(r, actor)
         ]
 
     async def move_log(self, game_id: str, actor: Actor) -> list[dict[str, Any]]:
@@ -438,7 +422,7 @@ class GameService:
         def compute(record: GameRecord, state: GameState) -> Change:
             if record.status in ("finished", "aborted"):
                 raise ServiceError("game_over", "the game is over")
-            mine = seats_of(record, user_id)
+            mine = seats_held_by(record.seats, user_id)
             if seat is not None and seat not in record.seats:
                 raise ServiceError(
                     "bad_message", f"no seat {seat!r}; seats are {list(record.seats)}"
@@ -456,7 +440,7 @@ class GameService:
 
     def _player_seat(self, record: GameRecord, state: GameState, actor: Actor) -> str:
         """The seat `actor` plays now: the one to move if it holds it."""
-        mine = seats_of(record, actor.user_id)
+        mine = seats_held_by(record.seats, actor.user_id)
         if not mine:
             if actor.user_id is None:
                 raise ServiceError("unauthorized", "sign in and take a seat to play")
@@ -510,7 +494,7 @@ class GameService:
         def compute(record: GameRecord, state: GameState) -> Change:
             if record.status in ("finished", "aborted"):
                 raise ServiceError("game_over", "the game is over")
-            seated = seats_of(record, actor.user_id)
+            seated = seats_held_by(record.seats, actor.user_id)
             if actor.user_id is None:
                 raise ServiceError("unauthorized", "sign in to abort a game")
             if actor.user_id != record.created_by and not seated:
@@ -660,7 +644,7 @@ class GameService:
             record, state = await self.load(game_id, fresh=True)
             if state.turn != seat or record.status != "active":
                 return False
-            if player is None and all(is_ai(s) for s in record.seats.values()):
+            if player is None and all(is_ai_seat(s) for s in record.seats.values()):
                 delay = record.options.get("ai_delay_ms", self.settings.default_ai_delay_ms)
                 await asyncio.sleep(delay / 1000)
             move = await self._search(record, state, seat, level)
@@ -800,7 +784,7 @@ def _ai_turn_of(record: GameRecord, state: GameState) -> tuple[str, int] | None:
     if record.status != "active" or state.turn is None:
         return None
     seat = record.seats.get(state.turn)
-    if seat is None or not is_ai(seat):
+    if seat is None or not is_ai_seat(seat):
         return None
     return state.turn, seat["level"]
 

@@ -8,6 +8,7 @@ atomic statement or transaction, is what decides races between sockets and proce
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol
@@ -38,6 +39,21 @@ class DuplicateRequest(StoreError):
 
 class NotPermitted(StoreError):
     """The database refused the change for this actor (row-level security)."""
+
+
+def is_ai_seat(seat: Seat) -> bool:
+    return seat is not None and seat.get("kind") == "ai"
+
+
+def seats_held_by(seats: Mapping[str, Seat], user_id: str | None) -> list[str]:
+    """The seats `user_id` holds as a human player, in turn order."""
+    if user_id is None:
+        return []
+    return [
+        name
+        for name, seat in seats.items()
+        if seat is not None and seat.get("kind") == "human" and seat.get("user_id") == user_id
+    ]
 
 
 def utc_now() -> datetime:
@@ -75,6 +91,11 @@ class GameRecord:
     created_by: str | None = None
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
+
+
+def may_see(game: GameRecord, actor: Actor) -> bool:
+    """The visibility rule every store applies: public, a seated human, or the server."""
+    return game.public or actor.is_server or bool(seats_held_by(game.seats, actor.user_id))
 
 
 @dataclass

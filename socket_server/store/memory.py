@@ -17,23 +17,9 @@ from socket_server.store.base import (
     GameRecord,
     GameStatus,
     StaleVersion,
+    is_ai_seat,
+    may_see,
 )
-
-
-def can_see(game: GameRecord, actor: Actor) -> bool:
-    """Visibility shared by the embedded stores: public, seated human, or the server."""
-    if game.public or actor.is_server:
-        return True
-    if actor.user_id is None:
-        return False
-    return any(
-        seat is not None and seat.get("kind") == "human" and seat.get("user_id") == actor.user_id
-        for seat in game.seats.values()
-    )
-
-
-def has_ai_seat(game: GameRecord) -> bool:
-    return any(seat is not None and seat.get("kind") == "ai" for seat in game.seats.values())
 
 
 def check_event_matches(game: GameRecord, event: EventRecord) -> None:
@@ -69,7 +55,7 @@ class MemoryStore:
 
     async def get_game(self, game_id: str, actor: Actor) -> GameRecord | None:
         game = self._games.get(game_id)
-        if game is None or not can_see(game, actor):
+        if game is None or not may_see(game, actor):
             return None
         return copy.deepcopy(game)
 
@@ -84,7 +70,7 @@ class MemoryStore:
         games = [
             game
             for game in self._games.values()
-            if can_see(game, actor)
+            if may_see(game, actor)
             and (game_type is None or game.game_type == game_type)
             and (status is None or game.status == status)
         ]
@@ -108,7 +94,7 @@ class MemoryStore:
 
     async def events_after(self, game_id: str, version: int, actor: Actor) -> list[EventRecord]:
         game = self._games.get(game_id)
-        if game is None or not can_see(game, actor):
+        if game is None or not may_see(game, actor):
             return []
         return copy.deepcopy([e for e in self._events[game_id] if e.version > version])
 
@@ -116,7 +102,7 @@ class MemoryStore:
         self, game_id: str, user_id: str, request_id: str, actor: Actor
     ) -> int | None:
         game = self._games.get(game_id)
-        if game is None or not can_see(game, actor):
+        if game is None or not may_see(game, actor):
             return None
         return self._requests.get((game_id, user_id, request_id))
 
@@ -124,6 +110,10 @@ class MemoryStore:
         return dict(Counter(game.status for game in self._games.values()))
 
     async def active_ai_games(self) -> list[GameRecord]:
-        games = [g for g in self._games.values() if g.status == "active" and has_ai_seat(g)]
+        games = [
+            g
+            for g in self._games.values()
+            if g.status == "active" and any(is_ai_seat(seat) for seat in g.seats.values())
+        ]
         games.sort(key=lambda g: (g.created_at, g.game_id))
         return copy.deepcopy(games)
