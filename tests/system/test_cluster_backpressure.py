@@ -18,9 +18,9 @@ from games import ChessState
 from socket_server.app import create_app
 from socket_server.factory import GameSocketFactory
 from tests.server_harness import Api, ServerThread, connect
-from tests.test_cluster_processes import redis_run
-from tests.test_server_backpressure import PADDING, connect_without_reading
-from tests.test_server_cluster import REDIS_URL
+from tests.system.test_cluster_processes import redis_run
+from tests.system.test_server_backpressure import PADDING, connect_without_reading
+from tests.system.test_server_cluster import REDIS_URL
 
 # 40 updates of 250 kB: more than the kernel's socket buffers (a few MB) can absorb.
 LINE = chess_line(40)

@@ -27,7 +27,7 @@ from redis.utils import str_if_bytes
 from tests.conftest import require
 from tests.pgutil import migrated_database
 from tests.server_harness import Api, Client, ServerProcess, connect
-from tests.test_server_cluster import REDIS_URL, redis_reachable
+from tests.system.test_server_cluster import REDIS_URL, redis_reachable
 
 GAME = "connect4"
 # Short, so that a dead holder's AI turn is taken over within a few seconds.

@@ -31,7 +31,7 @@ from socket_server.store import (
 )
 from socket_server.store.postgres import PostgresStore
 from tests.pgutil import migrated_database
-from tests.test_store_contract import next_version
+from tests.integration.test_store_contract import next_version
 
 ALICE = Actor(user_id=str(uuid.uuid4()), claims={"email": "alice@example.com"})
 BOB = Actor(user_id=str(uuid.uuid4()))

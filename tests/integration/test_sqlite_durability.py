@@ -14,7 +14,7 @@ import pytest
 from socket_server.store import Actor, DuplicateRequest, StaleVersion
 from socket_server.store.sqlite import SCHEMA_VERSION, SqliteStore
 from tests.conftest import PROJECT_ROOT
-from tests.test_store_contract import ALICE, make_game, next_version
+from tests.integration.test_store_contract import ALICE, make_game, next_version
 
 # Creates a game and commits changes as fast as it can, printing each version once
 # commit_change has returned: that is the moment a client would be told "stored".

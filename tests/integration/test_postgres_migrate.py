@@ -21,7 +21,7 @@ from tests.pgutil import (
     empty_database,
     migrated_database,
 )
-from tests.test_store_contract import AI, make_game, next_version
+from tests.integration.test_store_contract import AI, make_game, next_version
 
 NAMES = [path.name for path in migration_files()]
 

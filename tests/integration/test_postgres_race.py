@@ -18,7 +18,7 @@ from games import TicTacToeState
 from socket_server.store import Actor, EventRecord, GameRecord, StaleVersion
 from socket_server.store.postgres import PostgresStore
 from tests.pgutil import migrated_database
-from tests.test_store_contract import next_version
+from tests.integration.test_store_contract import next_version
 
 ROUNDS = 20
 ALICE = Actor(user_id=str(uuid.uuid4()))
