@@ -1,0 +1,1 @@
+"""An async Python client for the gamesocket wire protocol (bots and scripts)."""
