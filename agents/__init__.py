@@ -1,4 +1,4 @@
-"""AI players. `get_agent(game_type, level)` is the server's entry point.
+"""AI players: an `Agent` subclass per game, built for a level (`ChessAgent(5)`).
 
 Searches run in a shared pool of worker processes (started on first use) or, for
 chess with Stockfish installed, in long-lived engine processes; the server calls
@@ -11,21 +11,6 @@ from agents.connect4 import Connect4Agent
 from agents.pool import shutdown_pool
 from agents.tictactoe import TicTacToeAgent
 
-AGENT_CLASSES: dict[str, type[Agent]] = {
-    TicTacToeAgent.game_type: TicTacToeAgent,
-    Connect4Agent.game_type: Connect4Agent,
-    ChessAgent.game_type: ChessAgent,
-}
-
-
-def get_agent(game_type: str, level: int = 5) -> Agent:
-    """An agent for `game_type` at `level` (1 weak and fast .. 10 strongest)."""
-    try:
-        agent_class = AGENT_CLASSES[game_type]
-    except KeyError:
-        raise KeyError(f"no agent for game type {game_type!r}") from None
-    return agent_class(level)
-
 
 def shutdown() -> None:
     """Stop the search workers and engine processes (they restart on next use)."""
@@ -34,7 +19,6 @@ def shutdown() -> None:
 
 
 __all__ = [
-    "AGENT_CLASSES",
     "Agent",
     "BuiltinChessAgent",
     "ChessAgent",
@@ -44,6 +28,5 @@ __all__ = [
     "SearchLimit",
     "SearchResult",
     "TicTacToeAgent",
-    "get_agent",
     "shutdown",
 ]

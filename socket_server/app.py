@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, WebSocket, websocket
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 
+from socket_server.changes import Refused
 from socket_server.context import ServerContext
-from socket_server.factory import CLOSE_NOT_FOUND, GameSocketFactory
+from socket_server.factory import GameSocketFactory
 from socket_server.metrics import metrics_endpoint
+from socket_server.protocol import CloseCode
 from socket_server.rest import (
     ROUTES,
     http_error_handler,
     internal_error_handler,
-    service_error_handler,
+    refusal_handler,
 )
-from socket_server.service import ServiceError
 from socket_server.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -35,13 +37,31 @@ async def unknown_game_type(
 ) -> None:
     """A game type no factory mounted: accepted only to be closed with 4404."""
     await socket.accept()
-    await socket.close(CLOSE_NOT_FOUND)
+    await socket.close(CloseCode.NOT_FOUND)
+
+
+def _dependencies(context: ServerContext) -> dict[str, Provide]:
+    """What the REST handlers are given, by parameter name (Litestar's DI)."""
+    parts: dict[str, Any] = {
+        "service": context.service,
+        "auth": context.auth,
+        "settings": context.settings,
+        "store": context.store,
+        "broker": context.broker,
+    }
+    return {name: Provide(_constant(part), use_cache=True) for name, part in parts.items()}
+
+
+def _constant(value: Any) -> Callable[[], Awaitable[Any]]:
+    async def provide() -> Any:
+        return value
+
+    return provide
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     context = ServerContext.build(settings)
-    STATIC_DIR.mkdir(exist_ok=True)
     app = Litestar(
         route_handlers=[
             *ROUTES,
@@ -49,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             unknown_game_type,
             create_static_files_router(path="/", directories=[STATIC_DIR], html_mode=True),
         ],
+        dependencies=_dependencies(context),
         lifespan=[context.lifespan],
         state=State({"gamesocket": context}),
         openapi_config=OpenAPIConfig(
@@ -62,7 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ],
         ),
         exception_handlers={
-            ServiceError: service_error_handler,
+            Refused: refusal_handler,
             HTTPException: http_error_handler,
             Exception: internal_error_handler,
         },
@@ -72,5 +93,4 @@ def create_app(settings: Settings | None = None) -> Litestar:
     factory.create_chess_socket(app)
     factory.create_connect4_socket(app)
     factory.create_tic_tac_toe_socket(app)
-    logging.getLogger("gamesocket").setLevel(logging.INFO)
     return app

@@ -1,4 +1,4 @@
-"""Everything one server process holds: settings, store, broker, auth, service, sockets."""
+"""Everything one server process holds: settings, store, broker, auth, the rooms."""
 
 from __future__ import annotations
 
@@ -6,24 +6,22 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import agents
+from socket_server.ai_turns import AiTurns
 from socket_server.auth import Authenticator
 from socket_server.fanout import Broker, create_broker
 from socket_server.hub import Hub
 from socket_server.metrics import Metrics
+from socket_server.protocol import CloseCode
+from socket_server.registry import GameTypes
 from socket_server.service import GameService
 from socket_server.settings import Settings
 from socket_server.store import GameStore, create_store
 
-if TYPE_CHECKING:
-    from socket_server.factory import GameSocketServer
-
 log = logging.getLogger("gamesocket")
-
-CLOSE_SHUTDOWN = 1001
 
 
 @dataclass
@@ -32,10 +30,11 @@ class ServerContext:
     store: GameStore
     broker: Broker
     auth: Authenticator
+    game_types: GameTypes
     service: GameService
+    ai_turns: AiTurns
     hub: Hub
     metrics: Metrics
-    game_servers: dict[str, GameSocketServer] = field(default_factory=dict)
     _stopping: asyncio.Task[None] | None = None
 
     @classmethod
@@ -43,18 +42,21 @@ class ServerContext:
         store = create_store(settings)
         broker = create_broker(settings)
         metrics = Metrics()
-        service = GameService(store, broker, settings, metrics)
+        game_types = GameTypes()
+        service = GameService(store, broker, settings, game_types, metrics)
+        ai_turns = AiTurns(service, broker, settings, game_types, metrics)
         hub = Hub(service, broker)
-        return cls(settings, store, broker, Authenticator(settings), service, hub, metrics)
+        auth = Authenticator(settings)
+        return cls(settings, store, broker, auth, game_types, service, ai_turns, hub, metrics)
 
     async def start(self) -> None:
         await self.store.open()
         await self.broker.start()
         await self.auth.start()
-        resumed = await self.service.resume_ai_games()
+        resumed = await self.ai_turns.resume()
         if self.settings.redis_url:
             # Several processes: take over the AI games of one that died.
-            self.service.start_ai_sweep()
+            self.ai_turns.start_sweep()
         log.info("server started store=%s resumed_ai_games=%d", type(self.store).__name__, resumed)
 
     async def begin_shutdown(self) -> None:
@@ -64,10 +66,10 @@ class ServerContext:
         await self._stopping
 
     async def _shut_sockets(self) -> None:
+        self.ai_turns.stop_taking_turns()
         await self.service.shutdown()
-        await self.hub.close_all(CLOSE_SHUTDOWN)
-        for server in self.game_servers.values():
-            server.cleanup()
+        await self.ai_turns.shutdown()
+        await self.hub.close_all(CloseCode.GOING_AWAY)
 
     async def stop(self) -> None:
         await self.begin_shutdown()

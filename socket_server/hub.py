@@ -20,8 +20,9 @@ from typing import Any
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
+from socket_server import protocol
 from socket_server.fanout.base import Broker, Presence
-from socket_server.protocol import encode, read_header
+from socket_server.protocol import CloseCode, read_header
 from socket_server.service import GameService
 from socket_server.store.base import Actor, Seat, seats_held_by
 
@@ -34,7 +35,6 @@ PRESENCE_DELAY = 0.1  # seconds: presence changes within this window make one me
 # second instead of ten, each 5,000 sends.
 PRESENCE_SENDS_PER_SECOND = 5000
 CLOSE_TIMEOUT = 2.0
-SLOW_CONSUMER_CLOSE = 1008
 
 # (game_id, after, upto) -> the update texts for versions after..upto, in order
 GapFiller = Callable[[str, int, int], Awaitable[list[tuple[int, str]]]]
@@ -129,7 +129,7 @@ class Connection:
                     self.send(text)
         except Exception:
             log.exception("gap fill failed game=%s", self.game_id)
-            self.close(1011)
+            self.close(CloseCode.INTERNAL_ERROR)
             return
         finally:
             self._filling = False
@@ -145,7 +145,7 @@ class Connection:
 
     def _overflow(self) -> None:
         log.warning("slow consumer closed game=%s user=%s", self.game_id, self.actor.user_id)
-        self.close_code = SLOW_CONSUMER_CLOSE
+        self.close_code = CloseCode.SLOW_CONSUMER
         self.cut_off = True
         if self.waiting_reader is not None:
             self.waiting_reader.cancel()
@@ -173,7 +173,9 @@ class Connection:
     async def _close_socket(self) -> None:
         # A client that stopped reading may never let the close frame out.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.socket.close(self.close_code or 1000), CLOSE_TIMEOUT)
+            await asyncio.wait_for(
+                self.socket.close(self.close_code or CloseCode.NORMAL), CLOSE_TIMEOUT
+            )
 
     async def stop(self) -> None:
         """Cancel the writer and any gap fill (the socket is gone or closing)."""
@@ -253,10 +255,10 @@ class Hub:
         if channel is None:
             return
         header = read_header(data)
+        self.service.note_published(game_id, header)
         text = data.decode()
         fanout = self.service.metrics.fanout
         if header.type == "update" and header.version is not None:
-            self.service.forget_if_older(game_id, header.version)
             channel.history.append((header.version, text))
             started = time.perf_counter()
             for connection in channel.connections:
@@ -266,10 +268,6 @@ class Hub:
                 channel.seats = header.seats
                 self.presence_changed(game_id)
             return
-        if header.type == "draw_offer" and header.seat is not None:
-            self.service.draw_offers[game_id] = header.seat
-        elif header.type == "draw_declined":
-            self.service.draw_offers.pop(game_id, None)
         started = time.perf_counter()
         for connection in channel.connections:
             connection.send(text)
@@ -335,14 +333,21 @@ class Hub:
             channel.presence_dirty = False
             await self.broker.put_presence(game_id, self.local_presence(game_id))
             total = await self.broker.get_presence(game_id)
-            seat_names = self.service.state_class(channel.game_type).seats
-            message = {
-                "type": "presence",
-                "game_id": game_id,
-                "online": {seat: total.players.get(seat, 0) > 0 for seat in seat_names},
-                "spectators": total.spectators,
-            }
-            await self.broker.publish(game_id, encode(message))
+            seat_names = self.service.game_types.state_class(channel.game_type).seats
+            online = {seat: total.players.get(seat, 0) > 0 for seat in seat_names}
+            message = protocol.presence(game_id, online, total.spectators)
+            await self.broker.publish(game_id, message)
+
+    def socket_counts(self) -> tuple[int, int]:
+        """This process's open sockets: (players, spectators)."""
+        players = spectators = 0
+        for channel in self.channels.values():
+            for connection in channel.connections:
+                if seats_held_by(channel.seats, connection.actor.user_id):
+                    players += 1
+                else:
+                    spectators += 1
+        return players, spectators
 
     async def close_all(self, code: int) -> None:
         """Close every socket of this process (shutdown) and wait for the close frames."""

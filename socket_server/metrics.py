@@ -8,7 +8,7 @@ by the store when the endpoint is scraped, so they cover every process of a clus
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from litestar import Request, Response, get
 from prometheus_client import (
@@ -21,9 +21,6 @@ from prometheus_client import (
 )
 
 from socket_server.store.base import GameStatus, GameStore
-
-if TYPE_CHECKING:
-    from socket_server.hub import Hub
 
 GAME_STATUSES: tuple[GameStatus, ...] = ("waiting", "active", "finished", "aborted")
 # Seconds: a move is stored and published in about a millisecond when all is well.
@@ -77,22 +74,15 @@ class Metrics:
         for role in ("player", "spectator"):
             self.connections.labels(role)
 
-    async def render(self, store: GameStore, hub: Hub) -> bytes:
-        """The exposition text, with the games and sockets counted now.
-
-        Sockets are counted here, not on open and close, because a spectator who takes
-        a seat becomes a player without reconnecting.
+    async def render(self, store: GameStore, sockets: tuple[int, int]) -> bytes:
+        """The exposition text, with the games counted now and `sockets` as (players,
+        spectators) counted by the hub now: not on open and close, because a spectator
+        who takes a seat becomes a player without reconnecting.
         """
         counts = await store.count_games()
         for status in GAME_STATUSES:
             self.games.labels(status).set(counts.get(status, 0))
-        players = spectators = 0
-        for channel in list(hub.channels.values()):
-            for connection in channel.connections:
-                if hub.seats_of(connection):
-                    players += 1
-                else:
-                    spectators += 1
+        players, spectators = sockets
         self.connections.labels("player").set(players)
         self.connections.labels("spectator").set(spectators)
         return generate_latest(self.registry)
@@ -102,5 +92,5 @@ class Metrics:
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Prometheus text format."""
     context = request.app.state["gamesocket"]
-    body = await context.metrics.render(context.store, context.hub)
+    body = await context.metrics.render(context.store, context.hub.socket_counts())
     return Response(body, media_type=CONTENT_TYPE_LATEST)

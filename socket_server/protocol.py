@@ -1,94 +1,117 @@
-"""Wire protocol version 1: a validating decoder of client messages and byte encoders.
+"""Wire protocol version 1: every message as a typed struct, the codes, encode/decode.
 
-Decoding is two steps: the frame must be a JSON object with a string `type`; then the
-object is converted (strictly: no bool-for-int, no str-for-int) to that type's Struct.
-Encoders return bytes once per message; callers decode them to text once at most.
+The one place a wire name is spelled. Client messages are decoded in two steps: the
+frame must be a JSON object with a string `type`; then the object is converted
+(strictly: no bool-for-int, no str-for-int) to that type's struct. Server messages
+are structs tagged by `type`, each with one builder that returns the encoded bytes,
+so a message is serialised once however many sockets receive it.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 PROTOCOL_VERSION = 1
 
-# Every error code of PROTOCOL.md.
-ERROR_CODES = frozenset(
-    {
-        "bad_message",
-        "unknown_type",
-        "unauthorized",
-        "forbidden",
-        "not_found",
-        "not_your_turn",
-        "illegal_move",
-        "stale_version",
-        "game_over",
-        "seat_taken",
-        "rate_limited",
-        "internal",
-    }
-)
+
+class ErrorCode(StrEnum):
+    """The `code` of an `error` message (and of a REST error body)."""
+
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN_TYPE = "unknown_type"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    NOT_YOUR_TURN = "not_your_turn"
+    ILLEGAL_MOVE = "illegal_move"
+    STALE_VERSION = "stale_version"
+    GAME_OVER = "game_over"
+    SEAT_TAKEN = "seat_taken"
+    RATE_LIMITED = "rate_limited"
+    INTERNAL = "internal"
+
+
+class CloseCode(IntEnum):
+    """Every WebSocket close code the server sends."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # the server is shutting down: reconnect with `since`
+    SLOW_CONSUMER = 1008  # the client read too slowly: its send queue overflowed
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    UNAUTHORIZED = 4401
+    FORBIDDEN = 4403
+    NOT_FOUND = 4404
+    IDLE = 4408
+    FLOOD = 4429
+
 
 RequestId = Annotated[str, msgspec.Meta(max_length=64)]
 Level = Annotated[int, msgspec.Meta(ge=1, le=10)]
 Version = Annotated[int, msgspec.Meta(ge=0)]
 
 
+# -- client to server --------------------------------------------------------------------
 class ClientMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     id: RequestId | None = None
 
 
-class Join(ClientMessage):
+class Join(ClientMessage, tag="join"):
     seat: str | None = None
 
 
-class Move(ClientMessage):
+class Move(ClientMessage, tag="move"):
     move: str | int
     version: Version | None = None
 
 
-class AiMove(ClientMessage):
+class AiMove(ClientMessage, tag="ai_move"):
     level: Level | None = None
 
 
-class Resign(ClientMessage):
+class Resign(ClientMessage, tag="resign"):
     pass
 
 
-class Draw(ClientMessage):
+class Draw(ClientMessage, tag="draw"):
     action: Literal["offer", "accept", "decline"]
 
 
-class Abort(ClientMessage):
+class Abort(ClientMessage, tag="abort"):
     """Extension: the creator aborts a game that has not started (see docs)."""
 
 
-class Sync(ClientMessage):
+class Sync(ClientMessage, tag="sync"):
     since: Version | None = None
 
 
-class Ping(ClientMessage):
+class Ping(ClientMessage, tag="ping"):
     pass
 
 
-MESSAGE_TYPES: dict[str, type[ClientMessage]] = {
-    "join": Join,
-    "move": Move,
-    "ai_move": AiMove,
-    "resign": Resign,
-    "draw": Draw,
-    "abort": Abort,
-    "sync": Sync,
-    "ping": Ping,
+CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
+    Join,
+    Move,
+    AiMove,
+    Resign,
+    Draw,
+    Abort,
+    Sync,
+    Ping,
+)
+_BY_TYPE: dict[str, type[ClientMessage]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in CLIENT_MESSAGES
 }
 
 
 class ProtocolError(Exception):
     """A client message that cannot be decoded; `ref` is its id when that was readable."""
 
-    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, ref: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -102,43 +125,248 @@ def decode_client_message(frame: str | bytes) -> ClientMessage:
     try:
         raw = _json_decoder.decode(frame)
     except msgspec.DecodeError:
-        raise ProtocolError("bad_message", "the message is not valid JSON") from None
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "the message is not valid JSON") from None
     if not isinstance(raw, dict):
-        raise ProtocolError("bad_message", "a message must be a JSON object")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "a message must be a JSON object")
     ref = raw.get("id")
     ref = ref if isinstance(ref, str) and len(ref) <= 64 else None
-    kind = raw.get("type")
+    kind = raw.pop("type", None)
     if not isinstance(kind, str):
-        raise ProtocolError("bad_message", "a message needs a string `type`", ref)
-    cls = MESSAGE_TYPES.get(kind)
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "a message needs a string `type`", ref)
+    cls = _BY_TYPE.get(kind)
     if cls is None:
-        raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}", ref)
-    raw.pop("type")
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}", ref)
     try:
         return msgspec.convert(raw, cls, strict=True)
     except msgspec.ValidationError as error:
-        raise ProtocolError("bad_message", f"{kind}: {error}", ref) from None
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{kind}: {error}", ref) from None
 
+
+# -- server to client --------------------------------------------------------------------
+SEAT_SCHEMA = {
+    "description": 'null (empty), {"kind": "human", "user_id"} or {"kind": "ai", "level"}',
+    "anyOf": [
+        {"type": "null"},
+        {
+            "type": "object",
+            "properties": {
+                "kind": {"const": "human"},
+                "user_id": {"type": "string"},
+                "name": {"type": "string"},
+                "rating": {"type": "integer"},
+            },
+            "required": ["kind", "user_id"],
+        },
+        {
+            "type": "object",
+            "properties": {
+                "kind": {"const": "ai"},
+                "level": {"type": "integer", "minimum": 1, "maximum": 10},
+            },
+            "required": ["kind", "level"],
+        },
+    ],
+}
+Seats = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        description="seat name -> seat", extra_json_schema={"additionalProperties": SEAT_SCHEMA}
+    ),
+]
+GameStatusName = Literal["waiting", "active", "finished", "aborted"]
+EventKind = Literal["join", "move", "resign", "draw", "abort", "finish"]
+
+
+LastMoveJson = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        description="the last move in normal form (chess adds `san`)",
+        extra_json_schema={
+            "properties": {"seat": {"type": "string"}, "move": {}, "san": {"type": "string"}},
+            "required": ["seat", "move"],
+        },
+    ),
+]
+
+
+class Result(msgspec.Struct):
+    winner: str | None
+    reason: str
+
+
+class Event(msgspec.Struct, omit_defaults=True):
+    """What moved a game from `version - 1` to `version`."""
+
+    kind: EventKind
+    seat: str | None = None
+    move: Any = None  # normal form: chess UCI, grid games an integer
+    san: str | None = None
+
+
+class Snapshot(msgspec.Struct, kw_only=True):
+    """The whole game as PROTOCOL.md's "The snapshot" (`state`, `update`, REST)."""
+
+    game_id: str
+    game_type: str
+    version: int
+    status: GameStatusName
+    seats: Seats
+    turn: str | None
+    board: dict[str, Any]
+    legal_moves: list[Any]
+    moves: int
+    last_move: LastMoveJson | None
+    result: Result | None
+    public: bool
+    created_at: str
+
+
+class ServerMessage(msgspec.Struct, kw_only=True, tag_field="type"):
+    pass
+
+
+class You(msgspec.Struct):
+    user_id: str | None
+    seat: str | None
+    role: Literal["player", "spectator"]
+
+
+class Hello(ServerMessage, tag="hello", kw_only=True):
+    protocol: int = PROTOCOL_VERSION
+    game_id: str
+    you: You
+
+
+class State(Snapshot, ServerMessage, tag="state"):
+    pass
+
+
+class Update(Snapshot, ServerMessage, tag="update"):
+    event: Event
+
+
+class Thinking(ServerMessage, tag="thinking"):
+    game_id: str
+    seat: str
+    depth: int
+    score: int
+    pv: list[Any]
+    nodes: int
+
+
+class Ack(ServerMessage, tag="ack"):
+    ref: str
+    version: int
+
+
+class Error(ServerMessage, tag="error", omit_defaults=True):
+    code: ErrorCode
+    message: str
+    ref: str | None = None
+
+
+class PresenceMessage(ServerMessage, tag="presence"):
+    game_id: str
+    online: dict[str, bool]
+    spectators: int
+
+
+class Pong(ServerMessage, tag="pong"):
+    pass
+
+
+class DrawOffer(ServerMessage, tag="draw_offer"):
+    """Extension: `seat` offered a draw."""
+
+    game_id: str
+    seat: str
+
+
+class DrawDeclined(ServerMessage, tag="draw_declined"):
+    """Extension: `seat` declined the standing draw offer."""
+
+    game_id: str
+    seat: str
+
+
+SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
+    Hello,
+    State,
+    Update,
+    Thinking,
+    Ack,
+    Error,
+    PresenceMessage,
+    Pong,
+    DrawOffer,
+    DrawDeclined,
+)
 
 _encoder = msgspec.json.Encoder()
+encode = _encoder.encode
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    return _encoder.encode(message)
+def hello(game_id: str, you: You) -> bytes:
+    return encode(Hello(game_id=game_id, you=you))
 
 
-def error_message(code: str, message: str, ref: str | None = None) -> bytes:
-    body: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    if ref is not None:
-        body["ref"] = ref
-    return encode(body)
+def state(snapshot: Snapshot) -> bytes:
+    return encode(State(**msgspec.structs.asdict(snapshot)))
 
 
-def ack_message(ref: str, version: int) -> bytes:
-    return encode({"type": "ack", "ref": ref, "version": version})
+def update(snapshot: Snapshot, event: Event) -> bytes:
+    return encode(Update(event=event, **msgspec.structs.asdict(snapshot)))
 
 
-PONG = encode({"type": "pong"})
+def thinking(game_id: str, seat: str, depth: int, score: Any, pv: list[Any], nodes: int) -> bytes:
+    return encode(
+        Thinking(game_id=game_id, seat=seat, depth=depth, score=score, pv=pv, nodes=nodes)
+    )
+
+
+def ack(ref: str, version: int) -> bytes:
+    return encode(Ack(ref=ref, version=version))
+
+
+def error(code: ErrorCode, message: str, ref: str | None = None) -> bytes:
+    return encode(Error(code=code, message=message, ref=ref))
+
+
+def presence(game_id: str, online: dict[str, bool], spectators: int) -> bytes:
+    return encode(PresenceMessage(game_id=game_id, online=online, spectators=spectators))
+
+
+def draw_offer(game_id: str, seat: str) -> bytes:
+    return encode(DrawOffer(game_id=game_id, seat=seat))
+
+
+def draw_declined(game_id: str, seat: str) -> bytes:
+    return encode(DrawDeclined(game_id=game_id, seat=seat))
+
+
+PONG = encode(Pong())
+
+
+def message_schemas() -> dict[str, Any]:
+    """JSON Schemas of every client and server message, from the structs above.
+
+    `{"client": {type: schema}, "server": {type: schema}, "$defs": {...}}`; the
+    AsyncAPI document and the JS client's type declarations are generated from it.
+    """
+    everything = (*CLIENT_MESSAGES, *SERVER_MESSAGES)
+    schemas, defs = msgspec.json.schema_components(everything, ref_template="#/$defs/{name}")
+
+    def by_type(classes: tuple[type[msgspec.Struct], ...], offset: int) -> dict[str, Any]:
+        return {
+            cls.__struct_config__.tag: schemas[offset + index]  # type: ignore[misc]
+            for index, cls in enumerate(classes)
+        }
+
+    return {
+        "client": by_type(CLIENT_MESSAGES, 0),
+        "server": by_type(SERVER_MESSAGES, len(CLIENT_MESSAGES)),
+        "$defs": defs,
+    }
 
 
 class Header(msgspec.Struct):

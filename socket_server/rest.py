@@ -7,48 +7,56 @@ Every change goes through the same `GameService` as the sockets. Errors are
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import Dependency, FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.types import ControllerRouterHandler
 
 from games import ChessState
-from socket_server.auth import AuthError
-from socket_server.context import ServerContext
-from socket_server.service import ServiceError
-from socket_server.store.base import Actor, GameStatus
+from socket_server.auth import Authenticator, AuthError
+from socket_server.changes import Refused
+from socket_server.fanout.base import Broker
+from socket_server.protocol import ErrorCode, Snapshot
+from socket_server.service import GameService
+from socket_server.settings import Settings
+from socket_server.store.base import Actor, GameStatus, GameStore
 
 log = logging.getLogger("gamesocket.rest")
 
-HTTP_STATUS = {
-    "bad_message": 400,
-    "unknown_type": 400,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "not_your_turn": 409,
-    "stale_version": 409,
-    "seat_taken": 409,
-    "game_over": 409,
-    "illegal_move": 422,
-    "rate_limited": 429,
-    "internal": 500,
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.BAD_MESSAGE: 400,
+    ErrorCode.UNKNOWN_TYPE: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.NOT_YOUR_TURN: 409,
+    ErrorCode.STALE_VERSION: 409,
+    ErrorCode.SEAT_TAKEN: 409,
+    ErrorCode.GAME_OVER: 409,
+    ErrorCode.ILLEGAL_MOVE: 422,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL: 500,
 }
 # Litestar's own errors (validation, unknown route, ...) by status, in our shape.
-CODE_FOR_STATUS = {
-    400: "bad_message",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "bad_message",
-    429: "rate_limited",
+CODE_FOR_STATUS: dict[int, ErrorCode] = {
+    400: ErrorCode.BAD_MESSAGE,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.BAD_MESSAGE,
+    429: ErrorCode.RATE_LIMITED,
 }
 
 RequestId = Annotated[str, msgspec.Meta(max_length=64)]
+
+T = TypeVar("T")
+# A server part handed to a handler by Litestar's DI (`create_app` provides them by
+# name); taken as it is: a part is no request data to validate.
+Given = Annotated[T, Dependency(skip_validation=True)]
 
 
 class CreateGame(msgspec.Struct, forbid_unknown_fields=False):
@@ -84,22 +92,23 @@ class VersionReply(msgspec.Struct):
     version: int
 
 
-def error_response(code: str, message: str, status: int | None = None) -> Response[Any]:
+def error_response(code: ErrorCode, message: str, status: int | None = None) -> Response[Any]:
     return Response(
         {"error": {"code": code, "message": message}},
         status_code=status or HTTP_STATUS.get(code, 400),
     )
 
 
-def service_error_handler(_request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
-    assert isinstance(error, ServiceError)
+def refusal_handler(_request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    assert isinstance(error, Refused)
     return error_response(error.code, error.message)
 
 
 def http_error_handler(_request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     assert isinstance(error, HTTPException)
     status = error.status_code
-    code = CODE_FOR_STATUS.get(status, "internal" if status >= 500 else "bad_message")
+    fallback = ErrorCode.INTERNAL if status >= 500 else ErrorCode.BAD_MESSAGE
+    code = CODE_FOR_STATUS.get(status, fallback)
     message = str(error.detail)
     extra = getattr(error, "extra", None)
     if extra:
@@ -109,26 +118,21 @@ def http_error_handler(_request: Request[Any, Any, Any], error: Exception) -> Re
 
 def internal_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     log.error("request failed path=%s error=%r", request.url.path, error, exc_info=error)
-    return error_response("internal", "internal error", 500)
+    return error_response(ErrorCode.INTERNAL, "internal error", 500)
 
 
-def context_of(request: Request[Any, Any, Any]) -> ServerContext:
-    context: ServerContext = request.app.state["gamesocket"]
-    return context
-
-
-async def provide_actor(request: Request[Any, Any, Any]) -> Actor:
+async def provide_actor(request: Request[Any, Any, Any], auth: Given[Authenticator]) -> Actor:
     """The caller from `Authorization: Bearer <token>`; anonymous without the header."""
     header = request.headers.get("authorization")
     if not header:
         return Actor.ANONYMOUS
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ServiceError("unauthorized", "use Authorization: Bearer <access token>")
+        raise Refused(ErrorCode.UNAUTHORIZED, "use Authorization: Bearer <access token>")
     try:
-        return await context_of(request).auth.verify(token.strip())
+        return await auth.verify(token.strip())
     except AuthError as error:
-        raise ServiceError("unauthorized", str(error)) from None
+        raise Refused(ErrorCode.UNAUTHORIZED, str(error)) from None
 
 
 class AuthController(Controller):
@@ -136,12 +140,11 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/guest", status_code=201)
-    async def guest(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def guest(self, settings: Given[Settings], auth: Given[Authenticator]) -> dict[str, Any]:
         """Embedded mode only: a new guest user and its access token."""
-        context = context_of(request)
-        if not context.settings.embedded_auth:
-            raise ServiceError("not_found", "guest tokens exist only in embedded mode")
-        token = context.auth.issue_guest_token()
+        if not settings.embedded_auth:
+            raise Refused(ErrorCode.NOT_FOUND, "guest tokens exist only in embedded mode")
+        token = auth.issue_guest_token()
         return {
             "access_token": token.access_token,
             "user_id": token.user_id,
@@ -157,50 +160,48 @@ class GamesController(Controller):
     @post("/", status_code=201)
     async def create(
         self,
-        request: Request[Any, Any, Any],
+        service: Given[GameService],
         actor: NamedDependency[Actor],
         data: JSONBody[CreateGame],
-    ) -> Any:
+    ) -> Snapshot:
         """Create a game; both seats AI starts it playing by itself."""
-        return await context_of(request).service.create_game(
+        return await service.create_game(
             actor, data.game_type, data.seats, data.public, data.options
         )
 
     @get("/")
     async def list_games(
         self,
-        request: Request[Any, Any, Any],
+        service: Given[GameService],
         actor: NamedDependency[Actor],
         game_type: FromQuery[str | None] = None,
         status: FromQuery[GameStatus | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Snapshot]:
         """Snapshots of the games the caller may see, newest first."""
-        return await context_of(request).service.list_games(
-            actor, game_type=game_type, status=status, limit=limit
-        )
+        return await service.list_games(actor, game_type=game_type, status=status, limit=limit)
 
     @get("/{game_id:str}")
     async def get_game(
-        self, request: Request[Any, Any, Any], actor: NamedDependency[Actor], game_id: FromPath[str]
-    ) -> Any:
-        return await context_of(request).service.snapshot(game_id, actor)
+        self, service: Given[GameService], actor: NamedDependency[Actor], game_id: FromPath[str]
+    ) -> Snapshot:
+        return await service.snapshot(game_id, actor)
 
     @get("/{game_id:str}/moves")
     async def moves(
-        self, request: Request[Any, Any, Any], actor: NamedDependency[Actor], game_id: FromPath[str]
+        self, service: Given[GameService], actor: NamedDependency[Actor], game_id: FromPath[str]
     ) -> list[dict[str, Any]]:
         """The move log: `[{"version", "seat", "move", "san"?, "at"}]`."""
-        return await context_of(request).service.move_log(game_id, actor)
+        return await service.move_log(game_id, actor)
 
     @get("/{game_id:str}/pgn", media_type="application/x-chess-pgn")
     async def pgn(
-        self, request: Request[Any, Any, Any], actor: NamedDependency[Actor], game_id: FromPath[str]
+        self, service: Given[GameService], actor: NamedDependency[Actor], game_id: FromPath[str]
     ) -> str:
         """Chess only: the game as PGN."""
-        record, state = await context_of(request).service.view(game_id, actor)
+        record, state = await service.view(game_id, actor)
         if not isinstance(state, ChessState):
-            raise ServiceError("not_found", "PGN exists only for chess games")
+            raise Refused(ErrorCode.NOT_FOUND, "PGN exists only for chess games")
         headers = {"Event": "gamesocket game", "Site": game_id}
         headers["Date"] = record.created_at.strftime("%Y.%m.%d")
         for seat in ("white", "black"):
@@ -211,13 +212,12 @@ class GamesController(Controller):
     @post("/{game_id:str}/join", status_code=200)
     async def join(
         self,
-        request: Request[Any, Any, Any],
+        service: Given[GameService],
         actor: NamedDependency[Actor],
         game_id: FromPath[str],
         data: JSONBody[JoinGame | None] = None,
-    ) -> Any:
+    ) -> Snapshot:
         """Take a seat (the first free one without `seat`); the snapshot."""
-        service = context_of(request).service
         body = data or JoinGame()
         await service.join(actor, game_id, body.seat, body.id)
         return await service.snapshot(game_id, actor)
@@ -225,12 +225,12 @@ class GamesController(Controller):
     @post("/{game_id:str}/moves", status_code=200)
     async def play(
         self,
-        request: Request[Any, Any, Any],
+        service: Given[GameService],
         actor: NamedDependency[Actor],
         game_id: FromPath[str],
         data: JSONBody[PlayMove],
     ) -> VersionReply:
-        version = await context_of(request).service.move(
+        version = await service.move(
             actor, game_id, data.move, version=data.version, request_id=data.id
         )
         return VersionReply(version)
@@ -238,38 +238,37 @@ class GamesController(Controller):
     @post("/{game_id:str}/resign", status_code=200)
     async def resign(
         self,
-        request: Request[Any, Any, Any],
+        service: Given[GameService],
         actor: NamedDependency[Actor],
         game_id: FromPath[str],
         data: JSONBody[PlainAction | None] = None,
     ) -> VersionReply:
         """Extension: the caller's seat resigns."""
         request_id = data.id if data else None
-        return VersionReply(await context_of(request).service.resign(actor, game_id, request_id))
+        return VersionReply(await service.resign(actor, game_id, request_id))
 
     @post("/{game_id:str}/draw", status_code=200)
     async def draw(
         self,
-        request: Request[Any, Any, Any],
+        service: Given[GameService],
         actor: NamedDependency[Actor],
         game_id: FromPath[str],
         data: JSONBody[DrawAction],
     ) -> VersionReply:
         """Extension: offer, accept or decline a draw."""
-        service = context_of(request).service
         return VersionReply(await service.draw(actor, game_id, data.action, data.id))
 
     @post("/{game_id:str}/abort", status_code=200)
     async def abort(
         self,
-        request: Request[Any, Any, Any],
+        service: Given[GameService],
         actor: NamedDependency[Actor],
         game_id: FromPath[str],
         data: JSONBody[PlainAction | None] = None,
     ) -> VersionReply:
         """Extension: abort a game before its first move (creator or a player)."""
         request_id = data.id if data else None
-        return VersionReply(await context_of(request).service.abort(actor, game_id, request_id))
+        return VersionReply(await service.abort(actor, game_id, request_id))
 
 
 def _seat_name(seat: dict[str, Any] | None) -> str:
@@ -281,10 +280,10 @@ def _seat_name(seat: dict[str, Any] | None) -> str:
 
 
 @get("/health", tags=["server"])
-async def health(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+async def health(store: Given[GameStore]) -> Response[dict[str, str]]:
     """`{"status": "ok"}` when the server and its store answer."""
     try:
-        healthy = await context_of(request).store.health()
+        healthy = await store.health()
     except Exception:
         healthy = False
     if healthy:
@@ -293,9 +292,9 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
 
 
 @get("/api/connections", tags=["server"])
-async def connections(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def connections(broker: Given[Broker]) -> dict[str, Any]:
     """Open sockets per game over every process: players and spectators."""
-    presence = await context_of(request).broker.all_presence()
+    presence = await broker.all_presence()
     games = {
         game_id: {"players": sum(p.players.values()), "spectators": p.spectators}
         for game_id, p in presence.items()
@@ -309,9 +308,8 @@ async def connections(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @get("/api/config", tags=["server"])
-async def config(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def config(settings: Given[Settings]) -> dict[str, Any]:
     """What the web page needs to know: embedded guest mode or Supabase sign-in."""
-    settings = context_of(request).settings
     return {
         "mode": "embedded" if settings.embedded_auth else "supabase",
         "supabase_url": settings.supabase_url,

@@ -89,6 +89,9 @@ class GameRecord:
     public: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     created_by: str | None = None
+    # The seat to move while active (else None), as the rules say: set by the service
+    # so the Postgres store can check it without knowing any game's rules.
+    turn: str | None = None
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
 
@@ -116,6 +119,15 @@ class EventRecord:
     request_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)  # e.g. {"result": {...}}
     at: datetime = field(default_factory=utc_now)
+
+
+def check_event_matches(game: GameRecord, event: EventRecord) -> None:
+    """A programming error, not a race: the event must describe this game's new version."""
+    if event.game_id != game.game_id or event.version != game.version:
+        raise ValueError(
+            f"event ({event.game_id} v{event.version}) does not match "
+            f"game ({game.game_id} v{game.version})"
+        )
 
 
 class GameStore(Protocol):

@@ -17,18 +17,10 @@ from socket_server.store.base import (
     GameRecord,
     GameStatus,
     StaleVersion,
+    check_event_matches,
     is_ai_seat,
     may_see,
 )
-
-
-def check_event_matches(game: GameRecord, event: EventRecord) -> None:
-    """A programming error, not a race: the event must describe this game's new version."""
-    if event.game_id != game.game_id or event.version != game.version:
-        raise ValueError(
-            f"event ({event.game_id} v{event.version}) does not match "
-            f"game ({game.game_id} v{game.version})"
-        )
 
 
 class MemoryStore:

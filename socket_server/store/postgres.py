@@ -24,7 +24,6 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from games import get_game_class
 from socket_server.store.base import (
     Actor,
     DuplicateRequest,
@@ -34,8 +33,8 @@ from socket_server.store.base import (
     NotPermitted,
     StaleVersion,
     StoreError,
+    check_event_matches,
 )
-from socket_server.store.memory import check_event_matches
 
 SERVER_ROLE = "gamesocket_server"
 PLAYER_ROLE = "gamesocket_player"  # a signed-in user's writes
@@ -83,20 +82,6 @@ def _role_and_claims(actor: Actor, *, write: bool) -> tuple[str, str]:
         claims["sub"] = subject
     claims["role"] = "authenticated"
     return PLAYER_ROLE if write else "authenticated", _json(claims)
-
-
-def seat_to_move(game: GameRecord) -> str | None:
-    """The `turn` column: the seat the rules say is to move, None unless active.
-
-    None also when the state does not parse as its game type: the database then lets no
-    player move, which fails closed.
-    """
-    if game.status != "active":
-        return None
-    try:
-        return get_game_class(game.game_type).from_json(game.state).turn
-    except (KeyError, ValueError):
-        return None
 
 
 def _game_record(row: asyncpg.Record) -> GameRecord:
@@ -227,7 +212,7 @@ class PostgresStore:
                     _json(game.seats),
                     _json(game.state),
                     game.version,
-                    seat_to_move(game),
+                    game.turn,
                     game.public,
                     _json(game.options),
                     game.created_by,
@@ -280,7 +265,7 @@ class PostgresStore:
                     game.status,
                     _json(game.seats),
                     _json(game.state),
-                    seat_to_move(game),
+                    game.turn,
                     game.updated_at,
                     event.kind,
                     event.seat,

@@ -35,8 +35,8 @@ from socket_server.store.base import (
     GameStatus,
     StaleVersion,
     StoreError,
+    check_event_matches,
 )
-from socket_server.store.memory import check_event_matches
 
 # Each entry migrates the schema from version i to i + 1 (`PRAGMA user_version`).
 MIGRATIONS: list[str] = [

@@ -12,10 +12,9 @@ import agents
 from agents.base import SearchInfo, SearchLimit
 from agents.chess import ChessAgent, best_move, skill_level, stockfish_path
 from agents.chess_engine import MATE_BOUND, Engine, evaluate, move_delta
-from games import get_game_class
+from games import ChessState
 from tests.conftest import require
 
-ChessState = get_game_class("chess")
 ENGINES = ["builtin", "stockfish"]
 
 MATE_IN_ONE = [
@@ -228,4 +227,4 @@ def test_level_mapping() -> None:
     assert [skill_level(level) for level in (1, 5, 10)] == [0, 9, 20]
     with pytest.raises(ValueError):
         ChessAgent(11)
-    assert agents.get_agent("chess", 4).level == 4
+    assert agents.ChessAgent(4).level == 4

@@ -11,10 +11,9 @@ import pytest
 import agents
 from agents.base import SearchInfo, SearchLimit
 from agents.connect4 import solve
-from games import get_game_class
+from games import Connect4State
 from tests.conftest import SHARED_DATA
 
-Connect4State = get_game_class("connect4")
 DATA = SHARED_DATA / "connect4"
 
 
@@ -144,7 +143,7 @@ def state_after(sequence: str, columns: int = 7, rows: int = 6):
 
 async def test_level_10_plays_an_optimal_move_and_reports_the_exact_score() -> None:
     # Late middle-game positions from Test_L2_R1, solved well inside the time limit.
-    agent = agents.get_agent("connect4", 10)
+    agent = agents.Connect4Agent(10)
     for sequence, score in pons_lines("Test_L2_R1", 4):
         state = state_after(sequence)
         seen: list[SearchInfo] = []

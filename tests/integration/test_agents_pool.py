@@ -12,11 +12,9 @@ import agents
 from agents.base import SearchInfo, SearchLimit
 from agents.chess import ChessAgent, stockfish_host, stockfish_path
 from agents.pool import get_pool
-from games import GameState, get_game_class
+from games import ChessState, Connect4State, GameState, TicTacToeState
 from tests.conftest import require
 
-Connect4State = get_game_class("connect4")
-ChessState = get_game_class("chess")
 # Hard for the exact solver: it keeps searching for far longer than the tests wait.
 HARD_CONNECT4 = (3, 3, 3, 3)
 MIDDLEGAME = "r1bq1rk1/pp2bppp/2n1pn2/3p4/2PP4/2N2N2/PP2BPPP/R1BQ1RK1 w - - 0 8"
@@ -37,7 +35,7 @@ def connect4_state() -> GameState:
 
 async def warm_pool() -> None:
     """Start every worker before timing anything (spawning one takes a while)."""
-    state = get_game_class("tictactoe").initial()
+    state = TicTacToeState.initial()
     agent = agents.TicTacToeAgent(10)
     size = get_pool().size
     await asyncio.gather(*(agent.search(state) for _ in range(size)))

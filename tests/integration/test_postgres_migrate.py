@@ -14,6 +14,7 @@ from socket_server.migrate import LOCAL_BOOTSTRAP, apply_migrations_async, migra
 from socket_server.store import Actor, NotPermitted
 from socket_server.store.postgres import PostgresStore
 from tests.conftest import PROJECT_ROOT
+from tests.integration.test_store_contract import AI, make_game, next_version
 from tests.pgutil import (
     ADMIN_URL,
     bootstrap_lock,
@@ -21,7 +22,6 @@ from tests.pgutil import (
     empty_database,
     migrated_database,
 )
-from tests.integration.test_store_contract import AI, make_game, next_version
 
 NAMES = [path.name for path in migration_files()]
 

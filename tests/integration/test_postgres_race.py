@@ -17,8 +17,8 @@ from typing import Any
 from games import TicTacToeState
 from socket_server.store import Actor, EventRecord, GameRecord, StaleVersion
 from socket_server.store.postgres import PostgresStore
-from tests.pgutil import migrated_database
 from tests.integration.test_store_contract import next_version
+from tests.pgutil import migrated_database
 
 ROUNDS = 20
 ALICE = Actor(user_id=str(uuid.uuid4()))
@@ -69,6 +69,7 @@ async def test_two_processes_racing_one_version_apply_exactly_one() -> None:
                     },
                     state=TicTacToeState.initial().to_json(),
                     version=0,
+                    turn="x",
                 )
                 for _ in range(ROUNDS)
             ]

@@ -30,8 +30,8 @@ from socket_server.store import (
     StaleVersion,
 )
 from socket_server.store.postgres import PostgresStore
-from tests.pgutil import migrated_database
 from tests.integration.test_store_contract import next_version
+from tests.pgutil import migrated_database
 
 ALICE = Actor(user_id=str(uuid.uuid4()), claims={"email": "alice@example.com"})
 BOB = Actor(user_id=str(uuid.uuid4()))
@@ -55,6 +55,7 @@ def new_game(
         version=0,
         public=public,
         created_by=creator.user_id,
+        turn="x" if status == "active" else None,
     )
 
 
@@ -353,7 +354,11 @@ async def test_create_seats_nobody_but_the_creator(world: World) -> None:
 def taken(game: GameRecord, seat: str, actor: Actor) -> tuple[GameRecord, EventRecord]:
     """`game` after `actor` joins `seat`, and its join event."""
     new = replace(
-        game, version=game.version + 1, seats={**game.seats, seat: human(actor)}, status="active"
+        game,
+        version=game.version + 1,
+        seats={**game.seats, seat: human(actor)},
+        status="active",
+        turn="x",
     )
     event = EventRecord(
         game_id=game.game_id, version=new.version, kind="join", seat=seat, user_id=actor.user_id

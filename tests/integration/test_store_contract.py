@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from games import GAME_TYPES
+from games import ChessState, Connect4State, GameState, TicTacToeState
 from socket_server.settings import Settings
 from socket_server.store import (
     Actor,
@@ -80,6 +80,11 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 # runs this suite unchanged. Games are created by the server unless a test says so.
 
 
+GAME_TYPES: dict[str, type[GameState]] = {
+    cls.game_type: cls for cls in (ChessState, Connect4State, TicTacToeState)
+}
+
+
 def human(actor: Actor) -> Seat:
     return {"kind": "human", "user_id": actor.user_id}
 
@@ -98,10 +103,13 @@ def make_game(
         "seats": dict(zip(state_class.seats, seats, strict=True)),
         "state": state_class.initial().to_json(),
         "version": 0,
+        "turn": state_class.initial().turn,
         "created_at": T0,
         "updated_at": T0,
     }
     values.update(fields)
+    if values["status"] != "active":
+        values["turn"] = None
     return GameRecord(**values)
 
 
@@ -124,6 +132,7 @@ def next_version(
         version=game.version + 1,
         status="finished" if after.result else game.status,
         state=after.to_json(),
+        turn=None if after.result else after.turn,
         updated_at=game.updated_at + timedelta(seconds=1),
     )
     event = EventRecord(

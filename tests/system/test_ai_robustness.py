@@ -22,9 +22,11 @@ import agents
 from agents.base import Agent, ProgressCallback, SearchInfo, SearchLimit, SearchResult
 from agents.chess import stockfish_host, stockfish_path
 from games import ChessState, Connect4State, GameState, TicTacToeState
+from socket_server.ai_turns import AiTurns
 from socket_server.app import create_app
 from socket_server.factory import GameSocketFactory
 from socket_server.fanout.memory import MemoryBroker
+from socket_server.registry import GameTypes
 from socket_server.service import GameService
 from socket_server.settings import Settings
 from socket_server.store.base import Actor, EventRecord, GameRecord
@@ -124,7 +126,7 @@ def failures(caplog: pytest.LogCaptureFixture, game_id: str) -> list[tuple[int, 
     found = []
     for record in caplog.records:
         message = record.getMessage()
-        if record.name == "gamesocket.service" and message.startswith("ai failed"):
+        if record.name == "gamesocket.ai" and message.startswith("ai failed"):
             assert record.levelno == logging.ERROR
             match = re.search(r"game=(\S+) attempt=(\d+) retry_in=([\d.]+)s", message)
             assert match is not None, message
@@ -138,7 +140,7 @@ async def test_a_hanging_search_is_cancelled_logged_and_retried(
     server_settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="gamesocket.service")
+    caplog.set_level(logging.ERROR, logger="gamesocket.ai")
     game_id, final = await play_ai_game(
         start_server, server_settings, HangingAgent, ai_search_timeout_seconds=0.3
     )
@@ -155,7 +157,7 @@ async def test_a_raising_agent_is_retried_with_backoff(
     server_settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="gamesocket.service")
+    caplog.set_level(logging.ERROR, logger="gamesocket.ai")
     game_id, final = await play_ai_game(start_server, server_settings, RaisingAgent)
     assert final["moves"] == 7
     assert RaisingAgent.searches[""] == 3
@@ -213,13 +215,13 @@ class LateReadStore(MemoryStore):
 
 async def test_a_read_answered_after_a_move_does_not_stall_ai_against_ai() -> None:
     store, searching, gate = LateReadStore(), asyncio.Event(), asyncio.Event()
-    service = GameService(store, MemoryBroker(), Settings(default_ai_delay_ms=0))
-    service.register_game_type(
-        TicTacToeState, lambda _game, level: FirstMoveAgent(level, searching, gate)
-    )
+    settings, broker, game_types = Settings(default_ai_delay_ms=0), MemoryBroker(), GameTypes()
+    game_types.register(TicTacToeState, lambda level: FirstMoveAgent(level, searching, gate))
+    service = GameService(store, broker, settings, game_types)
+    ai_turns = AiTurns(service, broker, settings, game_types, service.metrics)
     user = Actor(user_id="00000000-0000-4000-8000-000000000001")
     game = await service.create_game(user, "tictactoe", AI_SEATS, True, None)
-    game_id = game["game_id"]
+    game_id = game.game_id
     await searching.wait()
     # While x's AI thinks, a spectator's snapshot reads version 0 and is held ...
     store.hold_next_read = True
@@ -227,7 +229,7 @@ async def test_a_read_answered_after_a_move_does_not_stall_ai_against_ai() -> No
     await store.read_held.wait()
     # ... until x's move is stored: it answers with version 0 after version 1 was cached.
     gate.set()
-    assert (await spectator)["version"] == 0
+    assert (await spectator).version == 0
     for _ in range(500):
         record, _state = await service.load(game_id, fresh=True)
         if record.status == "finished":
@@ -235,6 +237,7 @@ async def test_a_read_answered_after_a_move_does_not_stall_ai_against_ai() -> No
         await asyncio.sleep(0.01)
     assert record.status == "finished" and record.version == 7, record
     await service.shutdown()
+    await ai_turns.shutdown()
 
 
 # -- shared engines closed by another server of the process ------------------------------

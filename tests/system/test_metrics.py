@@ -19,9 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from socket_server.store import Actor
 from tests.conftest import PROJECT_ROOT
+from tests.integration.test_store_contract import ALICE, STORE_FACTORIES, human, make_game, play
 from tests.server_harness import Api, ServerThread, connect, free_port, ws_url
 from tests.system.test_server_protocol import tictactoe_pair
-from tests.integration.test_store_contract import ALICE, STORE_FACTORIES, human, make_game, play
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Self
 import pytest
 
 from agents.base import Agent, ProgressCallback, SearchInfo, SearchLimit, SearchResult
-from games import GameResult, GameState, IllegalMove, get_game_class
+from games import GameResult, GameState, IllegalMove
 from socket_server.app import create_app
 from socket_server.factory import GameSocketFactory
 from tests.server_harness import Api, Client, ServerThread, connect
@@ -233,7 +233,7 @@ async def test_a_custom_game_added_through_the_factory(
 ) -> None:
     app = create_app(server_settings)
     nim = GameSocketFactory().create_socket(app, NimAgent, NimState, "/ws/nim")
-    assert get_game_class("nim") is NimState
+    assert app.state["gamesocket"].game_types.state_class("nim") is NimState
     server = start_server(app)
     api = Api(server.base_url)
     try:

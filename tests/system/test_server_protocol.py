@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from games import TicTacToeState
 from socket_server.app import create_app
 from socket_server.factory import GameSocketFactory
-from socket_server.protocol import ERROR_CODES
+from socket_server.protocol import ErrorCode
 from socket_server.rest import HTTP_STATUS
 from tests.server_harness import Api, Client, ServerThread, connect
 
@@ -134,7 +134,7 @@ async def test_rest_errors_use_the_protocol_codes_and_statuses(
     assert over["result"] == {"winner": "x", "reason": "resignation"}
     late = await api.http.post(f"{url}/moves", json={"move": 0}, headers=bob["headers"])
     assert late.status_code == 409 and late.json()["error"]["code"] == "game_over"
-    assert set(HTTP_STATUS) == ERROR_CODES  # every protocol error has its HTTP status
+    assert set(HTTP_STATUS) == set(ErrorCode)  # every protocol error has its HTTP status
     schema = (await api.http.get("/schema")).json()
     assert "/api/games/{game_id}/moves" in schema["paths"]
     assert "CreateGame" in json.dumps(schema["components"])

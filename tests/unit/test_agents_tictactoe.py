@@ -130,7 +130,7 @@ def test_low_levels_are_legal_and_see_their_horizon() -> None:
 async def test_agent_searches_in_the_pool_and_reports_progress() -> None:
     state = TicTacToeState.initial().apply(4).apply(0)
     seen: list[SearchInfo] = []
-    result = await agents.get_agent("tictactoe", 10).search(state, on_progress=seen.append)
+    result = await agents.TicTacToeAgent(10).search(state, on_progress=seen.append)
     assert result.move in state.legal_moves()
     assert seen and seen[-1] == result.info
     assert result.info.depth == FULL_DEPTH

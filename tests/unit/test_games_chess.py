@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from games import GAME_TYPES, ChessState, IllegalMove
+from games import ChessState, IllegalMove
 
 KIWIPETE = "r3k2r/p1ppqpb1/bn2pnp1/3PN3/1p2P3/2N2Q1p/PPPBBPPP/R3K2R w KQkq - 0 1"
 
@@ -123,7 +123,6 @@ def test_notations_promotion_and_castling() -> None:
 
 def test_board_san_last_move_and_round_trip() -> None:
     state = play("e4", "e7e5", "Nf3")
-    assert GAME_TYPES["chess"] is ChessState
     assert state.history == ("e2e4", "e7e5", "g1f3")
     assert state.board() == {
         "fen": "rnbqkbnr/pppp1ppp/8/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R b KQkq - 1 2",

@@ -1,0 +1,282 @@
+"""Pure planning: who may do what, and what a request changes. No I/O, no asyncio.
+
+Every `plan_*` function takes the game as stored now (record and state) and the
+caller, and returns a `Change` (what to store as the next version), `None` (the
+request is already satisfied: nothing to store) or raises `Refused` with the
+protocol's error code. The service stores what these return; the rules of the game
+itself live in `games`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from games import GameState, IllegalMove
+from socket_server.protocol import ErrorCode
+from socket_server.store.base import (
+    Actor,
+    EventKind,
+    EventRecord,
+    GameRecord,
+    GameStatus,
+    Seat,
+    may_see,
+    seats_held_by,
+)
+
+DEFAULT_AI_LEVEL = 5
+MAX_AI_DELAY_MS = 60_000
+
+
+class Refused(Exception):
+    """A refused request: `code` is a protocol error code; nothing was changed."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one request changes: the seats and state of the next version, and its event."""
+
+    seats: dict[str, Seat]
+    state: GameState
+    kind: EventKind
+    seat: str | None = None
+    move: Any = None  # normal form, for a move
+    san: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def derive_status(seats: Mapping[str, Seat], state: GameState) -> GameStatus:
+    """`waiting` while a seat is empty, then `active`, then `finished` or `aborted`."""
+    if state.result is not None:
+        return "aborted" if state.result.reason == "aborted" else "finished"
+    if any(seat is None for seat in seats.values()):
+        return "waiting"
+    return "active"
+
+
+def turn_of(status: GameStatus, state: GameState) -> str | None:
+    """The seat to move, None unless the game is active."""
+    return state.turn if status == "active" else None
+
+
+def next_version(
+    record: GameRecord,
+    change: Change,
+    actor: Actor,
+    request_id: str | None,
+    now: datetime,
+) -> tuple[GameRecord, EventRecord]:
+    """The record and event that store `change` as version `record.version + 1`."""
+    status = derive_status(change.seats, change.state)
+    version = record.version + 1
+    new_record = replace(
+        record,
+        seats=change.seats,
+        state=change.state.to_json(),
+        version=version,
+        status=status,
+        turn=turn_of(status, change.state),
+        updated_at=now,
+    )
+    event = EventRecord(
+        game_id=record.game_id,
+        version=version,
+        kind=change.kind,
+        seat=change.seat,
+        move=change.move,
+        san=change.san,
+        user_id=actor.user_id,
+        request_id=request_id if actor.user_id is not None else None,
+        data=change.data,
+        at=now,
+    )
+    return new_record, event
+
+
+# -- who may do what -----------------------------------------------------------------
+def check_viewer(record: GameRecord, actor: Actor) -> None:
+    if may_see(record, actor):
+        return
+    if actor.user_id is None:
+        raise Refused(ErrorCode.UNAUTHORIZED, "this game is private: sign in as one of its players")
+    raise Refused(ErrorCode.FORBIDDEN, "this game is private")
+
+
+def check_not_over(record: GameRecord) -> None:
+    if record.status in ("finished", "aborted"):
+        raise Refused(ErrorCode.GAME_OVER, "the game is over")
+
+
+def player_seat(record: GameRecord, state: GameState, actor: Actor) -> str:
+    """The seat `actor` plays now in an active game: the one to move if it holds it."""
+    mine = seats_held_by(record.seats, actor.user_id)
+    if not mine:
+        if actor.user_id is None:
+            raise Refused(ErrorCode.UNAUTHORIZED, "sign in and take a seat to play")
+        raise Refused(ErrorCode.FORBIDDEN, "you have no seat in this game")
+    check_not_over(record)
+    if record.status == "waiting":
+        raise Refused(ErrorCode.NOT_YOUR_TURN, "the game is waiting for players")
+    return state.turn if state.turn in mine else mine[0]
+
+
+def check_turn(state: GameState, seat: str) -> None:
+    if state.turn != seat:
+        raise Refused(ErrorCode.NOT_YOUR_TURN, f"it is {state.turn}'s turn")
+
+
+# -- creating ------------------------------------------------------------------------
+def check_ai_delay(options: Mapping[str, Any], default_ms: int) -> None:
+    delay = options.get("ai_delay_ms", default_ms)
+    if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= MAX_AI_DELAY_MS:
+        raise Refused(
+            ErrorCode.BAD_MESSAGE, f"options.ai_delay_ms must be an integer 0..{MAX_AI_DELAY_MS}"
+        )
+
+
+def initial_seats(
+    state_class: type[GameState], requested: Mapping[str, Any], actor: Actor, has_ai: bool
+) -> dict[str, Seat]:
+    """The seats of a new game from `{seat: "me" or {"kind": "ai", "level"?}}`."""
+    names = state_class.seats
+    unknown = sorted(set(requested) - set(names))
+    if unknown:
+        raise Refused(ErrorCode.BAD_MESSAGE, f"unknown seat(s) {unknown}; seats are {names}")
+    ai = state_class.game_type if not has_ai else None
+    return {name: _requested_seat(name, requested.get(name), actor, ai) for name in names}
+
+
+def _requested_seat(name: str, wanted: Any, actor: Actor, without_ai: str | None) -> Seat:
+    """One seat of a new game; `without_ai` names a game type that has no AI."""
+    if wanted is None:
+        return None
+    if wanted == "me":
+        return {"kind": "human", "user_id": actor.user_id}
+    if isinstance(wanted, Mapping) and wanted.get("kind") == "ai":
+        level = wanted.get("level", DEFAULT_AI_LEVEL)
+        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 10:
+            raise Refused(ErrorCode.BAD_MESSAGE, "an AI level is an integer 1..10")
+        if without_ai is not None:
+            raise Refused(ErrorCode.BAD_MESSAGE, f"{without_ai} has no AI")
+        return {"kind": "ai", "level": level}
+    raise Refused(
+        ErrorCode.BAD_MESSAGE, f'seat {name}: use "me" or {{"kind": "ai", "level": 1..10}}'
+    )
+
+
+# -- the plans -----------------------------------------------------------------------
+def plan_join(
+    record: GameRecord, state: GameState, actor: Actor, seat: str | None
+) -> Change | None:
+    """Take `seat` (the first free one if None); None when the caller already sits there."""
+    if actor.user_id is None:
+        raise Refused(ErrorCode.UNAUTHORIZED, "sign in to take a seat")
+    check_not_over(record)
+    if seat is not None and seat not in record.seats:
+        raise Refused(ErrorCode.BAD_MESSAGE, f"no seat {seat!r}; seats are {list(record.seats)}")
+    mine = seats_held_by(record.seats, actor.user_id)
+    if mine and (seat is None or seat in mine):
+        return None
+    free = [name for name, value in record.seats.items() if value is None]
+    chosen = seat if seat is not None else (free[0] if free else None)
+    if chosen is None or record.seats[chosen] is not None:
+        raise Refused(ErrorCode.SEAT_TAKEN, "that seat is taken" if seat else "no free seat")
+    seats = {**record.seats, chosen: {"kind": "human", "user_id": actor.user_id}}
+    return Change(seats, state, "join", seat=chosen)
+
+
+def plan_move(record: GameRecord, state: GameState, seat: str, raw: Any) -> Change:
+    """`seat` plays `raw` (any notation the game accepts)."""
+    check_turn(state, seat)
+    try:
+        move = state.parse_move(raw)
+        new_state = state.apply(move)
+    except IllegalMove as error:
+        raise Refused(ErrorCode.ILLEGAL_MOVE, str(error)) from None
+    return Change(record.seats, new_state, "move", seat=seat, move=move, san=state.move_san(move))
+
+
+def plan_player_move(record: GameRecord, state: GameState, actor: Actor, raw: Any) -> Change:
+    return plan_move(record, state, player_seat(record, state, actor), raw)
+
+
+def plan_resign(record: GameRecord, state: GameState, actor: Actor) -> Change:
+    seat = player_seat(record, state, actor)
+    return Change(record.seats, state.finish(state.other_seat(seat), "resignation"), "resign", seat)
+
+
+def plan_abort(record: GameRecord, state: GameState, actor: Actor) -> Change:
+    """The creator or a seated player may abort a game before its first move."""
+    check_not_over(record)
+    if actor.user_id is None:
+        raise Refused(ErrorCode.UNAUTHORIZED, "sign in to abort a game")
+    seated = seats_held_by(record.seats, actor.user_id)
+    if actor.user_id != record.created_by and not seated:
+        raise Refused(ErrorCode.FORBIDDEN, "only the creator or a player may abort")
+    if state.history:
+        raise Refused(ErrorCode.FORBIDDEN, "a game with moves cannot be aborted: resign")
+    seat = seated[0] if seated else None
+    return Change(record.seats, state.finish(None, "aborted"), "abort", seat)
+
+
+def plan_draw_accept(
+    record: GameRecord, state: GameState, actor: Actor, offered_by: str | None
+) -> Change:
+    seat = player_seat(record, state, actor)
+    if offered_by is None or offered_by == seat:
+        raise Refused(ErrorCode.ILLEGAL_MOVE, "there is no draw offer to accept")
+    return Change(record.seats, state.finish(None, "draw_agreed"), "draw", seat)
+
+
+def plan_draw_offer(
+    record: GameRecord, state: GameState, actor: Actor, offered_by: str | None
+) -> str:
+    """The seat that offers a draw (an offer stores no version)."""
+    seat = player_seat(record, state, actor)
+    if offered_by == state.other_seat(seat):
+        raise Refused(ErrorCode.ILLEGAL_MOVE, "your opponent offered a draw: accept it")
+    return seat
+
+
+def plan_draw_decline(
+    record: GameRecord, state: GameState, actor: Actor, offered_by: str | None
+) -> str:
+    """The seat that declines the standing offer (stores no version)."""
+    seat = player_seat(record, state, actor)
+    if offered_by is None or offered_by == seat:
+        raise Refused(ErrorCode.ILLEGAL_MOVE, "there is no draw offer to decline")
+    return seat
+
+
+# -- replaying -----------------------------------------------------------------------
+def seats_before_joins(record: GameRecord, events: list[EventRecord]) -> dict[str, Seat]:
+    """The seats a game was created with: the stored ones minus those a `join` filled."""
+    joined = {event.seat for event in events if event.kind == "join"}
+    return {name: (None if name in joined else seat) for name, seat in record.seats.items()}
+
+
+def replay_event(
+    seats: dict[str, Seat], state: GameState, event: EventRecord
+) -> tuple[dict[str, Seat], GameState]:
+    """One stored event applied to (seats, state) while rebuilding old versions."""
+    kind = event.kind
+    if kind == "join" and event.seat is not None:
+        return {**seats, event.seat: {"kind": "human", "user_id": event.user_id}}, state
+    if kind == "move":
+        return seats, state.apply(event.move)
+    if kind == "resign" and event.seat is not None:
+        return seats, state.finish(state.other_seat(event.seat), "resignation")
+    if kind == "draw":
+        return seats, state.finish(None, "draw_agreed")
+    if kind == "abort":
+        return seats, state.finish(None, "aborted")
+    result = event.data.get("result") or {}  # "finish": an end decided outside the rules
+    return seats, state.finish(result.get("winner"), result.get("reason", "aborted"))

@@ -1,0 +1,333 @@
+"""One socket's session: admission, `hello` and `state`, the receive loop, dispatch.
+
+No game logic: every request is handed to the service (or the AI turns) through a
+dispatch table from message type to handler, and answered with `ack` or `error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from litestar import WebSocket
+
+from socket_server import protocol
+from socket_server.auth import AuthError
+from socket_server.changes import Refused
+from socket_server.hub import Connection
+from socket_server.protocol import (
+    AiMove,
+    ClientMessage,
+    CloseCode,
+    Draw,
+    ErrorCode,
+    Join,
+    Move,
+    Ping,
+    ProtocolError,
+    Resign,
+    Sync,
+    You,
+)
+from socket_server.store.base import Actor, GameRecord, may_see
+
+if TYPE_CHECKING:
+    from socket_server.context import ServerContext
+
+log = logging.getLogger("gamesocket.ws")
+
+CLOSE_WAIT = 5.0  # seconds a closing socket may take to flush its queue
+
+
+class TokenBucket:
+    """`rate` messages a second on average, `burst` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.capacity = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class NotAdmitted(Exception):
+    """The socket may not watch this game: it is closed with `code`."""
+
+    def __init__(self, code: CloseCode) -> None:
+        super().__init__(code.name)
+        self.code = code
+
+
+# A state-changing request: (endpoint, connection, message) -> the version it reached.
+Handler = Callable[["GameEndpoint", Connection, Any], Awaitable[int]]
+
+
+class GameEndpoint:
+    """The sockets of one game type: `/ws/{game_type}/{game_id}`."""
+
+    def __init__(self, context: ServerContext, game_type: str) -> None:
+        self.context = context
+        self.game_type = game_type
+        self._requests: set[asyncio.Task[None]] = set()  # running `ai_move` requests
+
+    async def handle(self, socket: WebSocket[Any, Any, Any], game_id: str) -> None:
+        await socket.accept()
+        try:
+            actor, record = await self._admit(socket, game_id)
+        except NotAdmitted as refusal:
+            await socket.close(refusal.code)
+            return
+        except Exception:
+            log.exception("socket admission failed game=%s", game_id)
+            await socket.close(CloseCode.INTERNAL_ERROR)
+            return
+        settings = self.context.settings
+        connection = Connection(
+            socket,
+            game_id,
+            self.game_type,
+            actor,
+            settings.max_send_backlog,
+            self.context.hub.updates_between,
+        )
+        await self.context.hub.attach(connection, record.seats)
+        del record  # the game as read on admission: not kept for the socket's lifetime
+        await self._serve(socket, connection)
+
+    async def _admit(
+        self, socket: WebSocket[Any, Any, Any], game_id: str
+    ) -> tuple[Actor, GameRecord]:
+        """Who the caller is, and the game; `NotAdmitted` if they may not watch it."""
+        token = socket.query_params.get("token")
+        actor = Actor.ANONYMOUS
+        if token:
+            try:
+                actor = await self.context.auth.verify(token)
+            except AuthError:
+                raise NotAdmitted(CloseCode.UNAUTHORIZED) from None
+        try:
+            record, _ = await self.context.service.load(game_id, fresh=True)
+        except Refused:
+            raise NotAdmitted(CloseCode.NOT_FOUND) from None
+        if record.game_type != self.game_type:
+            raise NotAdmitted(CloseCode.NOT_FOUND)
+        if not may_see(record, actor):
+            anonymous = actor.user_id is None
+            raise NotAdmitted(CloseCode.UNAUTHORIZED if anonymous else CloseCode.FORBIDDEN)
+        return actor, record
+
+    async def _serve(self, socket: WebSocket[Any, Any, Any], connection: Connection) -> None:
+        """`hello`, `state`, then the receive loop; the close, whatever ends it."""
+        seats = self.context.hub.seats_of(connection)
+        role: Literal["player", "spectator"] = "player" if seats else "spectator"
+        user_id = connection.actor.user_id
+        log.info("socket open game=%s user=%s role=%s", connection.game_id, user_id, role)
+        code: int | None = None
+        try:
+            connection.start()
+            you = You(user_id=user_id, seat=seats[0] if seats else None, role=role)
+            connection.send_bytes(protocol.hello(connection.game_id, you))
+            await self._sync(connection, _since(socket.query_params.get("since")))
+            code = await self._receive_loop(socket, connection)
+        except Exception:
+            log.exception("socket failed game=%s user=%s", connection.game_id, user_id)
+            code = CloseCode.INTERNAL_ERROR
+        finally:
+            await self._close(connection, code)
+
+    async def _close(self, connection: Connection, code: int | None) -> None:
+        if code is not None:
+            connection.close(code)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(connection.wait_written(), CLOSE_WAIT)
+        await connection.stop()
+        await self.context.hub.detach(connection)
+        log.info(
+            "socket closed game=%s user=%s code=%s",
+            connection.game_id,
+            connection.actor.user_id,
+            connection.close_code or "client",
+        )
+
+    async def _sync(self, connection: Connection, since: int | None) -> None:
+        """Bring the client to the current version: missed updates, or one `state`."""
+        record, state = await self.context.service.load(connection.game_id, fresh=True)
+        current = record.version
+        if since is not None and since < current:
+            missed = await self.context.hub.updates_between(connection.game_id, since, current)
+            if len(missed) == current - since:
+                for _, text in missed:
+                    connection.send(text)
+                connection.start_updates(current)
+                return
+        if since != current:
+            snapshot = self.context.service.snapshot_of(record, state)
+            connection.send_bytes(protocol.state(snapshot))
+        connection.start_updates(current)
+
+    async def _receive_loop(
+        self, socket: WebSocket[Any, Any, Any], connection: Connection
+    ) -> int | None:
+        """Read client messages until the client leaves (None) or a close code is due."""
+        settings = self.context.settings
+        bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
+        refused = 0  # messages refused in a row by the rate limit
+        while not connection.cut_off:
+            try:
+                frame = await self._next_frame(socket, connection)
+            except TimeoutError:
+                return CloseCode.IDLE
+            if frame is None:
+                return None if not connection.cut_off else connection.close_code
+            received_at = time.perf_counter()
+            if _size(frame) > settings.max_message_bytes:
+                return CloseCode.MESSAGE_TOO_BIG
+            if not bucket.take():
+                refused += 1
+                if refused > settings.rate_limit_burst:
+                    return CloseCode.FLOOD
+                self._refuse(connection, ErrorCode.RATE_LIMITED, "too many messages: slow down")
+                continue
+            refused = 0
+            await self._dispatch(connection, frame, received_at)
+        return connection.close_code
+
+    async def _next_frame(
+        self, socket: WebSocket[Any, Any, Any], connection: Connection
+    ) -> str | bytes | None:
+        """The next frame; None when the client left or the socket was cut off."""
+        reader = asyncio.current_task()
+        # Awaited in place (no task per frame); a cut-off cancels this wait.
+        connection.waiting_reader = reader
+        try:
+            async with asyncio.timeout(self.context.settings.idle_timeout_seconds):
+                event: Any = await socket.receive()
+        except asyncio.CancelledError:
+            if not connection.cut_off or reader is None:
+                raise
+            reader.uncancel()
+            return None
+        finally:
+            connection.waiting_reader = None
+        if event["type"] == "websocket.disconnect":
+            return None
+        frame: str | bytes = event.get("text") or event.get("bytes") or b""
+        return frame
+
+    def _refuse(
+        self, connection: Connection, code: ErrorCode, message: str, ref: str | None = None
+    ) -> None:
+        """Answer a message with an error: logged, and counted by code."""
+        log.info(
+            "refused game=%s user=%s code=%s message=%s",
+            connection.game_id,
+            connection.actor.user_id,
+            code,
+            message,
+        )
+        self.context.metrics.rejected.labels(code).inc()
+        connection.send_bytes(protocol.error(code, message, ref))
+
+    async def _dispatch(
+        self, connection: Connection, frame: str | bytes, received_at: float
+    ) -> None:
+        try:
+            message = protocol.decode_client_message(frame)
+        except ProtocolError as error:
+            self._refuse(connection, error.code, error.message, error.ref)
+            return
+        if isinstance(message, Ping):
+            connection.send_bytes(protocol.PONG)
+        elif isinstance(message, Sync):
+            await self._sync(connection, message.since)
+        elif isinstance(message, AiMove):
+            # The search may take a while: the socket keeps reading meanwhile.
+            task = asyncio.create_task(self._run(connection, message, received_at))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+        else:
+            await self._run(connection, message, received_at)
+
+    async def _run(
+        self, connection: Connection, message: ClientMessage, received_at: float
+    ) -> None:
+        """One state-changing request through its handler; `ack` or `error`."""
+        handler = HANDLERS[type(message)]
+        try:
+            version = await handler(self, connection, message)
+        except Refused as refusal:
+            self._refuse(connection, refusal.code, refusal.message, message.id)
+            return
+        except Exception:
+            log.exception(
+                "request failed game=%s user=%s", connection.game_id, connection.actor.user_id
+            )
+            self._refuse(connection, ErrorCode.INTERNAL, "internal error", message.id)
+            return
+        if isinstance(message, Move):
+            # A move's latency is taken once the service has stored and published it.
+            self.context.metrics.move_latency.observe(time.perf_counter() - received_at)
+        if message.id is not None:
+            connection.send_bytes(protocol.ack(message.id, version))
+
+    # -- the handlers -------------------------------------------------------------------
+    async def _move(self, connection: Connection, message: Move) -> int:
+        return await self.context.service.move(
+            connection.actor,
+            connection.game_id,
+            message.move,
+            version=message.version,
+            request_id=message.id,
+        )
+
+    async def _join(self, connection: Connection, message: Join) -> int:
+        service = self.context.service
+        return await service.join(connection.actor, connection.game_id, message.seat, message.id)
+
+    async def _resign(self, connection: Connection, message: Resign) -> int:
+        return await self.context.service.resign(connection.actor, connection.game_id, message.id)
+
+    async def _draw(self, connection: Connection, message: Draw) -> int:
+        service = self.context.service
+        return await service.draw(connection.actor, connection.game_id, message.action, message.id)
+
+    async def _abort(self, connection: Connection, message: protocol.Abort) -> int:
+        return await self.context.service.abort(connection.actor, connection.game_id, message.id)
+
+    async def _ai_move(self, connection: Connection, message: AiMove) -> int:
+        ai_turns = self.context.ai_turns
+        return await ai_turns.ai_move(
+            connection.actor, connection.game_id, message.level, message.id
+        )
+
+
+HANDLERS: dict[type[ClientMessage], Handler] = {
+    Move: GameEndpoint._move,
+    Join: GameEndpoint._join,
+    Resign: GameEndpoint._resign,
+    Draw: GameEndpoint._draw,
+    protocol.Abort: GameEndpoint._abort,
+    AiMove: GameEndpoint._ai_move,
+}
+
+
+def _since(raw: str | None) -> int | None:
+    if raw is None or not raw.strip().isdigit():
+        return None
+    return int(raw)
+
+
+def _size(frame: str | bytes) -> int:
+    return len(frame.encode()) if isinstance(frame, str) else len(frame)
