@@ -1,13 +1,18 @@
 /**
- * gamesocket.js: a small browser client for the gamesocket wire protocol, version 1
- * (docs/web-client.md; the contract itself is PROTOCOL.md). Plain ES module, no build
- * step, no dependencies.
+ * gamesocket-client: the client of the gamesocket wire protocol, version 1 (the contract
+ * is PROTOCOL.md; the guide is docs/web-client.md). One plain ES module with no
+ * dependencies and no build step. It runs in browsers and in Node 20+ (Node 22 has a
+ * global WebSocket; on Node 20 pass one, e.g. `import WebSocket from "ws"`, as the
+ * `WebSocket` option). Types: gamesocket.d.ts, generated from the server's schemas.
  *
- * Usage (copy and adapt):
+ * This file is the single source: the web page serves a byte-identical copy
+ * (socket_server/static/gamesocket.js), checked by the test suite.
  *
- *   import { guestSignIn, createGame, connect } from "/gamesocket.js";
+ * Usage:
  *
- *   const baseUrl = location.origin;
+ *   import { guestSignIn, createGame, connect } from "gamesocket-client";
+ *
+ *   const baseUrl = "http://127.0.0.1:8000"; // on a page served by gamesocket: omit
  *   const { access_token: token } = await guestSignIn({ baseUrl });
  *   const game = await createGame({ baseUrl, token }, {
  *     game_type: "tictactoe",
@@ -24,8 +29,8 @@
  *   }
  *
  * The client reconnects by itself (with `since` = the last version it saw, so no update
- * is missed) and resends a move that was not acknowledged yet with the same `id`, which
- * the server never applies twice.
+ * is missed) and resends every request that was not answered yet with the same `id`,
+ * which the server never applies twice.
  */
 
 /** Protocol version this module speaks. */
@@ -65,20 +70,26 @@ export const CLOSE_TEXT = {
   4429: "Too many messages were sent; reconnecting more slowly…",
 };
 
+/** Timings (milliseconds); each can be overridden per client through its options. */
+export const DEFAULTS = Object.freeze({
+  pingIntervalMs: 20000, // well inside the server's idle limit (close code 4408)
+  callTimeoutMs: 20000,
+  aiMoveTimeoutMs: 120000,
+  backoffMinMs: 300,
+  backoffMaxMs: 8000,
+  slowDownMs: 2000, // the least wait after a 4429 close
+});
+
 // Close codes after which reconnecting cannot help.
 const FATAL_CLOSE_CODES = new Set([4403, 4404]);
-const PING_INTERVAL_MS = 20000;
-const CALL_TIMEOUT_MS = 20000;
-const AI_MOVE_TIMEOUT_MS = 120000;
-const BACKOFF_MIN_MS = 300;
-const BACKOFF_MAX_MS = 8000;
+const WS_OPEN = 1;
 
 /** An error answered by the server (REST or socket) or raised by the client. */
 export class GameSocketError extends Error {
   /**
    * @param {string} code protocol error code (`illegal_move`, ...) or a client code
    * @param {string} [message] the server's message; defaults to a human text for `code`
-   * @param {object} [extra] `status` (HTTP status), `ref` (message id)
+   * @param {object} [extra] `status` (HTTP status), `ref` (message id), `closeCode`
    */
   constructor(code, message, extra = {}) {
     super(message || ERROR_TEXT[code] || code);
@@ -88,15 +99,23 @@ export class GameSocketError extends Error {
   }
 }
 
+function defaultBaseUrl() {
+  const origin = globalThis.location && globalThis.location.origin;
+  if (origin && origin !== "null") return origin;
+  throw new TypeError("gamesocket: `baseUrl` is required outside a page served by gamesocket");
+}
+
 // ---------------------------------------------------------------------------------
-// REST helpers
+// REST helpers. Each takes a connection `{baseUrl?, token?, fetch?}` first.
 // ---------------------------------------------------------------------------------
 
-async function request({ baseUrl = location.origin, token } = {}, method, path, body) {
+async function request(conn = {}, method, path, body) {
+  const baseUrl = conn.baseUrl || defaultBaseUrl();
+  const fetchImpl = conn.fetch || globalThis.fetch;
   const headers = { Accept: "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
+  if (conn.token) headers.Authorization = `Bearer ${conn.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(new URL(path, baseUrl), {
+  const response = await fetchImpl(new URL(path, baseUrl), {
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -112,134 +131,187 @@ async function request({ baseUrl = location.origin, token } = {}, method, path, 
   }
   if (!response.ok) {
     const error = (data && data.error) || {};
-    const code = error.code || (response.status === 401 ? "unauthorized" : "internal");
+    const code = error.code || (response.status === 401 ? "unauthorized" : response.status === 404 ? "not_found" : "internal");
     throw new GameSocketError(code, error.message, { status: response.status });
   }
   return data;
 }
 
-/**
- * The server's client configuration (`GET /api/config`).
- * @param {{baseUrl?: string}} [conn]
- * @returns {Promise<{mode: "embedded"|"supabase", supabase_url?: string, supabase_anon_key?: string}>}
- */
+function gamePath(gameId, suffix = "") {
+  return `/api/games/${encodeURIComponent(gameId)}${suffix}`;
+}
+
+function withQuery(path, params = {}) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") query.set(key, String(value));
+  }
+  const text = query.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+/** `GET /api/config` → `{mode, supabase_url, supabase_anon_key}`. */
 export function fetchConfig(conn) {
   return request(conn, "GET", "/api/config");
 }
 
-/**
- * Embedded mode only: a new guest account.
- * @param {{baseUrl?: string}} [conn]
- * @returns {Promise<{access_token: string, user_id: string, expires_at: string|number}>}
- */
-export function guestSignIn(conn) {
-  return request(conn, "POST", "/api/auth/guest", {});
+/** Embedded mode only: a new guest account (`name` optional) → `{access_token, user_id, expires_at}`. */
+export function guestSignIn(conn, { name } = {}) {
+  return request(conn, "POST", "/api/auth/guest", name ? { name } : {});
 }
 
-/**
- * Create a game. Seats map a seat name to `"me"` or `{kind: "ai", level}`.
- * @param {{baseUrl?: string, token: string}} conn
- * @param {{game_type: string, seats?: object, public?: boolean, options?: object}} spec
- * @returns {Promise<object>} the snapshot of the new game
- */
+/** `POST /api/games` → the snapshot of the new game. Seats map a seat to `"me"` or `{kind: "ai", level}`. */
 export function createGame(conn, spec) {
   return request(conn, "POST", "/api/games", spec);
 }
 
-/**
- * The games the caller may see.
- * @param {{baseUrl?: string, token?: string}} conn
- * @param {{game_type?: string, status?: string, limit?: number}} [filters]
- * @returns {Promise<object[]>} snapshots
- */
+/** `GET /api/games` (filters `game_type`, `status`, `limit`) → snapshots. */
 export async function listGames(conn, filters = {}) {
-  const query = new URLSearchParams();
-  for (const [key, value] of Object.entries(filters)) {
-    if (value !== undefined && value !== null && value !== "") query.set(key, String(value));
-  }
-  const suffix = query.toString() ? `?${query}` : "";
-  const data = await request(conn, "GET", `/api/games${suffix}`);
+  const data = await request(conn, "GET", withQuery("/api/games", filters));
   // A bare list per the protocol; tolerate a `{games: [...]}` envelope as well.
   return Array.isArray(data) ? data : (data && data.games) || [];
 }
 
-/**
- * One game's snapshot.
- * @param {{baseUrl?: string, token?: string}} conn
- * @param {string} gameId
- * @returns {Promise<object>}
- */
+/** `GET /api/games/{id}` → the snapshot. */
 export function getGame(conn, gameId) {
-  return request(conn, "GET", `/api/games/${encodeURIComponent(gameId)}`);
+  return request(conn, "GET", gamePath(gameId));
 }
 
-/**
- * One game's move log: `[{version, seat, move, san?, at}]`.
- * @param {{baseUrl?: string, token?: string}} conn
- * @param {string} gameId
- * @returns {Promise<object[]>}
- */
+/** `GET /api/games/{id}/moves` → `[{version, seat, move, san?, at}]`. */
 export function getMoves(conn, gameId) {
-  return request(conn, "GET", `/api/games/${encodeURIComponent(gameId)}/moves`);
+  return request(conn, "GET", gamePath(gameId, "/moves"));
+}
+
+/** `GET /api/games/{id}/pgn` (chess) → PGN text. */
+export function getPgn(conn, gameId) {
+  return request(conn, "GET", gamePath(gameId, "/pgn"));
+}
+
+/** `POST /api/games/{id}/join` with `{seat?, invite?, id?}` → the snapshot. */
+export function joinGame(conn, gameId, body = {}) {
+  return request(conn, "POST", gamePath(gameId, "/join"), body);
+}
+
+/** `POST /api/games/{id}/moves` with `{move, version?, id?}` → `{version}` (a move without a socket). */
+export function playMove(conn, gameId, body) {
+  return request(conn, "POST", gamePath(gameId, "/moves"), body);
+}
+
+/** `POST /api/games/{id}/claim`: claim the win against an opponent offline for 60 s. */
+export function claimVictory(conn, gameId) {
+  return request(conn, "POST", gamePath(gameId, "/claim"), {});
+}
+
+/** `POST /api/games/{id}/rematch` → `{status: "offered"}` or `{status: "created", game_id}`. */
+export function requestRematch(conn, gameId) {
+  return request(conn, "POST", gamePath(gameId, "/rematch"), {});
+}
+
+/** `GET /api/games/{id}/chat` (`room`, `after`, `limit`) → the stored chat messages. */
+export function getChat(conn, gameId, params = {}) {
+  return request(conn, "GET", withQuery(gamePath(gameId, "/chat"), params));
+}
+
+/** `GET /api/me` → the caller's profile. */
+export function getMe(conn) {
+  return request(conn, "GET", "/api/me");
+}
+
+/** `PATCH /api/me` with `{name}` → the profile. */
+export function updateMe(conn, changes) {
+  return request(conn, "PATCH", "/api/me", changes);
+}
+
+/** `GET /api/users/{id}` → `{user_id, name, ratings}`. */
+export function getUser(conn, userId) {
+  return request(conn, "GET", `/api/users/${encodeURIComponent(userId)}`);
+}
+
+/** `GET /api/users/{id}/games` (`limit`, `before`) → `{games, next_before}`. */
+export function getUserGames(conn, userId, params = {}) {
+  return request(conn, "GET", withQuery(`/api/users/${encodeURIComponent(userId)}/games`, params));
+}
+
+/** `GET /api/leaderboard` (`game_type`, `limit`) → `[{user_id, name, rating, deviation, games}]`. */
+export function getLeaderboard(conn, params = {}) {
+  return request(conn, "GET", withQuery("/api/leaderboard", params));
+}
+
+/** `POST /api/seeks` with `{game_type, clock?, rated?}` → `{seek_id, status, game_id?}`. */
+export function createSeek(conn, spec) {
+  return request(conn, "POST", "/api/seeks", spec);
+}
+
+/** `GET /api/seeks/{id}` → `{seek_id, status, game_id?}`. */
+export function getSeek(conn, seekId) {
+  return request(conn, "GET", `/api/seeks/${encodeURIComponent(seekId)}`);
+}
+
+/** `DELETE /api/seeks/{id}`: withdraw a seek. */
+export function cancelSeek(conn, seekId) {
+  return request(conn, "DELETE", `/api/seeks/${encodeURIComponent(seekId)}`);
 }
 
 // ---------------------------------------------------------------------------------
-// WebSocket client
+// Sockets
 // ---------------------------------------------------------------------------------
 
 let idCounter = 0;
 
-function newMessageId() {
+/** A fresh message id (at most 64 characters, as the protocol asks). */
+export function newMessageId() {
   idCounter += 1;
   const random = Math.random().toString(36).slice(2, 10);
   return `c${Date.now().toString(36)}-${random}-${idCounter}`;
 }
 
+function frameText(data) {
+  if (typeof data === "string") return data;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return new TextDecoder().decode(data);
+  return String(data);
+}
+
 /**
- * A live connection to one game. Create it with `connect()`.
+ * What the game and lobby clients share: one socket at a time, reconnecting with
+ * back-off, listeners, requests with an `id` settled by `ack` / `error`, and pings.
  *
- * Read-only properties: `version` (last version seen, or null), `snapshot` (the latest
- * snapshot), `you` (`{user_id, seat, role}` from `hello`), `presence`, `state`
- * (`"connecting"`, `"open"`, `"reconnecting"` or `"closed"`), `lastClose`
- * (`{code, reason}` of the last closed socket).
+ * Properties: `state` (`"connecting"`, `"open"`, `"reconnecting"`, `"closed"`), `you`
+ * (from the last `hello`, null while offline), `lastClose` (`{code, reason}`).
  */
-export class GameClient {
-  constructor({ baseUrl = location.origin, gameType, gameId, token, since, refreshToken, reconnect = true }) {
-    if (!gameType || !gameId) throw new TypeError("connect() needs gameType and gameId");
-    this.baseUrl = baseUrl;
-    this.gameType = gameType;
-    this.gameId = gameId;
-    this.token = token || null;
-    this.refreshToken = refreshToken || null;
-    this.autoReconnect = reconnect;
-    this.version = Number.isInteger(since) ? since : null;
-    this.snapshot = null;
-    this.you = null;
-    this.presence = null;
+export class SocketClient {
+  constructor(opts = {}) {
+    this.baseUrl = opts.baseUrl || defaultBaseUrl();
+    this.token = opts.token || null;
+    this.refreshToken = opts.refreshToken || null;
+    this.autoReconnect = opts.reconnect !== false;
+    this.timing = { ...DEFAULTS };
+    for (const key of Object.keys(DEFAULTS)) {
+      if (Number.isFinite(opts[key])) this.timing[key] = opts[key];
+    }
+    this.WebSocket = opts.WebSocket || globalThis.WebSocket;
+    if (typeof this.WebSocket !== "function") {
+      throw new TypeError("gamesocket: no WebSocket here; pass one as the `WebSocket` option (Node 20: the ws package)");
+    }
     this.state = "connecting";
+    this.you = null;
     this.lastClose = null;
     this._listeners = new Map();
-    this._pending = new Map(); // id -> {message, resolve, reject, sent, timer}
+    this._pending = new Map(); // id -> {message, resolve, reject, timer}
     this._socket = null;
     this._attempt = 0;
+    this._everOpened = false;
     this._retryTimer = null;
     this._pingTimer = null;
     this._closedByUser = false;
     this._refreshedAfter4401 = false;
-    this._open();
   }
 
   // -- events ------------------------------------------------------------------------
 
   /**
-   * Listen to one kind of event; returns a function that removes the listener.
-   * Kinds: every server message type (`hello`, `state`, `update`, `thinking`,
-   * `presence`, `ack`, `error`, `pong`, and extension types), plus `snapshot` (every
-   * new snapshot), `message` (every message), `connection` (state changes) and
-   * `fatal` (the connection closed for good).
-   * @param {string} kind
-   * @param {(payload: any) => void} callback
-   * @returns {() => void}
+   * Listen to one kind of event; returns a function that removes the listener. Kinds:
+   * every server message type (including ones this module does not know), plus
+   * `message` (every message), `connection` (state changes) and `fatal`.
    */
   on(kind, callback) {
     if (!this._listeners.has(kind)) this._listeners.set(kind, new Set());
@@ -247,7 +319,287 @@ export class GameClient {
     return () => this._listeners.get(kind).delete(callback);
   }
 
-  /** Every new snapshot, from `state` or `update`, in version order. */
+  /**
+   * The next event of `kind` for which `predicate` holds, as a promise (rejected after
+   * `timeoutMs`, default the call timeout).
+   */
+  waitFor(kind, predicate = () => true, { timeoutMs = this.timing.callTimeoutMs } = {}) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new GameSocketError("timeout", `no "${kind}" event within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const off = this.on(kind, (payload) => {
+        if (!predicate(payload)) return;
+        clearTimeout(timer);
+        off();
+        resolve(payload);
+      });
+    });
+  }
+
+  /** Every `hello`: `{protocol, you, ...}`. */
+  onHello(callback) {
+    return this.on("hello", callback);
+  }
+
+  /**
+   * Every error as a `GameSocketError`: `error` messages that no pending call is
+   * waiting for, and closes that reconnecting cannot fix (`code` is then
+   * `close_<number>` and `closeCode` the close code).
+   */
+  onError(callback) {
+    return this.on("error", callback);
+  }
+
+  /** Connection state changes: `{state, code?, reason?, delayMs?}`. */
+  onConnection(callback) {
+    return this.on("connection", callback);
+  }
+
+  _emit(kind, payload) {
+    for (const callback of [...(this._listeners.get(kind) || [])]) {
+      try {
+        callback(payload);
+      } catch (err) {
+        console.error(`gamesocket: a "${kind}" listener failed`, err);
+      }
+    }
+  }
+
+  _setState(state, details = {}) {
+    this.state = state;
+    this._emit("connection", { state, ...details });
+  }
+
+  // -- requests ----------------------------------------------------------------------
+
+  /**
+   * Send any client message with an `id` (a fresh one unless the message has one).
+   * Resolves on the `ack` with that `ref`, rejects with a `GameSocketError` on an
+   * `error` with that `ref`, on a timeout, or when the client is closed. A request
+   * still unanswered when the socket drops is sent again, with the same `id`, once the
+   * next connection says `hello`.
+   * @returns {Promise<{type: "ack", ref: string, version?: number}>}
+   */
+  call(message, { timeoutMs = this.timing.callTimeoutMs } = {}) {
+    if (this._closedByUser) return Promise.reject(new GameSocketError("closed"));
+    const id = message.id || newMessageId();
+    const full = { ...message, id };
+    return new Promise((resolve, reject) => {
+      const entry = { message: full, resolve, reject };
+      entry.timer = setTimeout(() => this._settle(id, new GameSocketError("timeout", undefined, { ref: id })), timeoutMs);
+      this._pending.set(id, entry);
+      this._send(full);
+    });
+  }
+
+  /** The requests sent or queued that have no answer yet (their messages). */
+  get pending() {
+    return [...this._pending.values()].map((entry) => entry.message);
+  }
+
+  /** Send a message without waiting for an answer; false when offline (then it is dropped). */
+  send(message) {
+    return this._send(message);
+  }
+
+  _send(message) {
+    if (!this._socket || this._socket.readyState !== WS_OPEN || this.you === null) return false;
+    this._socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  _settle(id, error, value) {
+    const entry = this._pending.get(id);
+    if (!entry) return false;
+    this._pending.delete(id);
+    clearTimeout(entry.timer);
+    if (error) entry.reject(error);
+    else entry.resolve(value);
+    return true;
+  }
+
+  // -- connection --------------------------------------------------------------------
+
+  /** Reconnect now (cancelling any wait). */
+  resume() {
+    this._closedByUser = false;
+    clearTimeout(this._retryTimer);
+    if (this._socket && this._socket.readyState <= WS_OPEN) return;
+    this._open();
+  }
+
+  /** Drop the socket as a network failure would; the client reconnects by itself. */
+  dropConnection() {
+    if (this._socket) this._socket.close(4000, "dropped by client");
+  }
+
+  /** Close for good; pending calls are rejected with `closed`. */
+  close() {
+    if (this._closedByUser && this.state === "closed") return;
+    this._closedByUser = true;
+    clearTimeout(this._retryTimer);
+    clearInterval(this._pingTimer);
+    if (this._socket && this._socket.readyState <= WS_OPEN) this._socket.close(1000, "bye");
+    this._rejectAll(new GameSocketError("closed"));
+    this._setState("closed", { code: 1000 });
+  }
+
+  _path() {
+    throw new Error("subclasses say where to connect");
+  }
+
+  _query(_params) {}
+
+  _url() {
+    const url = new URL(this._path(), this.baseUrl);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    if (this.token) url.searchParams.set("token", this.token);
+    this._query(url.searchParams);
+    return url.toString();
+  }
+
+  _open() {
+    this._setState(this._everOpened ? "reconnecting" : "connecting");
+    let socket;
+    try {
+      socket = new this.WebSocket(this._url());
+    } catch (err) {
+      this._socket = null;
+      this._closed(1006, String((err && err.message) || err));
+      return;
+    }
+    this._socket = socket;
+    socket.onmessage = (event) => {
+      // Like a browser, read nothing more from a socket once it is closing.
+      if (socket === this._socket && socket.readyState === WS_OPEN) this._receive(event.data);
+    };
+    socket.onclose = (event) => {
+      if (socket === this._socket) this._closed(event.code, event.reason);
+    };
+    // Some implementations (the ws package) throw on an error event nobody listens to;
+    // the close event that follows it does the work.
+    socket.onerror = () => {};
+  }
+
+  _receive(data) {
+    let message;
+    try {
+      message = JSON.parse(frameText(data));
+    } catch {
+      console.warn("gamesocket: ignoring a frame that is not JSON");
+      return;
+    }
+    if (!message || typeof message !== "object" || Array.isArray(message)) return;
+    this._emit("message", message);
+    if (message.type === "hello") {
+      this._hello(message);
+      return;
+    }
+    if (message.type === "ack") {
+      this._settle(message.ref, null, message);
+      this._emit("ack", message);
+      return;
+    }
+    if (message.type === "error") {
+      const error = new GameSocketError(message.code, message.message, { ref: message.ref });
+      if (!message.ref || !this._settle(message.ref, error)) this._emit("error", error);
+      return;
+    }
+    if (!this._handle(message)) this._emit(message.type, message);
+  }
+
+  // A subclass's own handling; true when it emitted the message itself.
+  _handle(_message) {
+    return false;
+  }
+
+  _hello(message) {
+    if (message.protocol !== PROTOCOL_VERSION) {
+      console.warn(`gamesocket: the server speaks protocol ${message.protocol}, this client ${PROTOCOL_VERSION}`);
+    }
+    this.you = message.you || { user_id: null };
+    this._attempt = 0;
+    this._everOpened = true;
+    this._refreshedAfter4401 = false;
+    this._setState("open");
+    clearInterval(this._pingTimer);
+    if (this.timing.pingIntervalMs > 0) {
+      this._pingTimer = setInterval(() => this._send({ type: "ping" }), this.timing.pingIntervalMs);
+    }
+    this._emit("hello", message);
+    // Requests queued while offline, and those whose answer a drop lost, go (again) now,
+    // with their first id: the server applies a given id at most once.
+    for (const entry of this._pending.values()) this._send(entry.message);
+  }
+
+  _closed(code, reason) {
+    clearInterval(this._pingTimer);
+    this.you = null;
+    this.lastClose = { code, reason };
+    if (this._closedByUser) return;
+    if (code === 4401 && this.refreshToken && !this._refreshedAfter4401) {
+      this._refreshedAfter4401 = true;
+      this._setState("reconnecting", { code, reason });
+      Promise.resolve()
+        .then(() => this.refreshToken())
+        .then((token) => {
+          this.token = token;
+          if (!this._closedByUser) this._open();
+        })
+        .catch((err) => this._fail(4401, String((err && err.message) || err)));
+      return;
+    }
+    if (FATAL_CLOSE_CODES.has(code) || code === 4401 || !this.autoReconnect) {
+      this._fail(code, reason);
+      return;
+    }
+    this._attempt += 1;
+    const { backoffMinMs, backoffMaxMs, slowDownMs } = this.timing;
+    const base = Math.min(backoffMaxMs, backoffMinMs * 2 ** (this._attempt - 1));
+    const delayMs = Math.round((code === 4429 ? Math.max(base, slowDownMs) : base) * (0.75 + Math.random() * 0.5));
+    this._setState("reconnecting", { code, reason, delayMs });
+    this._retryTimer = setTimeout(() => this._open(), delayMs);
+  }
+
+  _rejectAll(error) {
+    for (const id of [...this._pending.keys()]) this._settle(id, error);
+  }
+
+  _fail(code, reason) {
+    this._closedByUser = true;
+    this._rejectAll(new GameSocketError("closed", undefined, { closeCode: code }));
+    const error = new GameSocketError(`close_${code}`, CLOSE_TEXT[code] || reason || `closed (${code})`, {
+      closeCode: code,
+    });
+    this._setState("closed", { code, reason });
+    this._emit("error", error);
+    this._emit("fatal", error);
+  }
+}
+
+/**
+ * A live connection to one game (`/ws/{game_type}/{game_id}`). Create it with `connect()`.
+ *
+ * Properties, besides `SocketClient`'s: `version` (last version seen, or null),
+ * `snapshot` (the latest snapshot), `presence` (the latest `presence` message).
+ */
+export class GameClient extends SocketClient {
+  constructor(opts = {}) {
+    super(opts);
+    if (!opts.gameType || !opts.gameId) throw new TypeError("gamesocket: connect() needs gameType and gameId");
+    this.gameType = opts.gameType;
+    this.gameId = opts.gameId;
+    this.version = Number.isInteger(opts.since) ? opts.since : null;
+    this.snapshot = null;
+    this.presence = null;
+    this._open();
+  }
+
+  // -- events ------------------------------------------------------------------------
+
+  /** Every new snapshot, from `state` or `update`, in version order, never twice. */
   onState(callback) {
     return this.on("snapshot", callback);
   }
@@ -267,43 +619,26 @@ export class GameClient {
     return this.on("presence", callback);
   }
 
-  /**
-   * Every error as a `GameSocketError`: `error` messages that no pending call is
-   * waiting for, and connection closes that reconnecting cannot fix (`code` is then
-   * `close_<number>` and `closeCode` the close code).
-   */
-  onError(callback) {
-    return this.on("error", callback);
+  /** Every `chat` message: `{room, seq, user_id, name, text, at}`. */
+  onChat(callback) {
+    return this.on("chat", callback);
   }
 
-  /** Connection state changes: `{state, code?, reason?, delayMs?}`. */
-  onConnection(callback) {
-    return this.on("connection", callback);
+  /** Every `rematch` message: `{offered_by}` for an offer, `{new_game_id}` once it exists. */
+  onRematch(callback) {
+    return this.on("rematch", callback);
   }
 
-  _emit(kind, payload) {
-    for (const callback of this._listeners.get(kind) || []) {
-      try {
-        callback(payload);
-      } catch (err) {
-        console.error(`gamesocket: a "${kind}" listener failed`, err);
-      }
-    }
-  }
-
-  _setState(state, details = {}) {
-    this.state = state;
-    this._emit("connection", { state, ...details });
+  /** Every `announcement` message: `{text, at}`. */
+  onAnnouncement(callback) {
+    return this.on("announcement", callback);
   }
 
   // -- actions -----------------------------------------------------------------------
 
   /**
-   * Play a move for your seat. Resolves with the `ack` (`{ref, version}`), rejects with a
-   * `GameSocketError`. An unacknowledged move is resent with the same id after a
-   * reconnect; the server applies it at most once.
-   * @param {string|number} move chess UCI or SAN, connect4 column, tictactoe cell
-   * @param {{version?: number}} [opts] only play if the game is still at `version`
+   * Play a move for your seat (chess UCI or SAN, connect4 column, tictactoe cell); with
+   * `version`, only if the game is still at that version.
    */
   move(move, { version } = {}) {
     const message = { type: "move", move };
@@ -316,13 +651,10 @@ export class GameClient {
     return this.call(seat ? { type: "join", seat } : { type: "join" });
   }
 
-  /**
-   * Let the server's AI play your seat for this one move (at `level`, or the server's
-   * default). The ack comes once the AI has moved, so the wait is long.
-   */
+  /** The server's AI plays your seat for this one move; the ack comes after its move. */
   aiMove(level) {
     const message = Number.isInteger(level) ? { type: "ai_move", level } : { type: "ai_move" };
-    return this.call(message, { timeoutMs: AI_MOVE_TIMEOUT_MS });
+    return this.call(message, { timeoutMs: this.timing.aiMoveTimeoutMs });
   }
 
   /** Resign your seat. */
@@ -335,152 +667,48 @@ export class GameClient {
     return this.call({ type: "draw", action });
   }
 
-  /** Extension (docs/protocol-notes.md): the creator aborts a game that has not started. */
+  /** The creator (or a seated player) aborts a game before its first move. */
   abort() {
     return this.call({ type: "abort" });
   }
 
-  /** Ask for everything after `since` (default: the last version seen). */
+  /** Claim the win when every opponent seat has been offline for 60 s. */
+  claimVictory() {
+    return this.call({ type: "claim_victory" });
+  }
+
+  /** Write to the game's chat (`room`: `"players"` or `"spectators"`; default by role). */
+  chat(text, { room } = {}) {
+    return this.call(room ? { type: "chat", text, room } : { type: "chat", text });
+  }
+
+  /** Ask for everything after `since` (default: the last version seen); no promise. */
   sync(since = this.version) {
     return this._send(Number.isInteger(since) ? { type: "sync", since } : { type: "sync" });
   }
 
-  /**
-   * Send any client message with a fresh `id`; resolves on its `ack`, rejects on an
-   * `error` with the same `ref`, on a timeout, or when the connection is lost after
-   * it was sent (moves excepted: they are resent).
-   * @param {object} message with a `type`
-   * @param {{timeoutMs?: number}} [opts]
-   * @returns {Promise<{ref: string, version?: number}>}
-   */
-  call(message, { timeoutMs = CALL_TIMEOUT_MS } = {}) {
-    if (this._closedByUser) return Promise.reject(new GameSocketError("closed"));
-    const id = newMessageId();
-    const full = { ...message, id };
-    return new Promise((resolve, reject) => {
-      const entry = { message: full, resolve, reject, sent: false };
-      entry.timer = setTimeout(() => this._settle(id, new GameSocketError("timeout", undefined, { ref: id })), timeoutMs);
-      this._pending.set(id, entry);
-      if (this._send(full)) entry.sent = true;
-    });
-  }
-
-  /** Reconnect now (cancelling any wait), resuming from the last version seen. */
-  resume() {
-    this._closedByUser = false;
-    clearTimeout(this._retryTimer);
-    if (this._socket && this._socket.readyState <= WebSocket.OPEN) return;
-    this._open();
-  }
-
-  /**
-   * Drop the socket as if the network failed; the client reconnects by itself. Meant
-   * for tests and for "reconnect" buttons.
-   */
-  dropConnection() {
-    if (this._socket) this._socket.close(4000, "dropped by client");
-  }
-
-  /** Close for good; pending calls are rejected. */
-  close() {
-    this._closedByUser = true;
-    clearTimeout(this._retryTimer);
-    clearInterval(this._pingTimer);
-    if (this._socket) this._socket.close(1000, "bye");
-    for (const id of [...this._pending.keys()]) this._settle(id, new GameSocketError("closed"));
-    this._setState("closed", { code: 1000 });
-  }
-
   // -- internals ---------------------------------------------------------------------
 
-  _url() {
-    const url = new URL(`/ws/${encodeURIComponent(this.gameType)}/${encodeURIComponent(this.gameId)}`, this.baseUrl);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    if (this.token) url.searchParams.set("token", this.token);
-    if (Number.isInteger(this.version)) url.searchParams.set("since", String(this.version));
-    return url.toString();
+  _path() {
+    return `/ws/${encodeURIComponent(this.gameType)}/${encodeURIComponent(this.gameId)}`;
   }
 
-  _open() {
-    this._setState(this._attempt === 0 && this.snapshot === null ? "connecting" : "reconnecting");
-    const socket = new WebSocket(this._url());
-    this._socket = socket;
-    socket.onmessage = (event) => {
-      if (socket === this._socket) this._receive(event.data);
-    };
-    socket.onclose = (event) => {
-      if (socket === this._socket) this._closed(event.code, event.reason);
-    };
-  }
-
-  _send(message) {
-    if (!this._socket || this._socket.readyState !== WebSocket.OPEN || this.you === null) return false;
-    this._socket.send(JSON.stringify(message));
-    return true;
-  }
-
-  _settle(id, error, value) {
-    const entry = this._pending.get(id);
-    if (!entry) return false;
-    this._pending.delete(id);
-    clearTimeout(entry.timer);
-    if (error) entry.reject(error);
-    else entry.resolve(value);
-    return true;
-  }
-
-  _receive(data) {
-    let message;
-    try {
-      message = JSON.parse(data);
-    } catch {
-      console.warn("gamesocket: ignoring a frame that is not JSON");
-      return;
-    }
-    if (!message || typeof message !== "object") return;
-    this._emit("message", message);
-    switch (message.type) {
-      case "hello":
-        this._hello(message);
-        break;
-      case "state":
-        this._snapshot(message, false);
-        break;
-      case "update":
-        this._snapshot(message, true);
-        break;
-      case "presence":
-        this.presence = message;
-        break;
-      case "ack":
-        this._settle(message.ref, null, message);
-        break;
-      case "error": {
-        const error = new GameSocketError(message.code, message.message, { ref: message.ref });
-        if (!message.ref || !this._settle(message.ref, error)) this._emit("error", error);
-        break;
-      }
-      default:
-        break;
-    }
-    // `state` and `update` are emitted by `_snapshot`, only when they are new.
-    if (!["error", "state", "update"].includes(message.type)) this._emit(message.type, message);
+  _query(params) {
+    if (Number.isInteger(this.version)) params.set("since", String(this.version));
   }
 
   _hello(message) {
-    if (message.protocol !== PROTOCOL_VERSION) {
-      console.warn(`gamesocket: the server speaks protocol ${message.protocol}, this client ${PROTOCOL_VERSION}`);
+    if (!message.you) message = { ...message, you: { user_id: null, seat: null, role: "spectator" } };
+    super._hello(message);
+  }
+
+  _handle(message) {
+    if (message.type === "state" || message.type === "update") {
+      this._snapshot(message, message.type === "update");
+      return true;
     }
-    this.you = message.you || { user_id: null, seat: null, role: "spectator" };
-    this._attempt = 0;
-    this._refreshedAfter4401 = false;
-    this._setState("open");
-    clearInterval(this._pingTimer);
-    this._pingTimer = setInterval(() => this._send({ type: "ping" }), PING_INTERVAL_MS);
-    // Messages queued while offline, and moves whose ack was lost, go (again) now.
-    for (const entry of this._pending.values()) {
-      if (this._send(entry.message)) entry.sent = true;
-    }
+    if (message.type === "presence") this.presence = message;
+    return false;
   }
 
   _snapshot(message, isUpdate) {
@@ -499,68 +727,89 @@ export class GameClient {
     this._emit(message.type, message);
     this._emit("snapshot", snapshot);
   }
+}
 
-  _closed(code, reason) {
-    clearInterval(this._pingTimer);
-    this.you = null;
-    this.lastClose = { code, reason };
-    // A call whose outcome is unknown cannot be retried safely, except a move (by id).
-    for (const [id, entry] of [...this._pending]) {
-      if (entry.sent && entry.message.type !== "move") {
-        this._settle(id, new GameSocketError("disconnected", undefined, { ref: id }));
-      } else {
-        entry.sent = false;
-      }
-    }
-    if (this._closedByUser) return;
-    if (code === 4401 && this.refreshToken && !this._refreshedAfter4401) {
-      this._refreshedAfter4401 = true;
-      this._setState("reconnecting", { code, reason });
-      Promise.resolve(this.refreshToken())
-        .then((token) => {
-          this.token = token;
-          if (!this._closedByUser) this._open();
-        })
-        .catch((err) => this._fail(4401, String(err)));
-      return;
-    }
-    if (FATAL_CLOSE_CODES.has(code) || code === 4401 || !this.autoReconnect) {
-      this._fail(code, reason);
-      return;
-    }
-    this._attempt += 1;
-    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this._attempt - 1));
-    const delayMs = Math.round((code === 4429 ? Math.max(base, 2000) : base) * (0.75 + Math.random() * 0.5));
-    this._setState("reconnecting", { code, reason, delayMs });
-    this._retryTimer = setTimeout(() => this._open(), delayMs);
+/**
+ * The lobby socket (`/ws/lobby`): public waiting games and open seeks, kept current.
+ *
+ * Properties, besides `SocketClient`'s: `games` (a Map game_id → snapshot) and `seeks`
+ * (a Map seek_id → seek). Every `lobby` message replaces both; every `lobby_update`
+ * adds and removes entries.
+ */
+export class LobbyClient extends SocketClient {
+  constructor(opts = {}) {
+    super(opts);
+    this.games = new Map();
+    this.seeks = new Map();
+    this._open();
   }
 
-  _fail(code, reason) {
-    this._closedByUser = true;
-    for (const id of [...this._pending.keys()]) this._settle(id, new GameSocketError("closed"));
-    const error = new GameSocketError(`close_${code}`, CLOSE_TEXT[code] || reason || `closed (${code})`, {
-      closeCode: code,
-    });
-    this._setState("closed", { code, reason });
-    this._emit("error", error);
-    this._emit("fatal", error);
+  /** Every `lobby` message (the full lists, also after each reconnect). */
+  onLobby(callback) {
+    return this.on("lobby", callback);
+  }
+
+  /** Every `lobby_update` message: `{added, removed}`. */
+  onLobbyUpdate(callback) {
+    return this.on("lobby_update", callback);
+  }
+
+  /** `{games: [...], seeks: [...]}` after every `lobby` or `lobby_update`. */
+  onChange(callback) {
+    return this.on("change", callback);
+  }
+
+  /** Your own seek was paired: `{seek_id, game_id, game_type}`. */
+  onPaired(callback) {
+    return this.on("paired", callback);
+  }
+
+  /** Every `announcement` message: `{text, at}`. */
+  onAnnouncement(callback) {
+    return this.on("announcement", callback);
+  }
+
+  _path() {
+    return "/ws/lobby";
+  }
+
+  _handle(message) {
+    if (message.type === "lobby") {
+      this.games = new Map((message.games || []).map((game) => [game.game_id, game]));
+      this.seeks = new Map((message.seeks || []).map((seek) => [seek.seek_id, seek]));
+    } else if (message.type === "lobby_update") {
+      for (const id of message.removed || []) {
+        this.games.delete(id);
+        this.seeks.delete(id);
+      }
+      for (const item of message.added || []) {
+        if (item && item.seek_id) this.seeks.set(item.seek_id, item);
+        else if (item && item.game_id) this.games.set(item.game_id, item);
+      }
+    } else {
+      return false;
+    }
+    this._emit(message.type, message);
+    this._emit("change", { games: [...this.games.values()], seeks: [...this.seeks.values()] });
+    return true;
   }
 }
 
 /**
- * Open a live connection to one game (as a player when `token` holds one of its seats,
- * else as a spectator).
- * @param {object} opts
- * @param {string} [opts.baseUrl] the server's origin; defaults to this page's
- * @param {string} opts.gameType `chess`, `connect4`, `tictactoe`
- * @param {string} opts.gameId
- * @param {string} [opts.token] access token (required for players and private games)
- * @param {number} [opts.since] last version already known; only later updates are sent
- * @param {() => Promise<string>} [opts.refreshToken] called once after a 4401 close to
- *   get a fresh token before reconnecting
- * @param {boolean} [opts.reconnect=true] reconnect automatically after a drop
+ * Open a live connection to one game, as a player when `token` holds one of its seats,
+ * else as a spectator. Options: `baseUrl`, `gameType`, `gameId`, `token`, `since`,
+ * `refreshToken`, `reconnect`, `WebSocket`, and the timings of `DEFAULTS`.
  * @returns {GameClient}
  */
 export function connect(opts) {
   return new GameClient(opts);
+}
+
+/**
+ * Open the lobby socket. Options: `baseUrl`, `token` (optional: needed for `paired`),
+ * `refreshToken`, `reconnect`, `WebSocket`, and the timings of `DEFAULTS`.
+ * @returns {LobbyClient}
+ */
+export function connectLobby(opts) {
+  return new LobbyClient(opts);
 }
