@@ -12,9 +12,7 @@ import agents
 from agents.base import SearchInfo, SearchLimit
 from agents.connect4 import solve
 from games import Connect4State
-from tests.conftest import SHARED_DATA
-
-DATA = SHARED_DATA / "connect4"
+from tests.conftest import shared_data
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -24,7 +22,8 @@ def _stop_workers():
 
 
 def pons_lines(name: str, count: int | None = None) -> list[tuple[str, int]]:
-    lines = (DATA / name).read_text().split("\n")
+    """Pons' test set `name` from ../shared/data (the test skips without it)."""
+    lines = shared_data("connect4", name).read_text().split("\n")
     pairs = [(seq, int(score)) for seq, score in (line.split() for line in lines if line.strip())]
     return pairs[:count] if count is not None else pairs
 
