@@ -2,21 +2,34 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What is installed in the venv: the server's runtime dependencies (`make serve`), or
+# those and the dev extra (`make test`). Each stamp is renewed when pyproject.toml changes.
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 
-.PHONY: install serve test lint bench
+.PHONY: install install-dev serve test lint bench
 
-$(BIN)/gamesocket: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
-install: $(BIN)/gamesocket
+# The dev extra includes the runtime dependencies: it renews both stamps.
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(RUNTIME)
+
+install: $(RUNTIME)
+
+install-dev: $(DEV)
 
 serve: install
 	$(BIN)/gamesocket serve
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -24,5 +37,5 @@ lint: install
 test: lint
 	$(BIN)/pytest -q
 
-bench: install
+bench: install-dev
 	$(BIN)/python -m bench
