@@ -28,7 +28,7 @@ from agents.pool import PooledAgent, SearchJob, WorkerContext, effective_limit
 from games import GameState
 from games.chess import ChessState
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gamesocket.ai.chess")
 T = TypeVar("T")
 
 # Seconds per move and (built-in engine) depth cap per level.

@@ -29,7 +29,7 @@ import jwt
 from socket_server.settings import Settings
 from socket_server.store.base import Actor
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gamesocket.auth")
 
 GUEST_ISSUER = "gamesocket"
 GUEST_SECRET_FILE = "guest_jwt_secret"

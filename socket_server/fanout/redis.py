@@ -45,7 +45,7 @@ from redis.utils import str_if_bytes
 
 from socket_server.fanout.base import MessageHandler, Presence, ResubscribeHandler
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gamesocket.fanout")
 
 # KEYS[1] lock; ARGV[1] holder token, ARGV[2] ttl ms.
 _TAKE_LOCK = """

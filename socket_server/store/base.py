@@ -90,8 +90,9 @@ class GameRecord:
     options: dict[str, Any] = field(default_factory=dict)
     created_by: str | None = None
     # The seat to move while active (else None), as the rules say: set by the service
-    # so the Postgres store can check it without knowing any game's rules.
-    turn: str | None = None
+    # so the Postgres store can check it without knowing any game's rules. A hint
+    # for writing, derived from `state`: not every store reads it back.
+    turn: str | None = field(default=None, compare=False)
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
 
