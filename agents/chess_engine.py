@@ -267,7 +267,7 @@ class Engine:
             alpha = max(alpha, value)
         return alpha
 
-    def negamax(
+    def negamax(  # noqa: C901 -- the hot search kernel: one flat function is faster in CPython
         self, depth: int, alpha: int, beta: int, score: int, ply: int, null_ok: bool = True
     ) -> int:
         board = self.board
@@ -358,7 +358,7 @@ class Engine:
             board.push(entry[3])
         return [move.uci() for move in pv]
 
-    def search(self) -> tuple[chess.Move, Progress]:
+    def search(self) -> tuple[chess.Move, Progress]:  # noqa: C901 -- iterative deepening loop of the kernel
         """The best move found by the deadline, and what the last full iteration saw."""
         board = self.board
         moves = list(board.generate_legal_moves())

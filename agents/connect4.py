@@ -140,7 +140,7 @@ class _Search:
 class Solver(_Search):
     """The exact solver; keeps its transposition table between calls."""
 
-    def negamax(self, current: int, mask: int, moves: int, alpha: int, beta: int) -> int:
+    def negamax(self, current: int, mask: int, moves: int, alpha: int, beta: int) -> int:  # noqa: C901 -- the solver kernel: inlined for speed
         """The score if it lies in (alpha, beta), else a bound beyond the window.
 
         The caller guarantees that the side to move cannot win at once.
