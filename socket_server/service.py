@@ -423,12 +423,13 @@ class GameService:
 
     @staticmethod
     def _plan_on(record: GameRecord, state: GameState, request: Request) -> Change | None:
+        # Visibility first: a stranger must not learn a private game's version.
+        check_viewer(record, request.actor)
         expected = request.expected_version
         if expected is not None and expected != record.version:
             raise Refused(
                 ErrorCode.STALE_VERSION, f"the game is at version {record.version}, not {expected}"
             )
-        check_viewer(record, request.actor)
         return request.plan(record, state)
 
     async def _landed(self, request: Request) -> int | None:
