@@ -134,6 +134,19 @@ def contiguous(versions: list[int], last: int) -> bool:
     return versions == list(range(versions[0], last + 1))
 
 
+async def logged(path: Path, text: str, wait: float = 10.0) -> str:
+    """The server log at `path` once it contains `text`.
+
+    A server's lines are written by its log thread, a little after the event they
+    report, possibly after what the test saw next: a single read can come too early.
+    """
+    deadline = asyncio.get_running_loop().time() + wait
+    while text not in (logs := await asyncio.to_thread(path.read_text)):
+        assert asyncio.get_running_loop().time() < deadline, logs[-4000:]
+        await asyncio.sleep(0.05)
+    return logs
+
+
 async def test_games_across_three_processes_reach_every_spectator_in_order(
     cluster: Cluster,
 ) -> None:
@@ -253,7 +266,9 @@ async def test_updates_lost_in_a_redis_outage_are_filled_from_the_store(
         final = await next_update(watcher, 6)
         assert final["status"] == "finished" and final["result"]["winner"] == "x"
         assert contiguous(versions_seen(watcher), 6)
-    assert "reconnected" in servers[2].log_path.read_text()
+    # Logged before the catch-up began, but by the log thread: it may land after the
+    # watchers' updates did.
+    await logged(servers[2].log_path, "reconnected")
 
 
 async def test_a_killed_process_loses_nothing_and_its_ai_game_finishes_elsewhere(
