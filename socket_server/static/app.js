@@ -1,6 +1,8 @@
-// The gamesocket web page: a lobby, boards for chess / Connect Four / tic-tac-toe, and
-// live watching. Routes: `#/` (lobby) and `#/game/<type>/<id>`. Everything goes
-// through the protocol module gamesocket.js; see docs/web-client.md.
+// The gamesocket web page: a lobby, boards for chess / Connect Four / tic-tac-toe (and a
+// generic board for any other game), and live watching. Routes: `#/` (lobby) and
+// `#/game/<type>/<id>`. Everything goes through the protocol module gamesocket.js (the
+// clients/js package); see docs/web-client.md. Other games get a real drawing through
+// `GameSocketPage.registerRenderer(gameType, render)` (below).
 
 import {
   CLOSE_TEXT,
@@ -13,6 +15,7 @@ import {
   guestSignIn,
   listGames,
 } from "./gamesocket.js";
+import { lineToSan } from "./san.js";
 
 const SEATS = { chess: ["white", "black"], connect4: ["red", "yellow"], tictactoe: ["x", "o"] };
 const GAME_NAMES = { chess: "Chess", connect4: "Connect Four", tictactoe: "Tic-tac-toe" };
@@ -50,7 +53,18 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function seatLabel(seat) {
+  seat = String(seat);
   return seat.length <= 1 ? seat.toUpperCase() : seat[0].toUpperCase() + seat.slice(1);
+}
+
+// The seats of a game in turn order: the built-in games' own order, else the snapshot's.
+function seatsOf(gameType, snapshot) {
+  return SEATS[gameType] || Object.keys((snapshot && snapshot.seats) || {});
+}
+
+function gameName(gameType) {
+  const renderer = renderers.get(gameType);
+  return (renderer && renderer.name) || GAME_NAMES[gameType] || seatLabel(gameType);
 }
 
 // ---------------------------------------------------------------------------------
@@ -263,11 +277,27 @@ $("#new-game").addEventListener("submit", async (event) => {
   }
 });
 
+function isMe(seat) {
+  return Boolean(seat && seat.kind !== "ai" && seat.user_id && seat.user_id === auth.userId);
+}
+
 function describeSeat(seat) {
   if (!seat) return "open";
   if (seat.kind === "ai") return `AI ${seat.level ?? ""}`.trim();
-  if (seat.user_id && seat.user_id === auth.userId) return "you";
-  return "player";
+  if (isMe(seat)) return "you";
+  return seat.name || "player";
+}
+
+// What a lobby row's link does: your own games are "Play" (your move) or "Resume";
+// others "Join" (a free seat) or "Watch".
+function lobbyAction(game, seatNames) {
+  const mine = seatNames.filter((s) => isMe(game.seats?.[s]));
+  if (mine.length) {
+    const yourMove = game.status === "active" && mine.includes(game.turn);
+    return yourMove ? { text: "Play", kind: "play" } : { text: "Resume", kind: "resume" };
+  }
+  const free = game.status === "waiting" && seatNames.some((s) => !game.seats?.[s]);
+  return free ? { text: "Join", kind: "join" } : { text: "Watch", kind: "watch" };
 }
 
 async function refreshGames() {
@@ -287,18 +317,18 @@ function renderGames(games) {
   const body = $("#games tbody");
   body.replaceChildren(
     ...games.map((game) => {
-      const seatNames = SEATS[game.game_type] || Object.keys(game.seats || {});
+      const seatNames = seatsOf(game.game_type, game);
       const players = seatNames.map((s) => `${seatLabel(s)}: ${describeSeat(game.seats?.[s])}`).join(" · ");
       const link = `#/game/${game.game_type}/${game.game_id}`;
-      const free = game.status === "waiting" && seatNames.some((s) => !game.seats?.[s]);
+      const action = lobbyAction(game, seatNames);
       return el(
         "tr",
-        { "data-game-id": game.game_id, "data-game-type": game.game_type },
-        el("td", { text: GAME_NAMES[game.game_type] || game.game_type }),
-        el("td", { text: players }),
-        el("td", { text: game.status }),
-        el("td", { text: String(game.moves ?? 0) }),
-        el("td", {}, el("a", { href: link, class: free ? "button join-link" : "button watch-link", text: free ? "Join" : "Watch" })),
+        { "data-game-id": game.game_id, "data-game-type": game.game_type, "data-action": action.kind },
+        el("td", { class: "game-name", text: gameName(game.game_type) }),
+        el("td", { class: "game-players", text: players }),
+        el("td", { class: "game-status", text: game.status }),
+        el("td", { class: "game-moves", "data-moves": game.moves ?? 0, text: String(game.moves ?? 0) }),
+        el("td", { class: "game-action" }, el("a", { href: link, class: `button ${action.kind}-link`, text: action.text })),
       );
     }),
   );
@@ -320,7 +350,9 @@ const view = {
   selected: null, // chess: the square whose piece is picked up
   busy: false, // a move is on its way
   drawOffered: false,
-  log: new Map(), // grid games: version -> {version, seat, move}
+  failed: null, // the GameSocketError that ended the connection for good
+  noAi: false, // the server said this game type has no AI (ai_move refused)
+  log: new Map(), // games without a history in the board: version -> {version, seat, move}
   drawn: {}, // part name -> the inputs it was last drawn from (see renderPart)
 };
 
@@ -336,13 +368,23 @@ function myTurn(snapshot) {
   return snapshot && snapshot.status === "active" && mySeats(snapshot).includes(snapshot.turn);
 }
 
+// A person (not the AI, which never answers a draw offer, nor the viewer in another
+// seat) holds one of the other seats.
+function hasHumanOpponent(snapshot) {
+  const mine = mySeats(snapshot);
+  return seatsOf(snapshot.game_type, snapshot).some((name) => {
+    const seat = snapshot.seats?.[name];
+    return !mine.includes(name) && seat && seat.kind !== "ai";
+  });
+}
+
 function openGame(gameType, gameId) {
   if (view.client && view.gameId === gameId) return;
   closeGame();
-  Object.assign(view, { gameType, gameId, snapshot: null, selected: null, busy: false, drawOffered: false });
+  Object.assign(view, { gameType, gameId, snapshot: null, selected: null, busy: false, drawOffered: false, failed: null, noAi: false });
   view.log = new Map();
   view.drawn = {};
-  $("#game-title").textContent = GAME_NAMES[gameType] || gameType;
+  $("#game-title").textContent = gameName(gameType);
   $("#share-link").value = location.href;
   // Nothing of the previous game may linger: tests and styles read these attributes.
   for (const id of ["#board", "#moves", "#status", "#thinking", "#presence"]) {
@@ -355,6 +397,9 @@ function openGame(gameType, gameId) {
   $("#presence").textContent = "";
   $("#status").textContent = "Connecting…";
   $("#message").hidden = true;
+  $("#game-error").hidden = true;
+  $("#game-layout").hidden = false;
+  $("#after-game").hidden = true;
   hideThinking();
   const client = connect({
     gameType,
@@ -379,7 +424,9 @@ function openGame(gameType, gameId) {
   });
   client.onThinking(showThinking);
   client.onPresence(renderPresence);
-  client.onError(showError);
+  // A close that ends the connection gets the error view instead of a passing message.
+  client.onError((err) => (err.closeCode ? null : showError(err)));
+  client.on("fatal", showGameError);
   client.onConnection(renderConnection);
   client.on("hello", () => render());
   client.on("message", handleExtensionMessage);
@@ -395,6 +442,17 @@ function closeGame() {
   window.gamesocketApp.client = null;
   $("#connection").dataset.state = "idle";
   $("#connection").textContent = "";
+}
+
+// The game cannot be shown (no such game, a private game, no sign-in): the reason
+// alone, and the way back.
+function showGameError(err) {
+  view.failed = err;
+  $("#game-layout").hidden = true;
+  const box = $("#game-error");
+  box.hidden = false;
+  box.dataset.closeCode = String(err.closeCode || "");
+  $("#game-error-text").textContent = CLOSE_TEXT[err.closeCode] || err.message;
 }
 
 // Draw offers change no state, so the server reports them with extension messages
@@ -432,9 +490,10 @@ function renderPresence(presence) {
 
 function render() {
   const snapshot = view.snapshot;
-  if (!snapshot) return;
+  if (!snapshot || view.failed) return;
   renderStatus(snapshot);
   renderControls(snapshot);
+  renderAfterGame(snapshot);
   const mine = mySeats(snapshot);
   const online = (view.client && view.client.presence && view.client.presence.online) || {};
   renderPart("players", [snapshot.version, mine, online], () => renderPlayers(snapshot));
@@ -442,13 +501,34 @@ function render() {
   board.dataset.gameType = snapshot.game_type;
   board.dataset.version = String(snapshot.version);
   board.dataset.myTurn = String(myTurn(snapshot));
-  renderPart("board", [snapshot.version, mine, view.selected], () => {
-    if (snapshot.game_type === "chess") renderChess(snapshot);
-    else if (snapshot.game_type === "connect4") renderConnect4(snapshot);
-    else if (snapshot.game_type === "tictactoe") renderTicTacToe(snapshot);
-    else board.textContent = `This page cannot draw ${snapshot.game_type} boards.`;
+  const renderer = renderers.get(snapshot.game_type);
+  board.dataset.renderer = renderer ? renderer.id : "generic";
+  renderPart("board", [snapshot.version, mine, view.selected, board.dataset.renderer, view.busy], () => {
+    const context = renderContext(snapshot);
+    try {
+      (renderer ? renderer.render : renderGeneric)(board, snapshot, context);
+    } catch (err) {
+      console.error(`gamesocket: the ${snapshot.game_type} renderer failed; showing the generic board`, err);
+      board.dataset.renderer = "generic";
+      renderGeneric(board, snapshot, context);
+    }
   });
-  renderPart("moves", [snapshot.version, view.log.size], () => renderMoves(snapshot));
+  renderPart("moves", [snapshot.version, view.log.size, board.dataset.renderer], () => renderMoves(snapshot));
+}
+
+// What a renderer gets besides the container and the snapshot.
+function renderContext(snapshot) {
+  const mine = mySeats(snapshot);
+  const yours = myTurn(snapshot);
+  return {
+    mySeats: mine,
+    myTurn: yours,
+    busy: view.busy,
+    legalMoves: yours ? snapshot.legal_moves || [] : [],
+    play: (move) => sendMove(move),
+    seatLabel,
+    describeMove: (move, seat) => describeMove(snapshot.game_type, move, seat),
+  };
 }
 
 // A part is rebuilt only when what it shows changed: an element replaced between a
@@ -458,6 +538,18 @@ function renderPart(name, inputs, draw) {
   if (view.drawn[name] === key) return;
   view.drawn[name] = key;
   draw();
+}
+
+// The end of a game from the viewer's side: `win`, `loss`, `draw`, or `over` for a
+// spectator (and for a player holding every seat), `aborted`.
+function outcome(snapshot) {
+  if (snapshot.status === "aborted") return "aborted";
+  if (snapshot.status !== "finished" || !snapshot.result) return "";
+  const mine = mySeats(snapshot);
+  const { winner } = snapshot.result;
+  if (!winner) return "draw";
+  if (mine.length === 0 || mine.length === seatsOf(snapshot.game_type, snapshot).length) return "over";
+  return mine.includes(winner) ? "win" : "loss";
 }
 
 function statusText(snapshot) {
@@ -486,13 +578,14 @@ function renderStatus(snapshot) {
   box.dataset.turn = snapshot.turn || "";
   box.dataset.winner = snapshot.result ? snapshot.result.winner || "draw" : "";
   box.dataset.reason = snapshot.result ? snapshot.result.reason : "";
+  box.dataset.outcome = outcome(snapshot);
   box.textContent = statusText(snapshot);
 }
 
 function renderPlayers(snapshot) {
   const online = (view.client && view.client.presence && view.client.presence.online) || {};
   const mine = mySeats(snapshot);
-  const seatNames = SEATS[snapshot.game_type] || Object.keys(snapshot.seats || {});
+  const seatNames = seatsOf(snapshot.game_type, snapshot);
   $("#players").replaceChildren(
     ...seatNames.map((name) => {
       const seat = snapshot.seats?.[name];
@@ -512,7 +605,7 @@ function renderPlayers(snapshot) {
       } else if (seat.kind === "ai") {
         item.append(el("span", { text: `AI, level ${seat.level}` }));
       } else {
-        item.append(el("span", { text: mine.includes(name) ? "you" : `player ${String(seat.user_id).slice(0, 8)}` }));
+        item.append(el("span", { text: mine.includes(name) ? "you" : seat.name || `player ${String(seat.user_id).slice(0, 8)}` }));
         if (name in online) item.append(el("span", { class: `dot ${online[name] ? "online" : "offline"}`, title: online[name] ? "online" : "offline" }));
       }
       return item;
@@ -526,10 +619,49 @@ function renderControls(snapshot) {
   // The server allows an abort until the first move.
   $("#abort").hidden = !(seated && ["waiting", "active"].includes(snapshot.status) && snapshot.moves === 0);
   $("#resign").hidden = !playing;
-  $("#offer-draw").hidden = !playing;
-  $("#ai-move").hidden = !(playing && myTurn(snapshot));
+  // Only a person can answer a draw offer: none against the AI (nor yourself).
+  $("#offer-draw").hidden = !playing || !hasHumanOpponent(snapshot);
+  $("#ai-move").hidden = !(playing && myTurn(snapshot)) || view.noAi;
   $("#draw-offer").hidden = !(playing && view.drawOffered);
 }
+
+// After the end: a new game like this one (for its players, or for an AI-only game),
+// and the way back to the lobby.
+function renderAfterGame(snapshot) {
+  const over = snapshot.status === "finished" || snapshot.status === "aborted";
+  $("#after-game").hidden = !over;
+  if (!over) return;
+  const seats = Object.values(snapshot.seats || {});
+  const canRepeat = mySeats(snapshot).length > 0 || (seats.length > 0 && seats.every((seat) => seat && seat.kind === "ai"));
+  $("#new-game-again").hidden = !canRepeat;
+}
+
+// The same game type, seats and visibility: your seats stay yours, AI seats keep their
+// level, other players' seats are left open for a new opponent.
+function repeatSpec(snapshot) {
+  const mine = mySeats(snapshot);
+  const seats = {};
+  for (const [name, seat] of Object.entries(snapshot.seats || {})) {
+    if (seat && seat.kind === "ai") seats[name] = { kind: "ai", level: seat.level };
+    else if (mine.includes(name)) seats[name] = "me";
+  }
+  return { game_type: snapshot.game_type, seats, public: snapshot.public !== false };
+}
+
+$("#new-game-again").addEventListener("click", async () => {
+  const snapshot = view.snapshot;
+  if (!snapshot) return;
+  const button = $("#new-game-again");
+  button.disabled = true;
+  try {
+    const game = await auth.call((conn) => createGame(conn, repeatSpec(snapshot)));
+    location.hash = `#/game/${game.game_type}/${game.game_id}`;
+  } catch (err) {
+    showError(err);
+  } finally {
+    button.disabled = false;
+  }
+});
 
 // Run one client action; errors become a message. True when the server acknowledged.
 async function send(action) {
@@ -575,10 +707,18 @@ $("#decline-draw").addEventListener("click", async () => {
   await send((client) => client.draw("decline"));
 });
 $("#ai-move").addEventListener("click", async () => {
-  if (view.busy) return;
+  if (view.busy || !view.client) return;
   view.busy = true;
   $("#ai-move").disabled = true;
-  if (!(await send((client) => client.aiMove()))) view.busy = false;
+  try {
+    await view.client.aiMove();
+  } catch (err) {
+    view.busy = false;
+    // A game added without an AI: the server refuses, and the button goes.
+    if (err instanceof GameSocketError && err.code === "bad_message") view.noAi = true;
+    showError(err);
+    render();
+  }
   $("#ai-move").disabled = false;
 });
 $("#copy-link").addEventListener("click", async () => {
@@ -598,7 +738,7 @@ $("#copy-link").addEventListener("click", async () => {
 // Score to a 0..1 share for the first seat (white / red / x); `score` is from the
 // mover's view. Chess scores are centipawns; the grid games use small solver scores.
 function evalShare(gameType, seat, score) {
-  const first = SEATS[gameType][0];
+  const first = seatsOf(gameType, view.snapshot)[0];
   const fromFirst = seat === first ? score : -score;
   const scale = gameType === "chess" ? 400 : 6;
   return 1 / (1 + Math.exp(-fromFirst / scale));
@@ -617,6 +757,20 @@ function formatScore(gameType, seat, score) {
   return `${score > 0 ? "+" : ""}${score} (${name} ${score > 0 ? "ahead" : "behind"})`;
 }
 
+// The principal variation in the move list's notation: chess SAN numbered from the
+// current position ("12... Nf6 13. Bg5"), the other games "Red: column 4 → …".
+function formatPv(gameType, seat, pv) {
+  const snapshot = view.snapshot;
+  if (!pv.length) return "";
+  if (gameType === "chess") {
+    if (snapshot && snapshot.board && snapshot.board.fen && snapshot.turn === seat) return lineToSan(snapshot.board.fen, pv).text;
+    return pv.join(" ");
+  }
+  const order = seatsOf(gameType, snapshot);
+  const start = Math.max(0, order.indexOf(seat));
+  return pv.map((move, i) => `${seatLabel(order[(start + i) % order.length] || seat)}: ${describeMove(gameType, move)}`).join(" → ");
+}
+
 function showThinking(info) {
   const type = view.gameType;
   const box = $("#thinking");
@@ -629,9 +783,9 @@ function showThinking(info) {
   $("#thinking-depth").textContent = String(info.depth);
   $("#thinking-score").textContent = formatScore(type, info.seat, info.score);
   $("#thinking-nodes").textContent = Number(info.nodes || 0).toLocaleString("en");
-  $("#thinking-pv").textContent = (info.pv || []).join(" ");
+  $("#thinking-pv").textContent = formatPv(type, info.seat, info.pv || []);
   $("#eval-bar").style.width = `${(evalShare(type, info.seat, info.score) * 100).toFixed(1)}%`;
-  $("#eval-bar").className = `eval-fill eval-${SEATS[type][0]}`;
+  $("#eval-bar").className = `eval-fill eval-${seatsOf(type, view.snapshot)[0]}`;
 }
 
 // After the AI's move the last search stays visible (greyed) until the next one.
@@ -646,42 +800,55 @@ function hideThinking(keepLast = false) {
 // Move list
 // ---------------------------------------------------------------------------------
 
+// Numbered rows in move order: chess "1. e4 e5" (a row per move of both sides), the
+// other games one row per move ("1. Red: column 4").
 function renderMoves(snapshot) {
   const list = $("#moves");
   if (snapshot.game_type === "chess") {
     const san = snapshot.board.san || [];
     const [, active, , , , fullmove] = snapshot.board.fen.split(" ");
     const ply = (Number(fullmove) - 1) * 2 + (active === "b" ? 1 : 0) - san.length;
-    const items = [];
+    const rows = [];
     san.forEach((move, i) => {
       const p = ply + i;
       if (i === 0 || p % 2 === 0) {
         const number = Math.floor(p / 2) + 1;
-        items.push(el("li", { value: number }));
-        if (p % 2) items.at(-1).append(el("span", { class: "ply", text: "…" }));
+        rows.push(el("li", { "data-move-number": number }, el("span", { class: "move-number", text: `${number}.` })));
+        if (p % 2) rows.at(-1).append(" ", el("span", { class: "ply", text: "…" }));
       }
-      items.at(-1).append(el("span", { class: "ply", "data-ply": i, text: move }));
+      rows.at(-1).append(" ", el("span", { class: "ply", "data-ply": i, text: move }));
     });
-    list.replaceChildren(...items);
+    list.replaceChildren(...rows);
     list.dataset.count = String(san.length);
   } else {
     const moves = [...view.log.values()].sort((a, b) => a.version - b.version);
     list.replaceChildren(
-      ...moves.map((entry) =>
-        el("li", { "data-ply": entry.version, text: `${seatLabel(entry.seat)}: ${describeGridMove(snapshot.game_type, Number(entry.move))}` }),
+      ...moves.map((entry, i) =>
+        el(
+          "li",
+          { "data-move-number": i + 1 },
+          el("span", { class: "move-number", text: `${i + 1}.` }),
+          " ",
+          el("span", { class: "ply", "data-ply": entry.version, text: `${seatLabel(entry.seat)}: ${describeMove(snapshot.game_type, entry.move)}` }),
+        ),
       ),
     );
     list.dataset.count = String(snapshot.moves ?? moves.length);
-    list.scrollTop = list.scrollHeight;
   }
+  list.scrollTop = list.scrollHeight;
 }
 
-function describeGridMove(gameType, move) {
-  if (gameType === "connect4") return `column ${move + 1}`;
-  return `row ${Math.floor(move / 3) + 1}, column ${(move % 3) + 1}`;
+// A move in words, 1-based like the boards' own labels: "column 4", "row 2, column 2";
+// another game's renderer may say (registerRenderer's `describeMove`), else the move.
+function describeMove(gameType, move, seat) {
+  const renderer = renderers.get(gameType);
+  if (renderer && renderer.describeMove) return String(renderer.describeMove(move, seat));
+  if (gameType === "connect4") return `column ${Number(move) + 1}`;
+  if (gameType === "tictactoe") return `row ${Math.floor(Number(move) / 3) + 1}, column ${(Number(move) % 3) + 1}`;
+  return typeof move === "string" ? move : JSON.stringify(move);
 }
 
-// The grid games' snapshots hold no history: the move log (REST) plus the move events
+// Snapshots other than chess hold no history: the move log (REST) plus the move events
 // of later updates, keyed by version so the two never count a move twice.
 function recordMove(entry) {
   if (entry.move === undefined || entry.move === null || !entry.seat) return;
@@ -697,6 +864,103 @@ async function loadMoveLog(gameId) {
   } catch (err) {
     if (!(err instanceof GameSocketError && ["forbidden", "not_found"].includes(err.code))) showError(err);
   }
+}
+
+// ---------------------------------------------------------------------------------
+// Renderers: the built-in boards, the generic board, and the registry for others
+// ---------------------------------------------------------------------------------
+
+const renderers = new Map(); // game type -> {id, render, name?, describeMove?}
+let rendererCount = 0;
+
+/**
+ * Draw `gameType`'s boards with `render(container, snapshot, context)` instead of the
+ * generic board. `render` replaces the container's content; it is called again whenever
+ * the version, the viewer's seats or the selection change. `context`: `{mySeats,
+ * myTurn, busy, legalMoves (the snapshot's when it is your turn, else []), play(move),
+ * seatLabel(seat), describeMove(move, seat)}`. Options: `name` (the game's title),
+ * `describeMove(move, seat)` (words for the move list and the AI's line).
+ */
+export function registerRenderer(gameType, draw, { name, describeMove: describe } = {}) {
+  if (typeof draw !== "function") throw new TypeError("registerRenderer needs a render function");
+  rendererCount += 1;
+  renderers.set(gameType, { id: `${gameType}#${rendererCount}`, render: draw, name, describeMove: describe });
+  if (view.gameType === gameType) {
+    $("#game-title").textContent = gameName(gameType);
+    if (view.snapshot) render(); // the board's key names the renderer: it is drawn anew
+  }
+}
+
+// Any game: the board object shown as it is (a grid for `cells` or `rows`, the other
+// fields as a list), and the legal moves as buttons.
+function renderGeneric(container, snapshot, context) {
+  const board = snapshot.board && typeof snapshot.board === "object" ? snapshot.board : {};
+  const gridKey = ["cells", "rows", "grid"].find((key) => Array.isArray(board[key]));
+  const parts = [el("p", { class: "muted generic-note", text: `A plain view of this ${gameName(snapshot.game_type)} board.` })];
+  if (gridKey) parts.push(genericGrid(gridRows(board[gridKey])));
+  const fields = Object.entries(board).filter(([key]) => key !== gridKey);
+  if (fields.length) {
+    parts.push(
+      el(
+        "dl",
+        { class: "generic-fields" },
+        ...fields.flatMap(([key, value]) => [el("dt", { text: key }), el("dd", { "data-field": key, text: formatValue(value) })]),
+      ),
+    );
+  }
+  const moves = el("div", { class: "generic-moves" });
+  if (context.legalMoves.length) {
+    moves.append(
+      el("span", { class: "muted", text: "Your move: " }),
+      ...context.legalMoves.map((move) =>
+        el("button", {
+          type: "button",
+          class: "generic-move",
+          "data-move": JSON.stringify(move),
+          disabled: context.busy,
+          text: context.describeMove(move),
+          onclick: () => context.play(move),
+        }),
+      ),
+    );
+  } else if (snapshot.status === "active") {
+    moves.append(el("span", { class: "muted", text: `${seatLabel(snapshot.turn || "")} to move.` }));
+  }
+  parts.push(moves);
+  container.replaceChildren(el("div", { class: "generic-board", "data-game-type": snapshot.game_type }, ...parts));
+}
+
+// Rows of a grid: an array of arrays as it is; a flat array as a square when it is one
+// (9 cells: 3 by 3), else one row.
+function gridRows(value) {
+  if (value.every(Array.isArray)) return value;
+  const side = Math.round(Math.sqrt(value.length));
+  if (side > 1 && side * side === value.length) {
+    return Array.from({ length: side }, (_, r) => value.slice(r * side, (r + 1) * side));
+  }
+  return [value];
+}
+
+function genericGrid(rows) {
+  const table = el("table", { class: "generic-grid" });
+  rows.forEach((row, r) => {
+    table.append(
+      el(
+        "tr",
+        {},
+        ...row.map((cell, c) =>
+          el("td", { "data-row": r, "data-col": c, "data-value": cell === null ? "" : formatValue(cell), text: cell === null ? "" : formatValue(cell) }),
+        ),
+      ),
+    );
+  });
+  return table;
+}
+
+function formatValue(value) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "string") return value;
+  return JSON.stringify(value);
 }
 
 // ---------------------------------------------------------------------------------
@@ -727,7 +991,7 @@ function chessTargets(snapshot, from) {
   return (snapshot.legal_moves || []).filter((m) => m.slice(0, 2) === from).map((m) => m.slice(2, 4));
 }
 
-function renderChess(snapshot) {
+function renderChess(container, snapshot) {
   const { pieces, active } = parseFen(snapshot.board.fen);
   const mine = mySeats(snapshot);
   const flipped = mine.length === 1 && mine[0] === "black";
@@ -756,7 +1020,7 @@ function renderChess(snapshot) {
     }
   }
   grid.addEventListener("pointerdown", chessPointerDown);
-  $("#board").replaceChildren(grid);
+  container.replaceChildren(grid);
 }
 
 // Click-to-move and drag-to-move share these handlers: a press on a movable piece picks
@@ -879,7 +1143,7 @@ function winningCells(cells, length) {
   return found;
 }
 
-function renderConnect4(snapshot) {
+function renderConnect4(container, snapshot) {
   const { cells, rows, columns } = snapshot.board;
   const winners = winningCells(cells, 4);
   const playable = new Set(myTurn(snapshot) ? snapshot.legal_moves || [] : []);
@@ -908,10 +1172,10 @@ function renderConnect4(snapshot) {
     }
     grid.append(column);
   }
-  $("#board").replaceChildren(grid);
+  container.replaceChildren(grid);
 }
 
-function renderTicTacToe(snapshot) {
+function renderTicTacToe(container, snapshot) {
   const cells = snapshot.board.cells;
   const rows = [cells.slice(0, 3), cells.slice(3, 6), cells.slice(6, 9)];
   const winners = winningCells(rows, 3);
@@ -935,8 +1199,13 @@ function renderTicTacToe(snapshot) {
       }),
     );
   });
-  $("#board").replaceChildren(grid);
+  container.replaceChildren(grid);
 }
+
+// The built-in games use the same registry as any other.
+registerRenderer("chess", renderChess, { name: GAME_NAMES.chess });
+registerRenderer("connect4", renderConnect4, { name: GAME_NAMES.connect4 });
+registerRenderer("tictactoe", renderTicTacToe, { name: GAME_NAMES.tictactoe });
 
 // ---------------------------------------------------------------------------------
 // Routing and start-up
@@ -959,6 +1228,8 @@ function route() {
 
 // For tests and the browser console: the live client of the open game.
 window.gamesocketApp = { client: null, view };
+// For other scripts on the page (docs/web-client.md, "Drawing another game").
+window.GameSocketPage = { registerRenderer, renderers };
 
 async function start() {
   updateNewGameForm();

@@ -2,26 +2,33 @@
 
 Every scenario clicks and drags like a person would, then checks what the page shows
 against what the server says over REST. Screenshots of each board go to
-test-artifacts/; with GAMESOCKET_DOC_SCREENSHOTS=1 the README's images in docs/img/
-are refreshed from the same runs.
+test-artifacts/; with GAMESOCKET_DOC_SCREENSHOTS=1 the images of docs/web-client.md in
+docs/img/ (desktop and phone) are refreshed from the same runs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
+import chess
 import httpx
 import pytest
 
+from games import GameResult, GameState, IllegalMove
+from games.base import Move
+from socket_server.app import create_app
+from socket_server.factory import GameSocketFactory
+from socket_server.settings import Settings
 from tests.conftest import PROJECT_ROOT, require
-from tests.server_harness import ServerProcess, free_port
+from tests.server_harness import ServerProcess, ServerThread, free_port
 
 pytestmark = pytest.mark.browser
 
@@ -37,6 +44,13 @@ CHROMIUM_ARGS = [
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 DOC_IMAGES = PROJECT_ROOT / "docs" / "img"
 VIEWPORT = {"width": 1180, "height": 820}
+PHONE = {"width": 390, "height": 844}
+# The end of a game from the viewer's seat: one colour each (style.css).
+OUTCOME_COLOURS = {
+    "win": "rgb(31, 122, 61)",
+    "loss": "rgb(180, 35, 24)",
+    "draw": "rgb(138, 90, 0)",
+}
 # Environment variables that would move the server off embedded mode (the harness sets
 # DATABASE_URL itself).
 NON_EMBEDDED_ENV = (
@@ -93,8 +107,8 @@ def new_page(browser: Any, web_server: WebServer) -> Iterator[Any]:
     contexts: list[Any] = []
     errors: list[str] = []
 
-    def open_page(path: str = "/") -> Any:
-        context = browser.new_context(viewport=VIEWPORT, base_url=web_server.base_url)
+    def open_page(path: str = "/", viewport: Mapping[str, int] = VIEWPORT) -> Any:
+        context = browser.new_context(viewport=dict(viewport), base_url=web_server.base_url)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(20_000)
@@ -162,6 +176,48 @@ def record_versions(page: Any) -> None:
     )
 
 
+def move_rows(page: Any) -> list[str]:
+    """The move list's rows as read, whitespace collapsed."""
+    rows = page.locator("#moves li").all_inner_texts()
+    return [" ".join(row.split()) for row in rows]
+
+
+def outcome_of(page: Any) -> tuple[str, str]:
+    """The status line's outcome and its text colour."""
+    status = page.locator("#status")
+    return (
+        str(status.get_attribute("data-outcome")),
+        str(status.evaluate("e => getComputedStyle(e).color")),
+    )
+
+
+def record_thinking(page: Any) -> None:
+    """Keep every `thinking` the page showed, with the position it was shown in."""
+    page.evaluate(
+        """() => { window.thinkingShown = [];
+        window.gamesocketApp.client.onThinking(info => {
+            const snapshot = window.gamesocketApp.client.snapshot;
+            window.thinkingShown.push({ seat: info.seat, pv: info.pv, turn: snapshot.turn,
+                fen: snapshot.board.fen || null,
+                shown: document.querySelector('#thinking-pv').textContent });
+        }); }"""
+    )
+
+
+def assert_fits(page: Any, scope: str, width: int) -> None:
+    """No horizontal scrolling, and every visible control of `scope` inside the viewport."""
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    boxes = page.locator(f"{scope} :is(select, button, input, a.button)").evaluate_all(
+        """els => els.filter(e => e.offsetParent !== null).map(e => {
+            const r = e.getBoundingClientRect();
+            return { id: e.id || e.textContent.trim(), left: r.left, right: r.right };
+        })"""
+    )
+    assert boxes, f"no controls in {scope}"
+    outside = [box for box in boxes if box["left"] < 0 or box["right"] > width]
+    assert outside == [], outside
+
+
 def connect4_cells(page: Any) -> list[list[str | None]]:
     """The colours the page shows, rows top first, like the protocol's `cells`."""
     return page.evaluate(
@@ -208,6 +264,9 @@ def test_tictactoe_against_the_ai_to_the_end(web_server: WebServer, new_page: An
     assert snapshot["result"]["winner"] in (None, "o")
     status = page.inner_text("#status")
     assert ("Draw" in status) if snapshot["result"]["winner"] is None else ("You lose" in status)
+    # A loss is not shown in a winner's green, nor a draw.
+    expected = "draw" if snapshot["result"]["winner"] is None else "loss"
+    assert outcome_of(page) == (expected, OUTCOME_COLOURS[expected])
     if snapshot["result"]["winner"] == "o":
         assert page.locator(".ttt-cell.win").count() == 3
     log = web_server.get(f"/api/games/{game_id}/moves", token_of(page))
@@ -215,7 +274,10 @@ def test_tictactoe_against_the_ai_to_the_end(web_server: WebServer, new_page: An
     seen = page.evaluate("window.seenVersions")
     assert seen == list(range(seen[0], snapshot["version"] + 1)), seen
     assert page.locator("#moves li").count() == snapshot["moves"] == len(log)
-    assert page.inner_text("#moves li:first-child") == "X: row 2, column 2"
+    assert move_rows(page)[0] == "1. X: row 2, column 2"
+    assert move_rows(page)[1].startswith("2. O: row ")
+    # After the end: a new game or the lobby.
+    assert page.is_visible("#new-game-again") and page.is_visible("#back-to-lobby")
     screenshot(page, "tictactoe")
 
 
@@ -259,6 +321,8 @@ def test_chess_between_two_browsers_with_promotions(web_server: WebServer, new_p
     assert white.get_attribute("[data-square='h1']", "data-piece") == "bN"
     sans = white.locator("#moves [data-ply]").all_inner_texts()
     assert sans == ["a8=Q+", "Ke7", "Kd2", "h1=N"]
+    # The list reads in move order, a numbered row per move.
+    assert move_rows(white) == ["1. a8=Q+ Ke7", "2. Kd2 h1=N"]
     log = web_server.get(f"/api/games/{game_id}/moves", token_of(white))
     assert [entry["move"] for entry in log if entry.get("move")][-4:] == [
         "a7a8q",
@@ -270,7 +334,9 @@ def test_chess_between_two_browsers_with_promotions(web_server: WebServer, new_p
     screenshot(white, "chess-promotion")
     screenshot(black, "chess-promotion-black")
 
-    # A draw offer: declined once, then offered again and accepted.
+    # A draw offer (between two people it is offered): declined once, then offered again
+    # and accepted.
+    assert white.is_visible("#offer-draw") and black.is_visible("#offer-draw")
     white.click("#offer-draw")
     black.click("#decline-draw")
     white.wait_for_selector("#message[data-code='draw_declined']")
@@ -281,17 +347,28 @@ def test_chess_between_two_browsers_with_promotions(web_server: WebServer, new_p
         page.wait_for_selector("#status[data-status='finished'][data-reason='draw_agreed']")
         assert page.inner_text("#status") == "Draw: agreed."
         assert page.is_hidden("#offer-draw")
+        assert outcome_of(page) == ("draw", OUTCOME_COLOURS["draw"])
 
 
 def test_watch_ai_against_ai_connect4_with_drops(web_server: WebServer, new_page: Any) -> None:
     page = new_page()
     game_id = create_game(page, "connect4", "aivsai", level="2", level2="3", speed="150")
     record_versions(page)
+    record_thinking(page)
     # Fast searches report just before their move lands: count what the page showed.
     page.wait_for_function("() => Number(document.querySelector('#thinking').dataset.count) >= 3")
     assert page.is_visible("#thinking")
     assert int(page.get_attribute("#thinking", "data-depth")) >= 1
     assert page.inner_text("#thinking-pv").strip() != ""
+    # The AI's line in the move list's words, columns counted from 1 as on the board.
+    for shown in page.evaluate("window.thinkingShown"):
+        order = ["red", "yellow"]
+        start = order.index(shown["seat"])
+        expected = " → ".join(
+            f"{order[(start + i) % 2].capitalize()}: column {move + 1}"
+            for i, move in enumerate(shown["pv"])
+        )
+        assert shown["shown"] == expected
 
     # The lobby lists the running game; a second spectator follows its Watch link and
     # shows up in the first one's presence count.
@@ -317,6 +394,8 @@ def test_watch_ai_against_ai_connect4_with_drops(web_server: WebServer, new_page
 
     page.wait_for_selector("#status[data-status='finished']", timeout=90_000)
     snapshot = web_server.get(f"/api/games/{game_id}", token_of(page))
+    # A spectator's view of the end is neither a win nor a loss.
+    assert page.get_attribute("#status", "data-outcome") in ("over", "draw")
     seen = page.evaluate("window.seenVersions")
     assert seen == list(range(seen[0], snapshot["version"] + 1)), seen
     assert connect4_cells(page) == snapshot["board"]["cells"]
@@ -338,7 +417,10 @@ def test_chess_against_the_ai_with_hints_and_thinking(web_server: WebServer, new
     assert "dark" in page.get_attribute("[data-square='a1']", "class").split()
     assert "light" in page.get_attribute("[data-square='h1']", "class").split()
     record_versions(page)
+    record_thinking(page)
     page.wait_for_selector("#board[data-my-turn='true']")  # the AI opened as White
+    # The AI never answers a draw offer: there is none to make.
+    assert page.is_visible("#resign") and page.is_hidden("#offer-draw")
     page.drag_and_drop("[data-square='e7'] .piece", "[data-square='e5']")
     page.wait_for_selector("#moves[data-count='3']")
     # "Let the AI play this move": the server's AI plays Black's second move.
@@ -358,6 +440,15 @@ def test_chess_against_the_ai_with_hints_and_thinking(web_server: WebServer, new
     assert sans[1] == "e5"
     seen = page.evaluate("window.seenVersions")
     assert seen == list(range(seen[0], snapshot["version"] + 1)), seen
+    # The AI's line in SAN, numbered from the position it was computed in, as
+    # python-chess writes it.
+    shown_lines = [s for s in page.evaluate("window.thinkingShown") if s["turn"] == s["seat"]]
+    assert shown_lines
+    for shown in shown_lines:
+        board = chess.Board(shown["fen"])
+        line = board.variation_san([chess.Move.from_uci(m) for m in shown["pv"]])
+        assert shown["shown"] == re.sub(r"\.\.\.(?=\S)", "... ", line), shown
+    assert move_rows(page)[0] == f"1. {sans[0]} {sans[1]}"
     screenshot(page, "chess", doc=True)
 
 
@@ -374,7 +465,13 @@ def test_connect4_by_clicking_columns(web_server: WebServer, new_page: Any) -> N
     column = [row[3] for row in snapshot["board"]["cells"]]
     assert column.count("red") == 3  # each click dropped a red disc into column 4
     assert page.locator("#moves li").count() == snapshot["moves"] == 6
-    assert page.inner_text("#moves li:first-child") == "Red: column 4"
+    # In move order, columns counted from 1: exactly the server's move log.
+    log = [e for e in web_server.get(f"/api/games/{game_id}/moves", token_of(page)) if "move" in e]
+    expected = [
+        f"{i + 1}. {e['seat'].capitalize()}: column {e['move'] + 1}" for i, e in enumerate(log)
+    ]
+    assert move_rows(page) == expected
+    assert expected[0] == "1. Red: column 4"
 
     # Back to the lobby and into the game again from its list: the page starts clean.
     page.click(".brand")
@@ -419,19 +516,37 @@ def test_lobby_lists_public_games_only(new_page: Any) -> None:
     owner.click(".brand")
     owner.uncheck("#new-public")
     private_id = create_game(owner, "chess", "friend", side="white")
+    owner.click(".brand")
+    owner.check("#new-public")
+    my_turn_id = create_game(owner, "tictactoe", "ai", side="x", level="1")
+    owner.wait_for_selector("#board[data-my-turn='true']")
+    # The owner's own games: "Play" where it is their move, "Resume" elsewhere.
+    owner.click(".brand")
+    owner.locator(f"#games tr[data-game-id='{my_turn_id}']").wait_for()
+    labels = {
+        game: owner.inner_text(f"#games tr[data-game-id='{game}'] a")
+        for game in (public_id, private_id, my_turn_id)
+    }
+    assert labels == {public_id: "Resume", private_id: "Resume", my_turn_id: "Play"}
+    assert "X: you · O: open" in owner.inner_text(f"#games tr[data-game-id='{public_id}']")
+    screenshot(owner, "lobby", doc=True)
 
     stranger = new_page()
     stranger.wait_for_selector("#games[data-count]")
     assert stranger.locator(f"#games tr[data-game-id='{private_id}']").count() == 0
     row = stranger.locator(f"#games tr[data-game-id='{public_id}']")
     assert "X: player · O: open" in row.inner_text()
-    screenshot(stranger, "lobby", doc=True)
-    # The private game's link gets the 4403 message; the public one's Join link a seat.
+    assert row.locator("a").inner_text() == "Join"
+    watch = stranger.locator(f"#games tr[data-game-id='{my_turn_id}'] a")
+    assert watch.inner_text() == "Watch"
+    # The private game's link gets the 4403 message alone, and the way back; the public
+    # one's Join link a seat.
     stranger.goto(f"/#/game/chess/{private_id}")
     stranger.wait_for_selector("#connection[data-state='closed']")
     assert stranger.get_attribute("#connection", "data-close-code") == "4403"
-    assert "private" in stranger.inner_text("#message")
-    stranger.goto("/#/")
+    assert_error_view(stranger, "This game is private: you may not watch it.")
+    stranger.click("#game-error-back")
+    stranger.wait_for_selector("#lobby:not([hidden])")
     stranger.locator(f"#games tr[data-game-id='{public_id}'] a.join-link").click()
     stranger.click(".join-seat[data-seat='o']")
     owner.goto(f"/#/game/tictactoe/{public_id}")
@@ -472,11 +587,31 @@ def test_a_refused_token_is_replaced(web_server: WebServer, browser: Any) -> Non
         context.close()
 
 
+def assert_error_view(page: Any, text: str) -> None:
+    """The error alone: no board, no "Connecting…", and a way back to the lobby."""
+    page.wait_for_selector("#game-error:not([hidden])")
+    assert page.inner_text("#game-error-text") == text
+    assert page.is_hidden("#game-layout")
+    assert page.is_hidden("#board") and page.is_hidden("#status")
+    assert "Connecting" not in page.inner_text("#game")
+    assert page.is_hidden("#message")
+    assert page.get_attribute("#game-error-back", "href") == "#/"
+    assert page.is_visible("#game-error-back")
+
+
 def test_unknown_game_gets_a_clear_message(new_page: Any) -> None:
     page = new_page("/#/game/chess/00000000-0000-4000-8000-000000000000")
     page.wait_for_selector("#connection[data-state='closed']")
     assert page.get_attribute("#connection", "data-close-code") == "4404"
-    assert "no such game" in page.inner_text("#message")
+    assert_error_view(page, "There is no such game.")
+    screenshot(page, "error", doc=True)
+    page.click("#game-error-back")
+    page.wait_for_selector("#lobby:not([hidden])")
+    assert page.is_hidden("#game")
+    # Another game opens normally afterwards: the error view does not linger.
+    create_game(page, "tictactoe", "friend", side="x")
+    page.wait_for_selector("#status[data-status='waiting']")
+    assert page.is_hidden("#game-error") and page.is_visible("#board")
 
 
 def test_supabase_mode_signs_in_through_supabase_js(browser: Any, tmp_path: Path) -> None:
@@ -499,3 +634,248 @@ def test_supabase_mode_signs_in_through_supabase_js(browser: Any, tmp_path: Path
     finally:
         context.close()
         process.stop()
+
+
+def test_phone_lobby_and_board_fit_the_screen(web_server: WebServer, new_page: Any) -> None:
+    # Rows with long player lists, every kind of link: the lobby must still fit 390 px.
+    owner = httpx.post(web_server.base_url + "/api/auth/guest", json={}).json()
+    headers = {"Authorization": f"Bearer {owner['access_token']}"}
+    for seats in (
+        {"white": "me"},
+        {"red": "me", "yellow": {"kind": "ai", "level": 3}},
+        {"x": "me"},
+    ):
+        game_type = {"white": "chess", "red": "connect4", "x": "tictactoe"}[next(iter(seats))]
+        reply = httpx.post(
+            web_server.base_url + "/api/games",
+            json={"game_type": game_type, "seats": seats},
+            headers=headers,
+        )
+        assert reply.status_code == 201, reply.text
+    page = new_page(viewport=PHONE)
+    page.wait_for_function("Number(document.querySelector('#games').dataset.count) >= 3")
+    assert_fits(page, "#lobby", PHONE["width"])
+    assert page.locator("#games a.button").count() >= 3
+    screenshot(page, "lobby-phone", doc=True)
+
+    # A game on the phone: the board, its controls and the side panel fit as well.
+    create_game(page, "chess", "ai", side="white", level="1")
+    page.wait_for_selector("#board[data-my-turn='true']")
+    page.click("[data-square='e2']")
+    page.click("[data-square='e4']")
+    page.wait_for_selector("#moves[data-count='2']")
+    assert_fits(page, "#game", PHONE["width"])
+    board = page.locator(".chess-board").bounding_box()
+    assert board is not None and board["x"] >= 0 and board["x"] + board["width"] <= PHONE["width"]
+    screenshot(page, "chess-phone", doc=True)
+
+
+def test_win_and_loss_look_different_and_a_new_game_follows(
+    web_server: WebServer, new_page: Any
+) -> None:
+    x = new_page()
+    game_id = create_game(x, "tictactoe", "friend", side="x")
+    o = new_page(f"/#/game/tictactoe/{game_id}")
+    o.click(".join-seat[data-seat='o']")
+    watcher = new_page(f"/#/game/tictactoe/{game_id}")
+    for cell, player in ((0, x), (3, o), (1, x), (4, o), (2, x)):
+        player.wait_for_selector("#board[data-my-turn='true']")
+        player.click(f"[data-cell='{cell}']")
+    for page in (x, o, watcher):
+        page.wait_for_selector("#status[data-status='finished']")
+    assert x.inner_text("#status") == "You win three in a row!"
+    assert o.inner_text("#status") == "You lose: X wins three in a row."
+    assert outcome_of(x) == ("win", OUTCOME_COLOURS["win"])
+    assert outcome_of(o) == ("loss", OUTCOME_COLOURS["loss"])
+    assert outcome_of(watcher)[0] == "over"
+    assert len({outcome_of(p)[1] for p in (x, o, watcher)}) == 3
+    screenshot(x, "tictactoe-win", doc=True)
+    screenshot(o, "tictactoe-loss", doc=True)
+
+    # The players may start again at once; a spectator of a human game goes back.
+    assert watcher.is_visible("#back-to-lobby") and watcher.is_hidden("#new-game-again")
+    o.click("#back-to-lobby")
+    o.wait_for_selector("#lobby:not([hidden])")
+    x.click("#new-game-again")
+    x.wait_for_url(re.compile(r"#/game/tictactoe/(?!" + game_id + ")"))
+    x.wait_for_selector("#status[data-status='waiting']")
+    new_id = x.url.rsplit("/", 1)[1]
+    again = web_server.get(f"/api/games/{new_id}", token_of(x))
+    assert again["seats"]["o"] is None
+    assert again["seats"]["x"]["user_id"] == x.evaluate("window.gamesocketApp.client.you.user_id")
+    assert again["version"] == 0 and again["public"] is True
+
+
+def test_san_of_the_ai_line_matches_python_chess(web_server: WebServer, new_page: Any) -> None:
+    # The page's converter (san.js) over random play and over positions with every
+    # special move: castling both ways, en passant, promotions, checks, mates and
+    # pieces that need a file or rank to tell them apart.
+    rng = random.Random(20)
+    castling = "r3k2r/pppq1ppp/2n2n2/3pp3/1b1PP1b1/2N2N2/PPPQ1PPP/R3K2R"
+    lines: list[tuple[str, list[str]]] = [
+        (f"{castling} w KQkq - 0 1", ["e1g1", "e8c8"]),
+        (f"{castling} b KQkq - 0 1", ["e8g8", "e1c1"]),
+        ("4k3/8/8/3pP3/8/8/8/4K3 w - d6 0 1", ["e5d6"]),
+        ("8/1P4k1/8/8/8/8/6p1/4K2R w K - 0 1", ["b7b8q", "g2h1n", "e1d2"]),
+        ("6k1/5ppp/8/8/8/8/8/R5K1 w - - 0 1", ["a1a8"]),
+        ("k7/8/8/8/8/8/8/KN3N2 w - - 0 1", ["b1d2"]),
+        ("7k/8/8/8/R7/8/8/R6K w - - 0 1", ["a1a2", "h8g8", "a4a3"]),
+    ]
+    for _ in range(120):
+        board = chess.Board(lines[0][0]) if rng.random() < 0.2 else chess.Board()
+        for _ in range(rng.randrange(60)):
+            moves = list(board.legal_moves)
+            if not moves:
+                break
+            board.push(rng.choice(moves))
+        start = board.fen()
+        line = []
+        for _ in range(rng.randrange(1, 30)):
+            moves = list(board.legal_moves)
+            if not moves:
+                break
+            move = rng.choice(moves)
+            line.append(move.uci())
+            board.push(move)
+        lines.append((start, line))
+    expected = []
+    for fen, line in lines:
+        board = chess.Board(fen)
+        expected.append([board.san_and_push(chess.Move.from_uci(m)) for m in line])
+    page = new_page()
+    got = page.evaluate(
+        """async (lines) => { const { lineToSan } = await import('/san.js');
+            return lines.map(([fen, ucis]) => lineToSan(fen, ucis).moves); }""",
+        [[fen, line] for fen, line in lines],
+    )
+    assert got == expected
+    specials = [san for sans in expected for san in sans]
+    for needed in ("O-O", "O-O-O", "exd6", "b8=Q", "gxh1=N", "Ra8#", "Nbd2", "R1a2", "R4a3"):
+        assert needed in specials, needed
+    # A move that is not legal there ends the conversion; the rest stays as it came.
+    stopped = page.evaluate(
+        """async () => (await import('/san.js')).lineToSan(
+            'rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1', ['e2e4', 'e2e4'])"""
+    )
+    assert stopped == {"moves": ["e4"], "rest": ["e2e4"], "text": "1. e4 e2e4"}
+
+
+class CellsState(GameState):
+    """A tiny game for the generic board: take turns claiming cells of a 2 by 3 grid."""
+
+    game_type: ClassVar[str] = "cells"
+    seats: ClassVar[tuple[str, ...]] = ("first", "second")
+    cells: tuple[str | None, ...] = (None,) * 6
+
+    @classmethod
+    def initial(cls, options: Mapping[str, Any] | None = None) -> Self:
+        cls._check_option_keys(options, known=set())
+        return cls()
+
+    def legal_moves(self) -> list[Move]:
+        return [] if self.result else [i for i, cell in enumerate(self.cells) if cell is None]
+
+    def parse_move(self, raw: Any) -> int:
+        self._require_active()
+        if not isinstance(raw, int) or raw not in self.legal_moves():
+            raise IllegalMove(f"claim a free cell 0..5, not {raw!r}")
+        return raw
+
+    def board(self) -> dict[str, Any]:
+        rows = [list(self.cells[:3]), list(self.cells[3:])]
+        return {"cells": rows, "claimed": sum(cell is not None for cell in self.cells)}
+
+    def apply(self, move: Any) -> Self:
+        cell = self.parse_move(move)
+        cells = tuple(self.turn if i == cell else c for i, c in enumerate(self.cells))
+        full = all(c is not None for c in cells)
+        result = GameResult(winner=None, reason="board_full") if full else None
+        return self.model_copy(
+            update={"cells": cells, "history": (*self.history, cell), "result": result}
+        )
+
+
+def test_a_custom_game_gets_the_generic_board_and_a_registered_renderer(
+    browser: Any, start_server: Callable[..., ServerThread], server_settings: Settings
+) -> None:
+    app = create_app(server_settings)
+    GameSocketFactory().create_socket(app, None, CellsState, "/ws/cells")
+    server = start_server(app)
+    context = browser.new_context(viewport=VIEWPORT, base_url=server.base_url)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto("/")
+        page.wait_for_selector("body[data-ready='true']")
+        token = token_of(page)
+        game = httpx.post(
+            server.base_url + "/api/games",
+            json={"game_type": "cells", "seats": {"first": "me", "second": "me"}},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        page.goto(f"/#/game/cells/{game['game_id']}")
+        page.wait_for_selector("#board[data-renderer='generic'] .generic-grid")
+        assert "cannot draw" not in page.inner_text("#board")
+        assert page.locator(".generic-grid tr").count() == 2
+        assert page.locator(".generic-grid td").count() == 6
+        assert page.inner_text("[data-field='claimed']") == "0"
+        buttons = page.locator("button.generic-move")
+        assert buttons.evaluate_all("bs => bs.map(b => JSON.parse(b.dataset.move))") == list(
+            range(6)
+        )
+
+        # Nobody else to offer a draw to (one user holds both seats).
+        assert page.is_visible("#resign") and page.is_hidden("#offer-draw")
+        page.click("button.generic-move[data-move='4']")
+        page.wait_for_selector("#board[data-version='1']")
+        assert page.get_attribute(".generic-grid [data-row='1'][data-col='1']", "data-value") == (
+            "first"
+        )
+        assert page.inner_text("[data-field='claimed']") == "1"
+        page.wait_for_function("document.querySelectorAll('#moves li').length === 1")
+        assert move_rows(page) == ["1. First: 4"]
+        screenshot(page, "generic-board", doc=True)
+        # This game has no AI: the server refuses the AI's move and the button goes.
+        page.click("#ai-move")
+        page.wait_for_selector("#message[data-code='bad_message']")
+        assert "has no AI" in page.inner_text("#message")
+        page.wait_for_selector("#ai-move", state="hidden")
+
+        # A real renderer, registered the documented way, takes over at once.
+        page.evaluate(
+            """() => GameSocketPage.registerRenderer("cells", (container, snapshot, context) => {
+                const grid = document.createElement("div");
+                grid.className = "custom-cells";
+                snapshot.board.cells.flat().forEach((who, i) => {
+                    const b = document.createElement("button");
+                    b.dataset.cell = i;
+                    b.textContent = who ? who[0].toUpperCase() : "·";
+                    b.disabled = !context.legalMoves.includes(i);
+                    b.onclick = () => context.play(i);
+                    grid.append(b);
+                });
+                container.replaceChildren(grid);
+            }, { name: "Cells", describeMove: (move) => `cell ${move + 1}` })"""
+        )
+        page.wait_for_selector("#board .custom-cells")
+        assert str(page.get_attribute("#board", "data-renderer")).startswith("cells#")
+        assert page.inner_text("#game-title") == "Cells"
+        assert move_rows(page) == ["1. First: cell 5"]
+        assert page.inner_text(".custom-cells [data-cell='4']") == "F"
+        for cell in (0, 1, 2, 3, 5):
+            before = version_of(page)
+            page.click(f".custom-cells [data-cell='{cell}']")
+            wait_version_above(page, before)
+        page.wait_for_selector("#status[data-status='finished']")
+        snapshot = httpx.get(server.base_url + f"/api/games/{game['game_id']}").json()
+        assert snapshot["board"]["claimed"] == 6
+        shown = page.locator(".custom-cells button").all_inner_texts()
+        expected = [(c or "·")[0].upper() for row in snapshot["board"]["cells"] for c in row]
+        assert shown == expected
+        assert page.get_attribute("#status", "data-outcome") == "draw"
+        assert len(move_rows(page)) == 6
+        assert errors == []
+    finally:
+        context.close()
