@@ -57,6 +57,7 @@ def new_game(players: dict[str, Actor]) -> GameRecord:
         },
         state=TicTacToeState.initial().to_json(),
         version=0,
+        turn=TicTacToeState.initial().turn,
     )
 
 
@@ -75,6 +76,7 @@ async def play_game(
             version=game.version + 1,
             state=state.to_json(),
             status="finished" if state.result else "active",
+            turn=None if state.result else state.turn,
         )
         event = EventRecord(
             game_id=game.game_id,
