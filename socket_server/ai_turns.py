@@ -200,7 +200,18 @@ class AiTurns:
             return await self._play(record, seat, move, asker)
         finally:
             refresher.cancel()
+            await self._unlock(key)
+
+    async def _unlock(self, key: str) -> None:
+        """Release the AI lock; one the broker cannot release lapses after its TTL.
+
+        Never an error of the turn: its move is stored (and published) already, and a
+        failed turn would be retried and logged as a failure.
+        """
+        try:
             await self.broker.unlock(key)
+        except Exception as error:
+            log.warning("ai lock release failed key=%s error=%r", key, error)
 
     async def _take_lock(self, key: str, ttl: float, game_id: str, seat: str, wait: bool) -> bool:
         while not await self.broker.try_lock(key, ttl):
@@ -257,13 +268,20 @@ class AiTurns:
             now = time.monotonic()
             if now - last_sent >= THINKING_INTERVAL:
                 last_sent = now
-                self._spawn(self.broker.publish(game_id, thinking(info)))
+                self._spawn(self._send_thinking(game_id, thinking(info)))
 
         started = time.perf_counter()
         result = await self._bounded(agent.search(state, on_progress=on_progress))
         self.metrics.ai_search.labels(record.game_type).observe(time.perf_counter() - started)
-        await self.broker.publish(game_id, thinking(result.info))  # the final line
+        await self._send_thinking(game_id, thinking(result.info))  # the final line
         return result.move
+
+    async def _send_thinking(self, game_id: str, data: bytes) -> None:
+        """`thinking` is progress only: one the broker refuses is dropped, not the move."""
+        try:
+            await self.broker.publish(game_id, data)
+        except Exception as error:
+            log.warning("thinking not published game=%s error=%r", game_id, error)
 
     async def _bounded(self, search: Coroutine[Any, Any, Any]) -> Any:
         """The search's result within `ai_search_timeout_seconds`, else an error."""

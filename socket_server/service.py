@@ -4,17 +4,25 @@ A change is: load the game (cached) -> plan it (`changes`, pure) -> store it wit
 expected version (the store's atomic check decides races between processes) ->
 publish its `update`, serialised once -> the after-commit hooks (the AI turns react
 there). Inside this process an asyncio lock per game serialises changes.
+
+A stored change always reaches everyone: an unexpected error from the store's commit
+(a connection lost around it) is followed by asking the store whether the change
+landed all the same, and a landed change is answered, published and handed to the
+hooks like any other. A publish the broker refuses is retried in the background, in
+order per game, until the broker takes it; the game's lock is not held meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,10 +32,16 @@ from socket_server.changes import (
     Change,
     Refused,
     check_ai_delay,
+    check_ai_games_cap,
+    epoch_ms,
+    new_clock,
+    plan_claim,
+    plan_timeout,
     check_viewer,
     derive_status,
     initial_seats,
     next_version,
+    only_ai,
     plan_abort,
     plan_draw_accept,
     plan_draw_decline,
@@ -55,6 +69,7 @@ from socket_server.store.base import (
     GameStore,
     NotPermitted,
     StaleVersion,
+    StoreError,
     may_see,
     utc_now,
 )
@@ -62,6 +77,20 @@ from socket_server.store.base import (
 log = logging.getLogger("gamesocket.service")
 
 CACHE_SIZE = 4096
+# A game id is a UUID in its canonical spelling (lower case, dashed), as the server
+# hands them out; any other spelling names no game, on every store.
+GAME_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A snapshot of a longer game is built off the event loop: python-chess replays every
+# move for the board and the SAN list (about 10 ms at 200 plies).
+INLINE_BUILD_PLIES = 24
+# Encoded updates kept for `since` replays, over every game (least recently used go).
+UPDATE_LOG_BYTES = 64 * 1024 * 1024
+# After an unexpected error from `commit_change`, the store is asked whether the change
+# landed all the same, after each of these pauses (seconds) until it answers.
+LANDED_CHECK_DELAYS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+# A publish the broker refused is tried again after this long, doubled up to the cap.
+PUBLISH_RETRY_FIRST = 0.05
+PUBLISH_RETRY_MAX = 2.0
 
 # (record, state) -> the change to store, or None when there is nothing to store
 Plan = Callable[[GameRecord, GameState], Change | None]
@@ -85,6 +114,8 @@ class Committed:
     record: GameRecord
     state: GameState
     event: EventRecord
+    # Stored, yet the request is answered with this (a move after its mover's flag fell).
+    then_refuse: Refused | None = None
 
 
 class GameService:
@@ -103,16 +134,32 @@ class GameService:
         self.metrics = metrics or Metrics()
         self._cache: OrderedDict[str, tuple[GameRecord, GameState]] = OrderedDict()
         self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()  # newest per game
+        # Heavy reads (long snapshots, replays) run here, one at a time, off the loop;
+        # a build or replay asked for again while it runs is shared, not repeated.
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gamesocket-reads")
+        self._building: dict[tuple[str, int], asyncio.Future[Snapshot]] = {}
+        self._replaying: dict[str, asyncio.Event] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._updates = UpdateLog(UPDATE_LOG_BYTES, settings.max_replay_updates)
+        self.snapshot_builds = 0  # snapshots built off the loop (counted for tests)
+        self.replays = 0  # replays of stored events (counted for tests)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # The seat that offered a draw, per game; other processes' offers arrive through
         # `note_published`.
         self._draw_offers: dict[str, str] = {}
         self._commit_hooks: list[CommitHook] = []
         self._forget_hooks: list[ForgetHook] = []
+        # Per game, the messages the broker refused, oldest first: a background task
+        # publishes them in order, and the game's later messages queue behind them.
+        self._unsent: dict[str, deque[bytes]] = {}
+        self._resenders: set[asyncio.Task[None]] = set()
         self._changes_in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self.closing = False
+        # Serialises creating AI-vs-AI games, so that this process counts each one
+        # against GAMESOCKET_MAX_AI_GAMES_PER_USER before the next is checked.
+        self._ai_game_creation = asyncio.Lock()
 
     def on_commit(self, hook: CommitHook) -> None:
         self._commit_hooks.append(hook)
@@ -145,9 +192,12 @@ class GameService:
         """The game as this process last stored or read it, if it still holds it."""
         return self._cache.get(game_id)
 
-    def note_published(self, game_id: str, header: Header) -> None:
-        """A message of `game_id` went through the broker (from any process)."""
+    def note_published(self, game_id: str, header: Header, data: bytes | None = None) -> None:
+        """A message of `game_id` (`data`, when given) went through the broker (from any
+        process)."""
         if header.type == "update" and header.version is not None:
+            if data is not None:
+                self._updates.add(game_id, header.version, data)
             cached = self._cache.get(game_id)
             if cached is not None and cached[0].version < header.version:
                 del self._cache[game_id]  # another process stored a newer version
@@ -162,14 +212,16 @@ class GameService:
             entry = self._cache.get(game_id)
             if entry is not None:
                 return entry
-        try:
-            uuid.UUID(game_id)
-        except ValueError:
-            raise Refused(ErrorCode.NOT_FOUND, "no such game") from None
+        if not is_game_id(game_id):
+            raise Refused(ErrorCode.NOT_FOUND, "no such game")
         record = await self.store.get_game(game_id, Actor.SERVER)
         if record is None or record.game_type not in self.game_types:
             raise Refused(ErrorCode.NOT_FOUND, "no such game")
-        state = self.game_types.load_state(record.game_type, record.state)
+        cached = self._cache.get(game_id)
+        if cached is not None and cached[0].version == record.version:
+            state = cached[1]  # the same version: no parse, and its board stays built
+        else:
+            state = self.game_types.load_state(record.game_type, record.state)
         self._remember(record, state)
         return record, state
 
@@ -180,7 +232,7 @@ class GameService:
         return record, state
 
     async def snapshot(self, game_id: str, actor: Actor) -> Snapshot:
-        return self.snapshot_of(*await self.view(game_id, actor))
+        return await self.built_snapshot(*await self.view(game_id, actor))
 
     def snapshot_of(self, record: GameRecord, state: GameState) -> Snapshot:
         """The snapshot of a stored version, built once per version and reused."""
@@ -188,11 +240,93 @@ class GameService:
         if built is not None and built.version == record.version:
             return built
         snapshot = build_snapshot(record, state)
-        self._snapshots[record.game_id] = snapshot
-        self._snapshots.move_to_end(record.game_id)
+        self._keep_snapshot(snapshot)
+        return snapshot
+
+    def _keep_snapshot(self, snapshot: Snapshot) -> None:
+        """Cache `snapshot` as its game's newest (an older one never replaces a newer)."""
+        kept = self._snapshots.get(snapshot.game_id)
+        if kept is not None and kept.version > snapshot.version:
+            return
+        self._snapshots[snapshot.game_id] = snapshot
+        self._snapshots.move_to_end(snapshot.game_id)
         while len(self._snapshots) > CACHE_SIZE:
             self._snapshots.popitem(last=False)
+
+    async def built_snapshot(self, record: GameRecord, state: GameState) -> Snapshot:
+        """`snapshot_of`, with the first build of a long game's version off the loop."""
+        (snapshot,) = await self.snapshots_for([(record, state)])
         return snapshot
+
+    async def snapshots_for(
+        self, items: Sequence[tuple[GameRecord, GameState | None]]
+    ) -> list[Snapshot]:
+        """The snapshots of stored versions (a state None: parse `record.state`).
+
+        A cached snapshot of the same version is reused; a short game's is built here;
+        the others are built in one batch on the reads thread, and a version already
+        being built there for another caller is waited for, not built again.
+        """
+        slots: list[Snapshot | asyncio.Future[Snapshot]] = []
+        batch: list[tuple[GameRecord, GameState | None]] = []
+        for record, state in items:
+            slot = self._snapshot_slot(record, state)
+            if slot is None:
+                slot = asyncio.get_running_loop().create_future()
+                self._building[(record.game_id, record.version)] = slot
+                batch.append((record, state if state is not None else self._cached_state(record)))
+            slots.append(slot)
+        if batch:
+            self._spawn(self._build_batch(batch))
+        return [s if isinstance(s, Snapshot) else await asyncio.shield(s) for s in slots]
+
+    def _snapshot_slot(
+        self, record: GameRecord, state: GameState | None
+    ) -> Snapshot | asyncio.Future[Snapshot] | None:
+        """The snapshot of `record`'s version if cached or cheap, else its build under
+        way; None: it has to be built."""
+        built = self._snapshots.get(record.game_id)
+        if built is not None and built.version == record.version:
+            return built
+        running = self._building.get((record.game_id, record.version))
+        if running is not None:
+            return running
+        plies = len(state.history if state is not None else record.state.get("history") or ())
+        if plies > INLINE_BUILD_PLIES:
+            return None
+        if state is None:
+            state = self.game_types.load_state(record.game_type, record.state)
+        return self.snapshot_of(record, state)
+
+    def _cached_state(self, record: GameRecord) -> GameState | None:
+        cached = self._cache.get(record.game_id)
+        return cached[1] if cached is not None and cached[0].version == record.version else None
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task of its own: a caller that goes away does not cancel it."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _build_batch(self, batch: list[tuple[GameRecord, GameState | None]]) -> None:
+        keys = [(record.game_id, record.version) for record, _ in batch]
+        try:
+            loop = asyncio.get_running_loop()
+            built = await loop.run_in_executor(
+                self._reads, _build_snapshots, self.game_types, batch
+            )
+        except BaseException:
+            for key in keys:
+                self._building.pop(key).cancel()
+            raise
+        self.snapshot_builds += len(batch)
+        for key, outcome in zip(keys, built, strict=True):
+            future = self._building.pop(key)
+            if isinstance(outcome, Snapshot):
+                self._keep_snapshot(outcome)
+                future.set_result(outcome)
+            else:
+                future.set_exception(outcome)
 
     async def list_games(
         self, actor: Actor, *, game_type: str | None, status: GameStatus | None, limit: int
@@ -200,11 +334,8 @@ class GameService:
         records = await self.store.list_games(
             actor, game_type=game_type, status=status, limit=limit
         )
-        return [
-            self.snapshot_of(r, self.game_types.load_state(r.game_type, r.state))
-            for r in records
-            if r.game_type in self.game_types and may_see(r, actor)
-        ]
+        visible = [r for r in records if r.game_type in self.game_types and may_see(r, actor)]
+        return await self.snapshots_for([(r, self._cached_state(r)) for r in visible])
 
     async def move_log(self, game_id: str, actor: Actor) -> list[dict[str, Any]]:
         """`[{"version", "seat", "move", "san"?, "at"}]` of the game's moves."""
@@ -212,21 +343,44 @@ class GameService:
         events = await self.store.events_after(game_id, 0, Actor.SERVER)
         return [_move_entry(event) for event in events if event.kind == "move"]
 
-    async def replay_updates(self, game_id: str, after: int) -> list[tuple[int, bytes]]:
-        """The `update` messages after version `after`, rebuilt from the stored events."""
-        record, _ = await self.load(game_id)
-        events = await self.store.events_after(game_id, 0, Actor.SERVER)
-        seats = seats_before_joins(record, events)
-        state = self.game_types.state_class(record.game_type).initial(record.options)
-        updates = []
-        for event in events:
-            seats, state = replay_event(seats, state, event)
-            if event.version > after:
-                status = derive_status(seats, state)
-                step = replace(record, seats=dict(seats), version=event.version, status=status)
-                data = protocol.update(build_snapshot(step, state), event_of(event))
-                updates.append((event.version, data))
-        return updates
+    async def replay_updates(
+        self, game_id: str, after: int, upto: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        """The `update` messages after version `after` (up to `upto`; None: all stored).
+
+        From the update log when it holds them (every update this process published or
+        heard, and every replay, are kept there), else rebuilt from the stored events on
+        the reads thread; callers asking for one game meanwhile wait for that replay.
+        """
+        for _ in range(3):
+            if upto is not None:
+                logged = self._updates.between(game_id, after, upto)
+                if logged is not None:
+                    return logged
+            running = self._replaying.get(game_id)
+            if running is None:
+                break
+            await running.wait()
+        updates = await self._replay(game_id, after)
+        return [(v, data) for v, data in updates if upto is None or v <= upto]
+
+    async def _replay(self, game_id: str, after: int) -> list[tuple[int, bytes]]:
+        """Every update after `after`, from the stored events (kept in the update log)."""
+        done = self._replaying[game_id] = asyncio.Event()
+        try:
+            record, _ = await self.load(game_id)
+            events = await self.store.events_after(game_id, 0, Actor.SERVER)
+            loop = asyncio.get_running_loop()
+            updates = await loop.run_in_executor(
+                self._reads, _replay_events, self.game_types, record, events, after
+            )
+            self.replays += 1
+            self._updates.put(game_id, updates)
+            return updates
+        finally:
+            done.set()
+            if self._replaying.get(game_id) is done:
+                del self._replaying[game_id]
 
     # -- changing -------------------------------------------------------------------
     async def create_game(
@@ -236,9 +390,48 @@ class GameService:
         seats: Mapping[str, Any] | None,
         public: bool,
         options: Mapping[str, Any] | None,
+        clock: Mapping[str, Any] | None = None,
     ) -> Snapshot:
         if actor.user_id is None:
             raise Refused(ErrorCode.UNAUTHORIZED, "sign in to create a game")
+        record, state = self._new_game(actor, game_type, seats or {}, public, options, clock)
+        async with self._ai_game_slot(actor.user_id, record.seats):
+            try:
+                await self.store.create_game(record, actor)
+            except NotPermitted:
+                raise Refused(
+                    ErrorCode.FORBIDDEN, "the store refused to create this game"
+                ) from None
+        self._remember(record, state)
+        log.info("game created game=%s type=%s user=%s", record.game_id, game_type, actor.user_id)
+        self._run_commit_hooks(record, state)
+        return self.snapshot_of(record, state)
+
+    @asynccontextmanager
+    async def _ai_game_slot(self, user_id: str, seats: Mapping[str, Any]) -> AsyncIterator[None]:
+        """Around storing a new game: an AI-vs-AI one only within the user's cap.
+
+        Counted from the store (every process's games); the lock makes the count exact
+        within this process (processes racing may each admit one more).
+        """
+        cap = self.settings.max_ai_games_per_user
+        if cap <= 0 or not only_ai(seats):
+            yield
+            return
+        async with self._ai_game_creation:
+            check_ai_games_cap(await self.store.active_ai_games(), user_id, cap)
+            yield
+
+    def _new_game(
+        self,
+        actor: Actor,
+        game_type: str,
+        seats: Mapping[str, Any],
+        public: bool,
+        options: Mapping[str, Any] | None,
+        clock: Mapping[str, Any] | None,
+    ) -> tuple[GameRecord, GameState]:
+        """A new game at version 0 as asked for, checked; `bad_message` if it cannot be."""
         entry = self.game_types.get(game_type)
         if entry is None:
             raise Refused(ErrorCode.BAD_MESSAGE, f"unknown game type {game_type!r}")
@@ -248,10 +441,9 @@ class GameService:
             state = entry.state_class.initial(options)
         except ValueError as error:
             raise Refused(ErrorCode.BAD_MESSAGE, str(error)) from None
-        chosen = initial_seats(
-            entry.state_class, seats or {}, actor, entry.agent_builder is not None
-        )
+        chosen = initial_seats(entry.state_class, seats, actor, entry.agent_builder is not None)
         status = derive_status(chosen, state)
+        now = utc_now()
         record = GameRecord(
             game_id=str(uuid.uuid4()),
             game_type=game_type,
@@ -263,15 +455,11 @@ class GameService:
             options=options,
             created_by=actor.user_id,
             turn=turn_of(status, state),
+            clock=new_clock(clock, state, status, epoch_ms(now)),
+            created_at=now,
+            updated_at=now,
         )
-        try:
-            await self.store.create_game(record, actor)
-        except NotPermitted:
-            raise Refused(ErrorCode.FORBIDDEN, "the store refused to create this game") from None
-        self._remember(record, state)
-        log.info("game created game=%s type=%s user=%s", record.game_id, game_type, actor.user_id)
-        self._run_commit_hooks(record, state)
-        return self.snapshot_of(record, state)
+        return record, state
 
     async def join(
         self, actor: Actor, game_id: str, seat: str | None, request_id: str | None = None
@@ -290,9 +478,14 @@ class GameService:
         *,
         version: int | None = None,
         request_id: str | None = None,
+        at_ms: int | None = None,
     ) -> int:
+        """A player's move; `at_ms`: when it arrived (its clock stops then; default now)."""
+        arrived = at_ms if at_ms is not None else epoch_ms(utc_now())
+        credit = self.settings.lag_credit_ms
+
         def plan(record: GameRecord, state: GameState) -> Change:
-            return plan_player_move(record, state, actor, raw)
+            return plan_player_move(record, state, actor, raw, at_ms=arrived, credit_ms=credit)
 
         return await self._commit(Request(actor, game_id, request_id, plan, version))
 
@@ -323,6 +516,52 @@ class GameService:
             Request(actor, game_id, request_id, lambda r, s: plan_abort(r, s, actor))
         )
 
+    async def flag(self, game_id: str, version: int) -> int | None:
+        """Store the timeout of the running seat if its flag has fallen at `version`.
+
+        Called by the clock timers of every process that holds the game: the store's
+        version check lets exactly one of them store it. The version stored, or None
+        when there was nothing to store (the game moved on, or time remains).
+        """
+
+        def plan(record: GameRecord, state: GameState) -> Change | None:
+            return plan_timeout(record, state, epoch_ms(utc_now()))
+
+        request = Request(Actor.SERVER, game_id, None, plan, version)
+        try:
+            stored = await self._commit(request)
+        except Refused as refusal:
+            if refusal.code is ErrorCode.STALE_VERSION:
+                return None
+            raise
+        return stored if stored > version else None
+
+    async def claim_victory(
+        self, actor: Actor, game_id: str, request_id: str | None = None
+    ) -> int:
+        """Win a game whose every opponent seat has been offline long enough."""
+        record, _ = await self.view(game_id, actor)
+        gone = await self._seats_gone(record)
+
+        def plan(current: GameRecord, state: GameState) -> Change:
+            return plan_claim(current, state, actor, gone)
+
+        return await self._commit(Request(actor, game_id, request_id, plan))
+
+    async def _seats_gone(self, record: GameRecord) -> set[str]:
+        """Human seats with no socket on any process for `claim_after_seconds`."""
+        presence = await self.broker.get_presence(record.game_id)
+        left_at = await self.broker.seats_left_at(record.game_id)
+        now = epoch_ms(utc_now())
+        last_change = epoch_ms(record.updated_at)
+        patience = self.settings.claim_after_seconds * 1000
+        return {
+            seat
+            for seat in record.seats
+            if presence.players.get(seat, 0) == 0
+            and now - max(left_at.get(seat, 0), last_change) >= patience
+        }
+
     async def draw(
         self, actor: Actor, game_id: str, action: str, request_id: str | None = None
     ) -> int:
@@ -345,7 +584,7 @@ class GameService:
                 seat = plan_draw_decline(record, state, actor, offered_by)
                 del self._draw_offers[game_id]
                 message = protocol.draw_declined(game_id, seat)
-            await self.broker.publish(game_id, message)
+            await self._send(game_id, message)
             return record.version
 
     # -- the commit path ------------------------------------------------------------
@@ -376,6 +615,8 @@ class GameService:
                     return outcome
                 await self._publish(outcome)
         self._run_commit_hooks(outcome.record, outcome.state)
+        if outcome.then_refuse is not None:
+            raise outcome.then_refuse
         return outcome.record.version
 
     async def _store_with_retry(self, request: Request) -> Committed | int:
@@ -408,7 +649,13 @@ class GameService:
             return duplicate.version
         except NotPermitted:
             raise Refused(ErrorCode.FORBIDDEN, "the store refused this change") from None
-        return Committed(new_record, change.state, event)
+        except StoreError:  # a stale version: the store decided, nothing was stored
+            raise
+        except Exception as error:
+            # The outcome is unknown (say, the connection died around the commit).
+            if not await self._stored_anyway(event, error):
+                raise
+        return Committed(new_record, change.state, event, change.then_refuse)
 
     async def _plan(self, request: Request, *, fresh: bool) -> tuple[GameRecord, Change | None]:
         record, state = await self.load(request.game_id, fresh=fresh)
@@ -446,12 +693,53 @@ class GameService:
             request.game_id, user_id, request.request_id, request.actor
         )
 
+    async def _stored_anyway(self, event: EventRecord, error: Exception) -> bool:
+        """After an unexpected error from `commit_change`: is `event` stored all the same?
+
+        The database may have committed before the error (an answer lost with its
+        connection, a connection that broke as it went back to the pool). The store is
+        asked again after each of LANDED_CHECK_DELAYS while it cannot answer; no answer
+        at all counts as not stored (the caller gets the error and may resend).
+        """
+        for delay in LANDED_CHECK_DELAYS:
+            await asyncio.sleep(delay)
+            try:
+                stored = await self._holds(event)
+            except Exception as failed:
+                log.warning(
+                    "landed check failed game=%s version=%d error=%r",
+                    event.game_id,
+                    event.version,
+                    failed,
+                )
+                continue
+            log.warning(
+                "commit error game=%s version=%d stored=%s error=%r",
+                event.game_id,
+                event.version,
+                stored,
+                error,
+            )
+            return stored
+        return False
+
+    async def _holds(self, event: EventRecord) -> bool:
+        """True when the store holds `event` at its version (this change, not another)."""
+        if event.user_id is not None and event.request_id is not None:
+            found = await self.store.find_request(
+                event.game_id, event.user_id, event.request_id, Actor.SERVER
+            )
+            return found == event.version
+        events = await self.store.events_after(event.game_id, event.version - 1, Actor.SERVER)
+        return bool(events) and _same_event(events[0], event)
+
     async def _publish(self, committed: Committed) -> None:
         record, state, event = committed.record, committed.state, committed.event
         self._remember(record, state)
         if event.kind == "move" or record.status != "active":
             self._draw_offers.pop(record.game_id, None)
         data = protocol.update(self.snapshot_of(record, state), event_of(event))
+        self._updates.add(record.game_id, record.version, data)
         log.info(
             "change game=%s version=%d kind=%s seat=%s move=%s user=%s",
             record.game_id,
@@ -461,9 +749,60 @@ class GameService:
             event.move,
             event.user_id,
         )
-        await self.broker.publish(record.game_id, data)
+        await self._send(record.game_id, data)
         if event.kind == "move":
             self.metrics.moves.labels(record.game_type).inc()
+
+    async def _send(self, game_id: str, data: bytes) -> None:
+        """Publish `data` after the game's earlier messages; never raises for the broker.
+
+        If the broker refuses it, it waits with the game's later messages for a
+        background task that publishes them in order (`_resend`).
+        """
+        backlog = self._unsent.get(game_id)
+        if backlog is None:
+            error = await self._try_publish(game_id, data)
+            if error is None:
+                return
+            log.warning(
+                "publish failed game=%s error=%r: retrying in the background", game_id, error
+            )
+            backlog = self._unsent[game_id] = deque()
+            task = asyncio.create_task(self._resend(game_id, backlog))
+            self._resenders.add(task)
+            task.add_done_callback(self._resenders.discard)
+        backlog.append(data)
+
+    async def _try_publish(self, game_id: str, data: bytes) -> Exception | None:
+        """None once the broker took `data`, else its error."""
+        try:
+            await self.broker.publish(game_id, data)
+        except Exception as error:  # the broker is unreachable: the caller retries
+            return error
+        return None
+
+    async def _resend(self, game_id: str, backlog: deque[bytes]) -> None:
+        """Publish the game's refused messages, oldest first, until the broker takes them."""
+        delay = PUBLISH_RETRY_FIRST
+        try:
+            while backlog:
+                await asyncio.sleep(delay)
+                error = await self._try_publish(game_id, backlog[0])
+                if error is None:
+                    backlog.popleft()
+                    delay = 0.0
+                    continue
+                delay = min(max(delay * 2, PUBLISH_RETRY_FIRST), PUBLISH_RETRY_MAX)
+                log.warning(
+                    "publish retry failed game=%s queued=%d retry_in=%.2fs error=%r",
+                    game_id,
+                    len(backlog),
+                    delay,
+                    error,
+                )
+            log.info("published after retrying game=%s", game_id)
+        finally:
+            del self._unsent[game_id]
 
     def _run_commit_hooks(self, record: GameRecord, state: GameState) -> None:
         for hook in self._commit_hooks:
@@ -476,6 +815,125 @@ class GameService:
             await asyncio.wait_for(self._idle.wait(), grace_seconds)
         except TimeoutError:
             log.warning("shutdown: %d change(s) still in flight", self._changes_in_flight)
+        await self._flush_unsent(grace_seconds)
+
+    async def _flush_unsent(self, grace_seconds: float) -> None:
+        """Give the background publishes `grace_seconds`; then drop what is left.
+
+        Every socket is closed next, and clients resume from the store with `since`.
+        """
+        if not self._resenders:
+            return
+        _, pending = await asyncio.wait(set(self._resenders), timeout=grace_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.error("shutdown: unpublished messages of %d game(s) dropped", len(pending))
+
+
+def _same_event(stored: EventRecord, ours: EventRecord) -> bool:
+    """The stored event is the one we tried to store (kind, seat, move and author)."""
+    return (stored.version, stored.kind, stored.seat, stored.move, stored.user_id) == (
+        ours.version,
+        ours.kind,
+        ours.seat,
+        ours.move,
+        ours.user_id,
+    )
+
+
+def is_game_id(text: str) -> bool:
+    """True for a game id in the one spelling the server uses (see `GAME_ID`)."""
+    return GAME_ID.fullmatch(text) is not None
+
+
+class UpdateLog:
+    """Encoded `update` messages of consecutive versions per game, for replays.
+
+    Each game keeps one run of consecutive versions, at most `per_game` of them (the
+    newest: a longer replay is never sent), and all games together at most `max_bytes`
+    (the least recently used game goes first). Only the event loop touches it.
+    """
+
+    def __init__(self, max_bytes: int, per_game: int) -> None:
+        self.max_bytes = max_bytes
+        self.per_game = max(per_game, 1)
+        self._runs: OrderedDict[str, tuple[int, list[bytes]]] = OrderedDict()  # first, texts
+        self._bytes = 0
+
+    def between(self, game_id: str, after: int, upto: int) -> list[tuple[int, bytes]] | None:
+        """Versions after..upto in order, if the log holds every one of them."""
+        first, texts = self._runs.get(game_id, (0, []))
+        if not texts or after + 1 < first or upto > first + len(texts) - 1:
+            return None
+        self._runs.move_to_end(game_id)
+        return [(first + i, texts[i]) for i in range(after + 1 - first, upto + 1 - first)]
+
+    def add(self, game_id: str, version: int, data: bytes) -> None:
+        """One update as published: extends the game's run, or starts a new one."""
+        first, texts = self._runs.get(game_id, (0, []))
+        if texts and first <= version < first + len(texts):
+            return  # held already
+        if texts and version == first + len(texts):
+            self._store(game_id, first, [*texts, data])
+        elif not texts or version > first:
+            self._store(game_id, version, [data])
+
+    def put(self, game_id: str, updates: list[tuple[int, bytes]]) -> None:
+        """Consecutive replayed updates: merged with the game's run where they meet it."""
+        if not updates:
+            return
+        first, texts = self._runs.get(game_id, (0, []))
+        new_first, new_last = updates[0][0], updates[-1][0]
+        last = first + len(texts) - 1
+        if texts and new_first <= last + 1 and first <= new_last + 1:
+            merged = dict(updates) | {first + i: text for i, text in enumerate(texts)}
+            low = min(first, new_first)
+            self._store(game_id, low, [merged[v] for v in range(low, max(last, new_last) + 1)])
+        elif not texts or new_last > last:
+            self._store(game_id, new_first, [data for _, data in updates])
+
+    def _store(self, game_id: str, first: int, texts: list[bytes]) -> None:
+        if len(texts) > self.per_game:
+            first, texts = first + len(texts) - self.per_game, texts[-self.per_game :]
+        _, old = self._runs.pop(game_id, (0, []))
+        self._bytes += sum(map(len, texts)) - sum(map(len, old))
+        self._runs[game_id] = (first, texts)
+        while self._bytes > self.max_bytes and self._runs:
+            _, (_, evicted) = self._runs.popitem(last=False)
+            self._bytes -= sum(map(len, evicted))
+
+
+def _build_snapshots(
+    game_types: GameTypes, batch: list[tuple[GameRecord, GameState | None]]
+) -> list[Snapshot | Exception]:
+    """On the reads thread: each record's snapshot (parsing its state if not given)."""
+    built: list[Snapshot | Exception] = []
+    for record, state in batch:
+        try:
+            if state is None:
+                state = game_types.load_state(record.game_type, record.state)
+            built.append(build_snapshot(record, state))
+        except Exception as error:  # one bad record fails its own request only
+            built.append(error)
+    return built
+
+
+def _replay_events(
+    game_types: GameTypes, record: GameRecord, events: list[EventRecord], after: int
+) -> list[tuple[int, bytes]]:
+    """On the reads thread: the updates after `after`, replayed from the initial state."""
+    seats = seats_before_joins(record, events)
+    state = game_types.state_class(record.game_type).initial(record.options)
+    updates = []
+    for event in events:
+        seats, state = replay_event(seats, state, event)
+        if event.version > after:
+            status = derive_status(seats, state)
+            step = replace(record, seats=dict(seats), version=event.version, status=status)
+            data = protocol.update(build_snapshot(step, state), event_of(event))
+            updates.append((event.version, data))
+    return updates
 
 
 def _move_entry(event: EventRecord) -> dict[str, Any]:

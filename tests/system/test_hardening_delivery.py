@@ -1,0 +1,262 @@
+"""A stored change always reaches everyone, whatever breaks after the commit.
+
+Real `gamesocket serve` processes on a real Postgres (and Redis). While games are
+played, the test terminates the server's database backends (`pg_terminate_backend`)
+or kills its Redis command connection (what `CLIENT KILL TYPE normal` does, limited
+to this run's server so that other users of the shared Redis are left alone). A move
+whose commit landed must be answered with its `ack` and broadcast, and the AI must
+answer it, even when an error came after the commit; a move answered `internal` was
+not stored, so the client's resend (same move, same `version`, a new id) is applied.
+Players act only on what their sockets receive, as real clients do: a stored change
+that is never broadcast leaves the game waiting, and fails the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+
+from tests.pgutil import ADMIN_URL, migrated_database
+from tests.server_harness import Api, Client, ServerProcess, connect
+from tests.system.test_cluster_processes import ClusterProcess, contiguous, redis_run
+
+GAME = "tictactoe"
+AI = {"kind": "ai", "level": 1}
+WAIT = 30.0  # seconds any one change may take to reach a socket (AI retries included)
+KILL_EVERY = 0.04  # seconds between two rounds of pg_terminate_backend
+BURST = 4.0  # seconds the backends are terminated for
+MAX_ATTEMPTS = 20  # sends of one move (the first and the resends after `internal`)
+
+BeforeMove = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Table:
+    """One game under test: its human players' sockets by seat, and its spectators."""
+
+    game_id: str
+    snapshot: dict[str, Any]
+    players: dict[str, Client]
+    watchers: list[Client]
+    acked: dict[int, Any] = field(default_factory=dict)  # version -> the move acked at it
+    internal: int = 0  # answers `internal` (each followed by a resend)
+
+    @property
+    def sockets(self) -> list[Client]:
+        return [*self.players.values(), *self.watchers]
+
+
+async def open_table(
+    api: Api, servers: list[str], users: list[dict[str, Any]], *, against_ai: bool
+) -> Table:
+    """A tic-tac-toe game: x and o (or x and the AI) on `servers[0]`; a spectator per server."""
+    alice, bob = users
+    seats = {"x": "me", "o": AI} if against_ai else {"x": "me"}
+    game_id = (await api.create(alice, GAME, seats=seats))["game_id"]
+    humans = {"x": alice}
+    if not against_ai:
+        joined = await api.http.post(f"/api/games/{game_id}/join", json={}, headers=bob["headers"])
+        assert joined.status_code == 200, joined.text
+        humans["o"] = bob
+    players = {
+        seat: await connect(f"{servers[0]}/ws/{GAME}/{game_id}?token={user['access_token']}")
+        for seat, user in humans.items()
+    }
+    watchers = [await connect(f"{server}/ws/{GAME}/{game_id}") for server in servers]
+    states = [await client.expect("state") for client in (*players.values(), *watchers)]
+    assert len({state["version"] for state in states}) == 1, states
+    return Table(game_id, states[0], players, watchers)
+
+
+async def next_update(client: Client, version: int) -> dict[str, Any]:
+    """The client's `update` of `version`, within WAIT; it may skip none before it."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no update {version} within {WAIT:g} s: a stored change was lost"
+        update = await client.expect("update", wait=left)
+        if update["version"] == version:
+            return update
+        assert update["version"] < version, f"skipped to {update['version']} before {version}"
+
+
+async def everyone_sees(table: Table, version: int) -> dict[str, Any]:
+    """Every socket of the table gets the `update` of `version`; that update."""
+    updates = await asyncio.gather(*(next_update(client, version) for client in table.sockets))
+    return updates[0]
+
+
+async def play_until_acked(table: Table, client: Client, move: Any, version: int) -> None:
+    """Send the move at `version`; after `internal` (not stored) send it again."""
+    for attempt in range(MAX_ATTEMPTS):
+        reply = await client.request(
+            wait=WAIT, type="move", move=move, version=version, id=f"v{version}-{attempt}"
+        )
+        if reply["type"] == "ack":
+            assert reply["version"] == version + 1, reply
+            table.acked[version + 1] = move
+            return
+        # Never stale_version: that would be the answer to a resend of a stored move.
+        assert reply["code"] == "internal", reply
+        table.internal += 1
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"move {move} at version {version}: internal {MAX_ATTEMPTS} times")
+
+
+async def play_out(table: Table, seed: int, before_move: BeforeMove | None = None) -> None:
+    """Play the game to its end from what the sockets receive (random legal moves)."""
+    rng = random.Random(seed)
+    snapshot = table.snapshot
+    while snapshot["status"] == "active":
+        version = snapshot["version"]
+        mover = table.players.get(snapshot["turn"])
+        if mover is not None:  # else the AI is to move
+            if before_move is not None:
+                await before_move()
+            await play_until_acked(table, mover, rng.choice(snapshot["legal_moves"]), version)
+        snapshot = await everyone_sees(table, version + 1)
+    table.snapshot = snapshot
+
+
+async def check_delivered(api: Api, table: Table) -> None:
+    """Each socket saw every version to the end, in order; the log holds the acked moves."""
+    last = table.snapshot["version"]
+    assert table.snapshot["status"] == "finished", table.snapshot
+    for client in table.sockets:
+        versions = [m["version"] for m in client.seen if m["type"] in ("state", "update")]
+        assert contiguous(versions, last), versions
+    log = (await api.http.get(f"/api/games/{table.game_id}/moves")).json()
+    assert [m["version"] for m in log] == list(range(log[0]["version"], last + 1)), log
+    humans = {m["version"]: m["move"] for m in log if m["version"] in table.acked}
+    assert humans == table.acked, (humans, table.acked)
+
+
+async def close_tables(tables: list[Table]) -> None:
+    for table in tables:
+        for client in table.sockets:
+            await client.connection.close()
+
+
+# -- Postgres: backends terminated under the server ------------------------------------------
+
+
+@asynccontextmanager
+async def terminating_backends(database_url: str) -> AsyncIterator[list[int]]:
+    """Terminate every backend of the database every KILL_EVERY s for BURST s (from the
+    admin database); yields the list of how many went each round."""
+    database = database_url.rsplit("/", 1)[1]
+    killed: list[int] = []
+    admin = await asyncpg.connect(ADMIN_URL)
+
+    async def kill() -> None:
+        stop = time.monotonic() + BURST
+        while time.monotonic() < stop:
+            killed.append(
+                await admin.fetchval(
+                    "select count(*) from (select pg_terminate_backend(pid)"
+                    " from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()"
+                    " and backend_type = 'client backend') as terminated",
+                    database,
+                )
+            )
+            await asyncio.sleep(KILL_EVERY)
+
+    task = asyncio.create_task(kill())
+    try:
+        yield killed
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        await admin.close()
+
+
+async def test_moves_through_terminated_postgres_backends_are_stored_and_broadcast(
+    tmp_path: Path,
+) -> None:
+    """Human games and games against the AI, played while the server's backends die."""
+    async with migrated_database() as url:
+        server = ServerProcess(tmp_path / "data", url)
+        server.log_path = tmp_path / "server.log"
+        server.start()
+        api = Api(server.base_url)
+        base = f"ws://127.0.0.1:{server.port}"
+        try:
+            users = [await api.guest(), await api.guest()]
+            tables = [
+                await open_table(api, [base], users, against_ai=index % 3 == 2)
+                for index in range(6)
+            ]
+            async with terminating_backends(url) as killed:
+                await asyncio.gather(*(play_out(table, seed) for seed, table in enumerate(tables)))
+            for table in tables:
+                await check_delivered(api, table)
+            await close_tables(tables)
+        finally:
+            await api.close()
+            server.stop()
+    log = server.log_path.read_text()
+    print(
+        f"backends terminated: {sum(killed)} in {len(killed)} rounds;"
+        f" answers `internal`: {sum(t.internal for t in tables)};"
+        f" stored despite an error: {log.count('stored=True')}"
+    )
+    assert sum(killed) > 0
+
+
+# -- Redis: the command connection killed ---------------------------------------------------
+
+
+async def kill_command_connection(redis: Redis, prefix: str, pid: int) -> int:
+    """`CLIENT KILL` of the server's command connection (not its pub/sub one)."""
+    killed = 0
+    for info in await redis.client_list(_type="normal"):
+        name = info["name"]
+        if name.startswith(f"{prefix}:") and f"-{pid}-" in name and name.endswith(":cmd"):
+            killed += await redis.client_kill_filter(_id=info["id"])
+    return killed
+
+
+async def test_moves_published_through_a_killed_redis_connection_reach_every_watcher(
+    tmp_path: Path,
+) -> None:
+    """Before each human move the publishing process loses its Redis command connection."""
+    async with redis_run() as (redis, prefix), migrated_database() as url:
+        servers = [ClusterProcess(tmp_path / "data", url, prefix) for _ in range(2)]
+        api = Api(servers[0].base_url)
+        try:
+            for server in servers:
+                server.start()
+            bases = [f"ws://127.0.0.1:{server.port}" for server in servers]
+            users = [await api.guest(), await api.guest()]
+            tables = [
+                await open_table(api, bases, users, against_ai=index == 2) for index in range(3)
+            ]
+            publisher = servers[0].process
+            assert publisher is not None
+            kills: list[int] = []
+
+            async def cut() -> None:
+                kills.append(await kill_command_connection(redis, prefix, publisher.pid))
+
+            await asyncio.gather(
+                *(play_out(table, seed, before_move=cut) for seed, table in enumerate(tables))
+            )
+            for table in tables:
+                await check_delivered(api, table)
+            await close_tables(tables)
+        finally:
+            await api.close()
+            for server in servers:
+                server.stop()
+    assert sum(kills) > 0
+    assert all(table.internal == 0 for table in tables), [t.internal for t in tables]
