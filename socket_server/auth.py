@@ -42,6 +42,10 @@ JWKS_MIN_REFETCH_SECONDS = 30.0
 JWKS_MAX_AGE_SECONDS = 600.0
 JWKS_ALGORITHMS = {"ES256": "EC", "RS256": "RSA"}
 MAX_TOKEN_CHARS = 16 * 1024
+# Registered claims that must be present in every token, and the NumericDate ones that
+# must be JSON numbers when present (PyJWT alone would take "1700000000" as a date).
+REQUIRED_CLAIMS = ["exp", "iss", "sub", "aud"]
+DATE_CLAIMS = ("exp", "iat", "nbf")
 
 
 class AuthError(Exception):
@@ -82,6 +86,14 @@ def load_or_create_secret(path: Path) -> str:
     return secret
 
 
+def _check_dates(claims: dict[str, Any]) -> None:
+    """`exp`, `iat` and `nbf` are NumericDates: JSON numbers, never strings or booleans."""
+    for name in DATE_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise AuthError(f"invalid token: {name} must be a number")
+
+
 def _jwks_keys(document: Any) -> dict[str, jwt.PyJWK]:
     """The usable asymmetric keys of a JWKS document, by key id (others are skipped)."""
     keys: dict[str, jwt.PyJWK] = {}
@@ -103,6 +115,12 @@ def _jwks_keys(document: Any) -> dict[str, jwt.PyJWK]:
 
 class Authenticator:
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not settings.embedded_auth and settings.effective_jwt_issuer is None:
+            # Without an issuer to compare with, any project's (or anybody's) `iss` would do.
+            raise ValueError(
+                "SUPABASE_JWT_SECRET is set without SUPABASE_URL or SUPABASE_JWT_ISSUER:"
+                " set one, so that the tokens' issuer (iss) can be checked"
+            )
         self.settings = settings
         self._clock = clock  # monotonic seconds; tests pass their own to skip ahead
         self._guest_secret: str | None = None
@@ -167,15 +185,23 @@ class Authenticator:
         if not isinstance(algorithm, str):
             raise AuthError("token names no algorithm")
         key, issuer = await self._key_for(algorithm, header.get("kid"))
+        claims = self._decode(token, key, algorithm, issuer)
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise AuthError("token names no user (empty sub)")
+        return Actor(user_id=subject, claims=claims)
+
+    def _decode(self, token: str, key: Any, algorithm: str, issuer: str) -> dict[str, Any]:
+        """The verified claims: signature, audience, issuer, required claims and dates."""
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[algorithm],
                 audience=self.settings.jwt_audience,
                 issuer=issuer,
                 leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "sub", "aud"]},
+                options={"require": REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("token expired") from None
@@ -187,12 +213,17 @@ class Authenticator:
             raise AuthError("token signature does not verify") from None
         except jwt.InvalidTokenError as error:
             raise AuthError(f"invalid token: {error}") from None
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject:
-            raise AuthError("token names no user (empty sub)")
-        return Actor(user_id=subject, claims=claims)
+        _check_dates(claims)
+        return claims
 
-    async def _key_for(self, algorithm: str, kid: Any) -> tuple[Any, str | None]:
+    def _issuer(self) -> str:
+        """The `iss` Supabase tokens must carry (`__init__` made sure there is one)."""
+        issuer = self.settings.effective_jwt_issuer
+        if issuer is None:
+            raise AuthError("no token issuer is configured")
+        return issuer
+
+    async def _key_for(self, algorithm: str, kid: Any) -> tuple[Any, str]:
         """The key a token with this header must verify against, and the issuer it needs."""
         if self.settings.embedded_auth:
             if algorithm != "HS256":
@@ -200,7 +231,7 @@ class Authenticator:
             if self._guest_secret is None:
                 raise RuntimeError("Authenticator.start() was not awaited")
             return self._guest_secret, GUEST_ISSUER
-        issuer = self.settings.effective_jwt_issuer
+        issuer = self._issuer()
         if algorithm == "HS256":
             if not self.settings.supabase_jwt_secret:
                 raise AuthError("HS256 tokens are not accepted: no JWT secret is configured")

@@ -124,6 +124,10 @@ def claims(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def without(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k != name}
+
+
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -196,6 +200,15 @@ NONE_TOKEN = (
         (jwt.encode(claims(sub=None), SECRET, "HS256"), "sub"),
         (jwt.encode(claims(sub=""), SECRET, "HS256"), "sub"),
         (jwt.encode(claims(exp=None), SECRET, "HS256"), "exp"),
+        # The issuer is required, not only compared when present.
+        (jwt.encode(claims(iss=None), SECRET, "HS256"), "iss"),
+        (jwt.encode(claims(iss=""), SECRET, "HS256"), "issuer"),
+        # NumericDates are JSON numbers: a string (or a boolean) is no date.
+        (jwt.encode(claims(exp=str(int(time.time()) + 3600)), SECRET, "HS256"), "exp must"),
+        (jwt.encode(claims(iat=str(int(time.time()))), SECRET, "HS256"), "iat must"),
+        (jwt.encode(claims(nbf=str(int(time.time()) - 60)), SECRET, "HS256"), "nbf must"),
+        (jwt.encode(claims(nbf=False), SECRET, "HS256"), "nbf must"),
+        (jwt.encode(claims(exp=float("nan")), SECRET, "HS256"), "exp"),
         (jwt.encode(claims(), SECRET, "HS384"), "HS384"),
         (NONE_TOKEN, "none"),
         ("garbage", "malformed"),
@@ -209,6 +222,31 @@ NONE_TOKEN = (
 async def test_hs256_refusals(hs_auth: Authenticator, token: str, reason: str) -> None:
     with pytest.raises(AuthError, match=reason):
         await hs_auth.verify(token)
+
+
+async def test_numeric_dates_in_any_json_number_form_are_accepted(hs_auth: Authenticator) -> None:
+    # The positive control of the string refusals above: floats are NumericDates too.
+    now = time.time()
+    token = jwt.encode(claims(exp=now + 3600.5, iat=now, nbf=now - 1.5), SECRET, "HS256")
+    assert (await hs_auth.verify(token)).user_id is not None
+
+
+def test_a_jwt_secret_needs_an_issuer_to_check() -> None:
+    # Only the secret: `iss` could not be checked, so the server refuses to start.
+    with pytest.raises(ValueError, match="SUPABASE_JWT_ISSUER"):
+        Authenticator(Settings(supabase_jwt_secret=SECRET))
+    # Either setting gives the issuer.
+    Authenticator(Settings(supabase_jwt_secret=SECRET, jwt_issuer="https://a/auth/v1"))
+    Authenticator(Settings(supabase_jwt_secret=SECRET, supabase_url="https://a"))
+
+
+def test_the_issuer_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPABASE_JWT_SECRET", SECRET)
+    monkeypatch.setenv("SUPABASE_JWT_ISSUER", "https://project.supabase.co/auth/v1")
+    monkeypatch.delenv("SUPABASE_URL", raising=False)
+    settings = Settings.from_env()
+    assert settings.effective_jwt_issuer == "https://project.supabase.co/auth/v1"
+    assert Authenticator(settings).settings is settings
 
 
 @pytest.mark.parametrize(("key", "kid"), [(EC_KEY, "ec-1"), (RSA_KEY, "rsa-1")])
@@ -252,6 +290,11 @@ async def test_jwks_refusals(
             "expired",
         ),
         (jwt.encode({**good, "sub": None}, EC_KEY, "ES256", headers={"kid": "ec-1"}), "sub"),
+        (jwt.encode(without(good, "iss"), EC_KEY, "ES256", headers={"kid": "ec-1"}), "iss"),
+        (
+            jwt.encode({**good, "exp": str(good["exp"])}, EC_KEY, "ES256", {"kid": "ec-1"}),
+            "exp must",
+        ),
         (NONE_TOKEN, "none"),
     ]
     for token, reason in refusals:
@@ -392,6 +435,7 @@ async def test_guest_mode_refusals(tmp_path: Path) -> None:
     good = claims(iss="gamesocket")
     for token, reason in [
         (jwt.encode({**good, "iss": "https://project.supabase.co/auth/v1"}, secret), "issuer"),
+        (jwt.encode(without(good, "iss"), secret), "iss"),
         (jwt.encode(good, EC_KEY, "ES256", headers={"kid": "ec-1"}), "ES256"),
         (jwt.encode(good, SECRET, "HS256"), "signature"),
         (NONE_TOKEN, "none"),
