@@ -9,7 +9,7 @@ itself live in `games`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,7 @@ from socket_server.store.base import (
     GameRecord,
     GameStatus,
     Seat,
+    is_ai_seat,
     may_see,
     seats_held_by,
 )
@@ -142,6 +143,26 @@ def check_ai_delay(options: Mapping[str, Any], default_ms: int) -> None:
         )
 
 
+def only_ai(seats: Mapping[str, Seat]) -> bool:
+    """Every seat is an AI: the game plays by itself (AI-vs-AI)."""
+    return bool(seats) and all(is_ai_seat(seat) for seat in seats.values())
+
+
+def check_ai_games_cap(active: Iterable[GameRecord], user_id: str, cap: int) -> None:
+    """Refuses another AI-vs-AI game when `user_id` created `cap` of the `active` ones.
+
+    `cap` 0: no cap. Over it: `rate_limited` (HTTP 429).
+    """
+    if cap <= 0:
+        return
+    running = sum(1 for game in active if game.created_by == user_id and only_ai(game.seats))
+    if running >= cap:
+        raise Refused(
+            ErrorCode.RATE_LIMITED,
+            f"you run {running} AI-vs-AI games, the most allowed: abort one or let one end",
+        )
+
+
 def initial_seats(
     state_class: type[GameState], requested: Mapping[str, Any], actor: Actor, has_ai: bool
 ) -> dict[str, Seat]:
@@ -214,14 +235,16 @@ def plan_resign(record: GameRecord, state: GameState, actor: Actor) -> Change:
 
 
 def plan_abort(record: GameRecord, state: GameState, actor: Actor) -> Change:
-    """The creator or a seated player may abort a game before its first move."""
+    """The creator or a seated player may abort a game before its first move; the
+    creator of an AI-vs-AI game at any time (the AI's move under way is then dropped)."""
     check_not_over(record)
     if actor.user_id is None:
         raise Refused(ErrorCode.UNAUTHORIZED, "sign in to abort a game")
     seated = seats_held_by(record.seats, actor.user_id)
-    if actor.user_id != record.created_by and not seated:
+    creator = actor.user_id == record.created_by
+    if not creator and not seated:
         raise Refused(ErrorCode.FORBIDDEN, "only the creator or a player may abort")
-    if state.history:
+    if state.history and not (creator and only_ai(record.seats)):
         raise Refused(ErrorCode.FORBIDDEN, "a game with moves cannot be aborted: resign")
     seat = seated[0] if seated else None
     return Change(record.seats, state.finish(None, "aborted"), "abort", seat)

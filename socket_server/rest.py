@@ -266,7 +266,8 @@ class GamesController(Controller):
         game_id: FromPath[str],
         data: JSONBody[PlainAction | None] = None,
     ) -> VersionReply:
-        """Extension: abort a game before its first move (creator or a player)."""
+        """Extension: abort a game before its first move (creator or a player), or an
+        AI-vs-AI game at any time (its creator)."""
         request_id = data.id if data else None
         return VersionReply(await service.abort(actor, game_id, request_id))
 

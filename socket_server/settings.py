@@ -18,6 +18,11 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+def _env_optional_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -49,6 +54,17 @@ class Settings:
     # An AI search still unanswered after this long (every level's budget is at most
     # 3 s) is cancelled, logged as an error and tried again.
     ai_search_timeout_seconds: float = 40.0
+    # Abuse limits (socket_server/limits.py, http_protocol.py); 0 turns one off.
+    # WebSockets on this process; None: min(10000, the descriptor limit minus a reserve).
+    max_sockets: int | None = None
+    max_sockets_per_ip: int = 64
+    # Seconds a connection may take to send a whole request (a WebSocket's upgrade too).
+    handshake_timeout_seconds: float = 10.0
+    rest_rate_limit: int = 600  # requests under /api/ a minute, per user or address
+    guest_rate_limit: int = 30  # new guest tokens an hour per address
+    max_ai_games_per_user: int = 3  # active games with only AI seats, per creating user
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto uvicorn trusts (comma-separated, "*").
+    forwarded_allow_ips: str = "127.0.0.1"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -90,6 +106,17 @@ class Settings:
             ai_search_timeout_seconds=_env_float(
                 "GAMESOCKET_AI_SEARCH_TIMEOUT", cls.ai_search_timeout_seconds
             ),
+            max_sockets=_env_optional_int("GAMESOCKET_MAX_SOCKETS"),
+            max_sockets_per_ip=_env_int("GAMESOCKET_MAX_SOCKETS_PER_IP", cls.max_sockets_per_ip),
+            handshake_timeout_seconds=_env_float(
+                "GAMESOCKET_HANDSHAKE_TIMEOUT", cls.handshake_timeout_seconds
+            ),
+            rest_rate_limit=_env_int("GAMESOCKET_REST_RATE_LIMIT", cls.rest_rate_limit),
+            guest_rate_limit=_env_int("GAMESOCKET_GUEST_RATE_LIMIT", cls.guest_rate_limit),
+            max_ai_games_per_user=_env_int(
+                "GAMESOCKET_MAX_AI_GAMES_PER_USER", cls.max_ai_games_per_user
+            ),
+            forwarded_allow_ips=env("GAMESOCKET_FORWARDED_ALLOW_IPS", cls.forwarded_allow_ips),
             # Keeps deployments (or test runs) sharing one Redis apart.
             extra={"redis_prefix": prefix} if (prefix := env("GAMESOCKET_REDIS_PREFIX")) else {},
         )
