@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import secrets
+import stat
 import time
 import uuid
 from collections.abc import Callable
@@ -80,6 +81,8 @@ def load_or_create_secret(path: Path) -> str:
                 os.link(temporary, path)
         finally:
             temporary.unlink()
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        path.chmod(0o600)  # made by hand or by an older server: only this user may read it
     secret = path.read_text().strip()
     if not secret:
         raise RuntimeError(f"{path} is empty: delete it to have a new guest secret made")

@@ -59,7 +59,8 @@ def create_store(settings: Settings) -> GameStore:
         from socket_server.store.sqlite import SqliteStore
 
         path = sqlite_path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Private to the server's user: the database holds private games.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         return SqliteStore(path)
     if scheme in ("postgresql", "postgres"):
         # Imported only when asked for, so embedded mode never loads the Postgres driver.

@@ -18,7 +18,10 @@ processes sharing the file (`BEGIN IMMEDIATE` takes SQLite's write lock up front
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,8 +171,22 @@ def _event_record(row: aiosqlite.Row) -> EventRecord:
     )
 
 
+def make_private(path: Path) -> None:
+    """The database file (created if new) and its -wal and -shm: this user's only (0600).
+
+    SQLite gives the -wal and -shm files the permissions of the database file, so one
+    created here at 0600 keeps them private under any umask; older ones are tightened.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(file.stat().st_mode) & 0o077:
+                file.chmod(0o600)
+
+
 # -- the writer thread: plain sqlite3 calls, each function one whole transaction ----------
 def _open_writer(path: Path) -> sqlite3.Connection:
+    make_private(path)
     # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:

@@ -9,12 +9,17 @@ answer it, even when an error came after the commit; a move answered `internal` 
 not stored, so the client's resend (same move, same `version`, a new id) is applied.
 Players act only on what their sockets receive, as real clients do: a stored change
 that is never broadcast leaves the game waiting, and fails the test.
+
+And embedded mode keeps what it stores private to the server's user: the data
+directory, the SQLite file with its -wal and -shm, and the guest-token secret.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -260,3 +265,60 @@ async def test_moves_published_through_a_killed_redis_connection_reach_every_wat
                 server.stop()
     assert sum(kills) > 0
     assert all(table.internal == 0 for table in tables), [t.internal for t in tables]
+
+
+# -- embedded mode: the files on disk ---------------------------------------------------------
+
+
+def modes(data_dir: Path) -> dict[str, int]:
+    """Permission bits of the data directory and of every file in it, by name."""
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in (data_dir, *data_dir.iterdir())}
+
+
+def start_under_umask_022(server: ServerProcess) -> None:
+    previous = os.umask(0o022)  # the common default: new files 0644, directories 0755
+    try:
+        server.start()
+    finally:
+        os.umask(previous)
+
+
+async def test_the_data_directory_and_its_files_are_private_to_the_server_user(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    database = data_dir / "gamesocket.sqlite3"
+    private = {
+        "data": 0o700,
+        "gamesocket.sqlite3": 0o600,
+        "gamesocket.sqlite3-wal": 0o600,
+        "gamesocket.sqlite3-shm": 0o600,
+        "guest_jwt_secret": 0o600,
+    }
+    server = ServerProcess(data_dir, f"sqlite:///{database}")
+    start_under_umask_022(server)
+    api = Api(server.base_url)
+    try:
+        user = await api.guest()
+        game = await api.create(user, GAME, seats={"x": "me", "o": AI}, public=False)
+        played = await api.http.post(
+            f"/api/games/{game['game_id']}/moves", json={"move": 4}, headers=user["headers"]
+        )
+        assert played.status_code == 200, played.text
+        assert modes(data_dir) == private
+    finally:
+        await api.close()
+        server.stop()
+
+    # Files an older server left readable to everyone are made private on start.
+    for path in data_dir.iterdir():
+        path.chmod(0o644)
+    server = ServerProcess(data_dir, f"sqlite:///{database}")
+    start_under_umask_022(server)
+    api = Api(server.base_url)
+    try:
+        assert (await api.snapshot(game["game_id"], user))["version"] >= 1
+        assert modes(data_dir) == private
+    finally:
+        await api.close()
+        server.stop()
