@@ -53,6 +53,16 @@ class Agent(ABC):
             raise ValueError(f"level must be 1..10, got {level}")
         self.level = level
 
+    def default_limit(self) -> SearchLimit:
+        """The limit this agent's level implies when the caller gives none."""
+        return SearchLimit()
+
+    def limit_within(self, seconds: float) -> SearchLimit:
+        """The level's limit, its time cut to `seconds` (a clock's budget for a move)."""
+        default = self.default_limit()
+        time = seconds if default.time is None else min(default.time, seconds)
+        return SearchLimit(time=time, depth=default.depth, nodes=default.nodes)
+
     @abstractmethod
     async def search(
         self,

@@ -362,6 +362,11 @@ class ChessAgent(Agent):
     def engine(self) -> str:
         return "stockfish" if self.stockfish else "builtin"
 
+    def default_limit(self) -> SearchLimit:
+        if self.stockfish is None:
+            return self._builtin.default_limit()
+        return SearchLimit(time=LEVEL_TIME[self.level])
+
     async def search(
         self,
         state: GameState,
@@ -378,6 +383,6 @@ class ChessAgent(Agent):
             self.stockfish,
             board_from(state.start_fen, state.history),
             level=self.level,
-            limit=effective_limit(limit, SearchLimit(time=LEVEL_TIME[self.level])),
+            limit=effective_limit(limit, self.default_limit()),
             on_progress=on_progress,
         )

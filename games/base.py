@@ -7,6 +7,7 @@ throw the result away if the store refuses the write.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Self
@@ -32,6 +33,9 @@ RESULT_REASONS = frozenset(
         "resignation",
         "draw_agreed",
         "aborted",
+        "timeout",
+        "timeout_vs_insufficient_material",
+        "abandoned",
     }
 )
 
@@ -156,6 +160,22 @@ class GameState(BaseModel, ABC):
         index = self.seats.index(seat)
         return self.seats[(index + 1) % len(self.seats)]
 
+    def can_win(self, seat: str) -> bool:
+        """Whether `seat` could still win at all (chess: has mating material)."""
+        return True
+
+    def timed_out(self, seat: str) -> Self:
+        """The state after `seat` ran out of time: the other seat wins if it can."""
+        winner = self.other_seat(seat)
+        if self.can_win(winner):
+            return self.finish(winner, "timeout")
+        return self.finish(None, "timeout_vs_insufficient_material")
+
+
+# A numeric string move: ASCII digits only (not "²" or "٣", which `str.isdigit` takes),
+# an optional minus, a few digits at most (so `int` never meets a 5,000-digit number).
+_NUMERIC_MOVE = re.compile(r"-?[0-9]{1,6}")
+
 
 def parse_int_move(raw: Any, *, what: str, upper: int) -> int:
     """Grid notation: an int (or numeric string) in 0..upper-1, else `IllegalMove`."""
@@ -163,8 +183,8 @@ def parse_int_move(raw: Any, *, what: str, upper: int) -> int:
         raise IllegalMove(f"a {what} must be an integer, not a boolean")
     if isinstance(raw, str):
         text = raw.strip()
-        if not text.lstrip("-").isdigit():
-            raise IllegalMove(f"a {what} must be an integer, got {raw!r}")
+        if _NUMERIC_MOVE.fullmatch(text) is None:
+            raise IllegalMove(f"a {what} must be an integer, got {raw[:20]!r}")
         raw = int(text)
     if not isinstance(raw, int):
         raise IllegalMove(f"a {what} must be an integer, got {type(raw).__name__}")

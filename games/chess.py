@@ -117,6 +117,10 @@ class ChessState(GameState):
             return "0-1"
         return "1/2-1/2"
 
+    def can_win(self, seat: str) -> bool:
+        color = chess.WHITE if seat == "white" else chess.BLACK
+        return not self._position().has_insufficient_material(color)
+
     # -- changing ---------------------------------------------------------------------
     def apply(self, move: Any) -> Self:
         parsed = self._parse(move)

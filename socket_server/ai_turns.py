@@ -26,6 +26,7 @@ from socket_server.registry import GameTypes
 from socket_server.service import GameService
 from socket_server.settings import Settings
 from socket_server.store.base import Actor, GameRecord, is_ai_seat
+from socket_server.timecontrol import Clock, ai_think_ms
 
 log = logging.getLogger("gamesocket.ai")
 
@@ -41,6 +42,13 @@ AI_RETRY_MAX = 30.0
 # Who asked for an AI move: a player (`ai_move`) with their request id, or None: the
 # server, for an AI seat.
 Asker = tuple[Actor, str | None] | None
+
+
+def _think_ms(record: GameRecord, seat: str) -> int | None:
+    """What the AI may spend on this move by its clock (None: untimed game)."""
+    if record.clock is None:
+        return None
+    return ai_think_ms(Clock.from_json(record.clock), seat, int(time.time() * 1000))
 
 
 def ai_turn_of(record: GameRecord, state: GameState) -> tuple[str, int] | None:
@@ -195,8 +203,10 @@ class AiTurns:
             record, state = await self.service.load(game_id, fresh=True)
             if state.turn != seat or record.status != "active":
                 return False
-            await self._pace(record, asker)
-            move = await self._search(record, state, seat, level)
+            think_ms = _think_ms(record, seat)
+            paced = await self._pace(record, asker, think_ms)
+            left = None if think_ms is None else think_ms - paced
+            move = await self._search(record, state, seat, level, left)
             return await self._play(record, seat, move, asker)
         finally:
             refresher.cancel()
@@ -224,11 +234,16 @@ class AiTurns:
                 return False
         return True
 
-    async def _pace(self, record: GameRecord, asker: Asker) -> None:
-        """AI-vs-AI games wait `ai_delay_ms` before each move, so people can watch."""
-        if asker is None and all(is_ai_seat(s) for s in record.seats.values()):
-            delay = record.options.get("ai_delay_ms", self.settings.default_ai_delay_ms)
-            await asyncio.sleep(delay / 1000)
+    async def _pace(self, record: GameRecord, asker: Asker, think_ms: int | None) -> int:
+        """AI-vs-AI games wait `ai_delay_ms` before each move, so people can watch; on a
+        clock at most a third of the move's time. How long it waited (ms)."""
+        if asker is not None or not all(is_ai_seat(s) for s in record.seats.values()):
+            return 0
+        delay = int(record.options.get("ai_delay_ms", self.settings.default_ai_delay_ms))
+        if think_ms is not None:
+            delay = min(delay, think_ms // 3)
+        await asyncio.sleep(delay / 1000)
+        return delay
 
     async def _play(self, record: GameRecord, seat: str, move: Move, asker: Asker) -> bool:
         actor, request_id = asker if asker is not None else (Actor.SERVER, None)
@@ -255,8 +270,12 @@ class AiTurns:
             except Exception as error:  # the broker is down: retried next time
                 log.warning("ai lock refresh failed key=%s error=%r", key, error)
 
-    async def _search(self, record: GameRecord, state: GameState, seat: str, level: int) -> Move:
+    async def _search(
+        self, record: GameRecord, state: GameState, seat: str, level: int, think_ms: int | None
+    ) -> Move:
+        """The agent's move; on a clock its search ends within `think_ms`."""
         agent = self.agent_for(record.game_id, record.game_type, level)
+        limit = None if think_ms is None else agent.limit_within(think_ms / 1000)
         game_id = record.game_id
         last_sent = 0.0
 
@@ -271,7 +290,7 @@ class AiTurns:
                 self._spawn(self._send_thinking(game_id, thinking(info)))
 
         started = time.perf_counter()
-        result = await self._bounded(agent.search(state, on_progress=on_progress))
+        result = await self._bounded(agent.search(state, limit=limit, on_progress=on_progress))
         self.metrics.ai_search.labels(record.game_type).observe(time.perf_counter() - started)
         await self._send_thinking(game_id, thinking(result.info))  # the final line
         return result.move

@@ -9,7 +9,7 @@ itself live in `games`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -27,6 +27,7 @@ from socket_server.store.base import (
     may_see,
     seats_held_by,
 )
+from socket_server.timecontrol import BadTimeControl, Clock
 
 DEFAULT_AI_LEVEL = 5
 MAX_AI_DELAY_MS = 60_000
@@ -52,6 +53,11 @@ class Change:
     move: Any = None  # normal form, for a move
     san: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    moved_at_ms: int | None = None  # when a move's frame arrived (it stops the clock)
+    credit_ms: int = 0  # lag credited to a move's clock
+    # Stored, and then the request is still refused with this (a move that arrived after
+    # its mover's flag fell stores the timeout and is answered `game_over`).
+    then_refuse: Refused | None = None
 
 
 def derive_status(seats: Mapping[str, Seat], state: GameState) -> GameStatus:
@@ -85,6 +91,7 @@ def next_version(
         version=version,
         status=status,
         turn=turn_of(status, change.state),
+        clock=clock_after(record, change, status, epoch_ms(now)),
         updated_at=now,
     )
     event = EventRecord(
@@ -100,6 +107,39 @@ def next_version(
         at=now,
     )
     return new_record, event
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def clock_after(
+    record: GameRecord, change: Change, status: GameStatus, now_ms: int
+) -> dict[str, Any] | None:
+    """The stored clock after `change`: the mover charged, the next seat's clock started."""
+    if record.clock is None:
+        return None
+    clock = Clock.from_json(record.clock)
+    if change.kind == "move" and clock.running == change.seat and change.seat is not None:
+        moved_at = change.moved_at_ms if change.moved_at_ms is not None else now_ms
+        clock = clock.after_move(change.seat, moved_at, change.credit_ms)
+    if status != "active":
+        return clock.stopped(now_ms).to_json()
+    turn = change.state.turn
+    if clock.running != turn:
+        clock = clock.start(turn, now_ms)
+    return clock.to_json()
+
+
+def new_clock(raw: Any, state: GameState, status: GameStatus, now_ms: int) -> dict[str, Any] | None:
+    """The clock of a new game (running at once when the game starts active)."""
+    if raw is None:
+        return None
+    try:
+        clock = Clock.from_request(raw, type(state).seats)
+    except BadTimeControl as error:
+        raise Refused(ErrorCode.BAD_MESSAGE, str(error)) from None
+    return clock.start(turn_of(status, state), now_ms).to_json()
 
 
 # -- who may do what -----------------------------------------------------------------
@@ -225,8 +265,53 @@ def plan_move(record: GameRecord, state: GameState, seat: str, raw: Any) -> Chan
     return Change(record.seats, new_state, "move", seat=seat, move=move, san=state.move_san(move))
 
 
-def plan_player_move(record: GameRecord, state: GameState, actor: Actor, raw: Any) -> Change:
-    return plan_move(record, state, player_seat(record, state, actor), raw)
+def plan_player_move(
+    record: GameRecord,
+    state: GameState,
+    actor: Actor,
+    raw: Any,
+    *,
+    at_ms: int | None = None,
+    credit_ms: int = 0,
+) -> Change:
+    """A player's move, whose frame arrived at `at_ms`; a fallen flag is stored first."""
+    if at_ms is not None:
+        timeout = plan_timeout(record, state, at_ms)
+        if timeout is not None:
+            late = Refused(ErrorCode.GAME_OVER, "your time ran out before this move arrived")
+            return replace(timeout, then_refuse=late)
+    change = plan_move(record, state, player_seat(record, state, actor), raw)
+    return replace(change, moved_at_ms=at_ms, credit_ms=credit_ms)
+
+
+def plan_timeout(record: GameRecord, state: GameState, now_ms: int) -> Change | None:
+    """The running seat loses on time, if its flag has fallen by `now_ms`."""
+    if record.clock is None or record.status != "active":
+        return None
+    clock = Clock.from_json(record.clock)
+    if clock.running is None or not clock.is_flagged(now_ms):
+        return None
+    ended = state.timed_out(clock.running)
+    return Change(record.seats, ended, "timeout", clock.running, data=_result_data(ended))
+
+
+def plan_claim(record: GameRecord, state: GameState, actor: Actor, gone: Collection[str]) -> Change:
+    """Win an abandoned game: `gone` are the seats offline (on every process) long enough."""
+    seat = player_seat(record, state, actor)
+    mine = seats_held_by(record.seats, actor.user_id)
+    opponents = [name for name in record.seats if name not in mine]
+    if any(is_ai_seat(record.seats[name]) for name in opponents):
+        raise Refused(ErrorCode.FORBIDDEN, "an AI opponent never leaves")
+    if not all(name in gone for name in opponents):
+        raise Refused(ErrorCode.FORBIDDEN, "your opponent is online or left too recently")
+    ended = state.finish(seat, "abandoned")
+    return Change(record.seats, ended, "claim", seat, data=_result_data(ended))
+
+
+def _result_data(state: GameState) -> dict[str, Any]:
+    """An event's `data` for an end decided outside the moves (replayed from it)."""
+    assert state.result is not None
+    return {"result": {"winner": state.result.winner, "reason": state.result.reason}}
 
 
 def plan_resign(record: GameRecord, state: GameState, actor: Actor) -> Change:
@@ -301,5 +386,6 @@ def replay_event(
         return seats, state.finish(None, "draw_agreed")
     if kind == "abort":
         return seats, state.finish(None, "aborted")
-    result = event.data.get("result") or {}  # "finish": an end decided outside the rules
+    # "finish", "timeout", "claim": an end decided outside the moves, stored with the event
+    result = event.data.get("result") or {}
     return seats, state.finish(result.get("winner"), result.get("reason", "aborted"))

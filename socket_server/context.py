@@ -12,6 +12,7 @@ from typing import Any
 import agents
 from socket_server.ai_turns import AiTurns
 from socket_server.auth import Authenticator
+from socket_server.clocks import ClockTimers
 from socket_server.fanout import Broker, create_broker
 from socket_server.hub import Hub
 from socket_server.metrics import Metrics
@@ -33,6 +34,7 @@ class ServerContext:
     game_types: GameTypes
     service: GameService
     ai_turns: AiTurns
+    clocks: ClockTimers
     hub: Hub
     metrics: Metrics
     _stopping: asyncio.Task[None] | None = None
@@ -45,19 +47,29 @@ class ServerContext:
         game_types = GameTypes()
         service = GameService(store, broker, settings, game_types, metrics)
         ai_turns = AiTurns(service, broker, settings, game_types, metrics)
+        clocks = ClockTimers(service)
         hub = Hub(service, broker)
         auth = Authenticator(settings)
-        return cls(settings, store, broker, auth, game_types, service, ai_turns, hub, metrics)
+        return cls(
+            settings, store, broker, auth, game_types, service, ai_turns, clocks, hub, metrics
+        )
 
     async def start(self) -> None:
         await self.store.open()
         await self.broker.start()
         await self.auth.start()
         resumed = await self.ai_turns.resume()
+        timed = await self.clocks.resume()
         if self.settings.redis_url:
-            # Several processes: take over the AI games of one that died.
+            # Several processes: take over the AI games and clocks of one that died.
             self.ai_turns.start_sweep()
-        log.info("server started store=%s resumed_ai_games=%d", type(self.store).__name__, resumed)
+            self.clocks.start_sweep()
+        log.info(
+            "server started store=%s resumed_ai_games=%d timed_games=%d",
+            type(self.store).__name__,
+            resumed,
+            timed,
+        )
 
     async def begin_shutdown(self) -> None:
         """Finish in-flight changes, stop the AI, close every socket with 1001 (once)."""
@@ -69,6 +81,7 @@ class ServerContext:
         self.ai_turns.stop_taking_turns()
         await self.service.shutdown()
         await self.ai_turns.shutdown()
+        await self.clocks.shutdown()
         await self.hub.close_all(CloseCode.GOING_AWAY)
 
     async def stop(self) -> None:

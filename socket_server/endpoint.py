@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from litestar import WebSocket
@@ -19,8 +20,10 @@ from socket_server import protocol
 from socket_server.auth import AuthError
 from socket_server.changes import Refused
 from socket_server.hub import Connection
+from socket_server.limits import TokenBucket
 from socket_server.protocol import (
     AiMove,
+    ClaimVictory,
     ClientMessage,
     CloseCode,
     Draw,
@@ -33,6 +36,7 @@ from socket_server.protocol import (
     Sync,
     You,
 )
+from socket_server.snapshot import with_clock_now
 from socket_server.store.base import Actor, GameRecord, may_see
 
 if TYPE_CHECKING:
@@ -41,25 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gamesocket.ws")
 
 CLOSE_WAIT = 5.0  # seconds a closing socket may take to flush its queue
-
-
-class TokenBucket:
-    """`rate` messages a second on average, `burst` at once."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.capacity = float(burst)
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
+MAX_SINCE_DIGITS = 18  # a `since` with more digits (or any other text) is ignored
 
 
 class NotAdmitted(Exception):
@@ -70,8 +56,33 @@ class NotAdmitted(Exception):
         self.code = code
 
 
-# A state-changing request: (endpoint, connection, message) -> the version it reached.
-Handler = Callable[["GameEndpoint", Connection, Any], Awaitable[int]]
+def origin_allowed(socket: WebSocket[Any, Any, Any], allowed: tuple[str, ...]) -> bool:
+    """A browser's socket (it sends `Origin`) from a page the server allows.
+
+    With no list every socket is let in; with one, a socket without `Origin` (a bot,
+    not a browser) still is, and so is the server's own page (same host).
+    """
+    origin = socket.headers.get("origin")
+    if not allowed or "*" in allowed or origin is None:
+        return True
+    origin = origin.rstrip("/").lower()
+    if origin in (entry.rstrip("/").lower() for entry in allowed):
+        return True
+    host = socket.headers.get("host", "").lower()
+    return bool(host) and origin.partition("://")[2] == host
+
+
+# A state-changing request: (endpoint, connection, message, when its frame arrived in
+# epoch ms) -> the version it reached.
+Handler = Callable[["GameEndpoint", Connection, Any, int], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """When a frame arrived: for latency (perf counter) and for clocks (epoch ms)."""
+
+    perf: float
+    epoch_ms: int
 
 
 class GameEndpoint:
@@ -100,7 +111,7 @@ class GameEndpoint:
             self.game_type,
             actor,
             settings.max_send_backlog,
-            self.context.hub.updates_between,
+            self.context.hub.fill_gap,
         )
         await self.context.hub.attach(connection, record.seats)
         del record  # the game as read on admission: not kept for the socket's lifetime
@@ -110,6 +121,8 @@ class GameEndpoint:
         self, socket: WebSocket[Any, Any, Any], game_id: str
     ) -> tuple[Actor, GameRecord]:
         """Who the caller is, and the game; `NotAdmitted` if they may not watch it."""
+        if not origin_allowed(socket, self.context.settings.cors_origins):
+            raise NotAdmitted(CloseCode.FORBIDDEN)
         token = socket.query_params.get("token")
         actor = Actor.ANONYMOUS
         if token:
@@ -162,10 +175,15 @@ class GameEndpoint:
         )
 
     async def _sync(self, connection: Connection, since: int | None) -> None:
-        """Bring the client to the current version: missed updates, or one `state`."""
+        """Bring the client to the current version: missed updates, or one `state`.
+
+        The updates only while they are few enough to replay (`max_replay_updates`) and
+        fit in the socket's send queue: a client further behind gets the `state` (which
+        PROTOCOL.md allows), so it can always resume.
+        """
         record, state = await self.context.service.load(connection.game_id, fresh=True)
         current = record.version
-        if since is not None and since < current:
+        if since is not None and since < current and self._replayable(connection, current - since):
             missed = await self.context.hub.updates_between(connection.game_id, since, current)
             if len(missed) == current - since:
                 for _, text in missed:
@@ -173,9 +191,13 @@ class GameEndpoint:
                 connection.start_updates(current)
                 return
         if since != current:
-            snapshot = self.context.service.snapshot_of(record, state)
-            connection.send_bytes(protocol.state(snapshot))
+            snapshot = await self.context.service.built_snapshot(record, state)
+            connection.send_bytes(protocol.state(with_clock_now(snapshot, record)))
         connection.start_updates(current)
+
+    def _replayable(self, connection: Connection, gap: int) -> bool:
+        """A gap of `gap` versions may be sent update by update to this socket."""
+        return gap <= self.context.settings.max_replay_updates and gap < connection.room()
 
     async def _receive_loop(
         self, socket: WebSocket[Any, Any, Any], connection: Connection
@@ -191,7 +213,7 @@ class GameEndpoint:
                 return CloseCode.IDLE
             if frame is None:
                 return None if not connection.cut_off else connection.close_code
-            received_at = time.perf_counter()
+            received_at = Arrival(time.perf_counter(), int(time.time() * 1000))
             if _size(frame) > settings.max_message_bytes:
                 return CloseCode.MESSAGE_TOO_BIG
             if not bucket.take():
@@ -241,7 +263,7 @@ class GameEndpoint:
         connection.send_bytes(protocol.error(code, message, ref))
 
     async def _dispatch(
-        self, connection: Connection, frame: str | bytes, received_at: float
+        self, connection: Connection, frame: str | bytes, received_at: Arrival
     ) -> None:
         try:
             message = protocol.decode_client_message(frame)
@@ -261,12 +283,12 @@ class GameEndpoint:
             await self._run(connection, message, received_at)
 
     async def _run(
-        self, connection: Connection, message: ClientMessage, received_at: float
+        self, connection: Connection, message: ClientMessage, received_at: Arrival
     ) -> None:
         """One state-changing request through its handler; `ack` or `error`."""
         handler = HANDLERS[type(message)]
         try:
-            version = await handler(self, connection, message)
+            version = await handler(self, connection, message, received_at.epoch_ms)
         except Refused as refusal:
             self._refuse(connection, refusal.code, refusal.message, message.id)
             return
@@ -278,35 +300,44 @@ class GameEndpoint:
             return
         if isinstance(message, Move):
             # A move's latency is taken once the service has stored and published it.
-            self.context.metrics.move_latency.observe(time.perf_counter() - received_at)
+            self.context.metrics.move_latency.observe(time.perf_counter() - received_at.perf)
         if message.id is not None:
             connection.send_bytes(protocol.ack(message.id, version))
 
     # -- the handlers -------------------------------------------------------------------
-    async def _move(self, connection: Connection, message: Move) -> int:
+    async def _move(self, connection: Connection, message: Move, arrived_ms: int) -> int:
         return await self.context.service.move(
             connection.actor,
             connection.game_id,
             message.move,
+            at_ms=arrived_ms,
             version=message.version,
             request_id=message.id,
         )
 
-    async def _join(self, connection: Connection, message: Join) -> int:
+    async def _join(self, connection: Connection, message: Join, _arrived_ms: int) -> int:
         service = self.context.service
         return await service.join(connection.actor, connection.game_id, message.seat, message.id)
 
-    async def _resign(self, connection: Connection, message: Resign) -> int:
+    async def _resign(self, connection: Connection, message: Resign, _arrived_ms: int) -> int:
         return await self.context.service.resign(connection.actor, connection.game_id, message.id)
 
-    async def _draw(self, connection: Connection, message: Draw) -> int:
+    async def _draw(self, connection: Connection, message: Draw, _arrived_ms: int) -> int:
         service = self.context.service
         return await service.draw(connection.actor, connection.game_id, message.action, message.id)
 
-    async def _abort(self, connection: Connection, message: protocol.Abort) -> int:
+    async def _abort(
+        self, connection: Connection, message: protocol.Abort, _arrived_ms: int
+    ) -> int:
         return await self.context.service.abort(connection.actor, connection.game_id, message.id)
 
-    async def _ai_move(self, connection: Connection, message: AiMove) -> int:
+    async def _claim_victory(
+        self, connection: Connection, message: ClaimVictory, _arrived_ms: int
+    ) -> int:
+        service = self.context.service
+        return await service.claim_victory(connection.actor, connection.game_id, message.id)
+
+    async def _ai_move(self, connection: Connection, message: AiMove, _arrived_ms: int) -> int:
         ai_turns = self.context.ai_turns
         return await ai_turns.ai_move(
             connection.actor, connection.game_id, message.level, message.id
@@ -314,6 +345,7 @@ class GameEndpoint:
 
 
 HANDLERS: dict[type[ClientMessage], Handler] = {
+    ClaimVictory: GameEndpoint._claim_victory,
     Move: GameEndpoint._move,
     Join: GameEndpoint._join,
     Resign: GameEndpoint._resign,
@@ -324,9 +356,11 @@ HANDLERS: dict[type[ClientMessage], Handler] = {
 
 
 def _since(raw: str | None) -> int | None:
-    if raw is None or not raw.strip().isdigit():
+    """The `since` query parameter: ASCII digits (at most 18), else as if absent."""
+    text = (raw or "").strip()
+    if not text or len(text) > MAX_SINCE_DIGITS or not (text.isascii() and text.isdigit()):
         return None
-    return int(raw)
+    return int(text)
 
 
 def _size(frame: str | bytes) -> int:

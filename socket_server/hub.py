@@ -36,8 +36,19 @@ PRESENCE_DELAY = 0.1  # seconds: presence changes within this window make one me
 PRESENCE_SENDS_PER_SECOND = 5000
 CLOSE_TIMEOUT = 2.0
 
-# (game_id, after, upto) -> the update texts for versions after..upto, in order
-GapFiller = Callable[[str, int, int], Awaitable[list[tuple[int, str]]]]
+
+@dataclass(frozen=True)
+class Catchup:
+    """What brings a socket from one version to a later one: the updates in between, or,
+    when the gap is longer than a replay may be, one `state` text at `version`."""
+
+    updates: list[tuple[int, str]] = field(default_factory=list)
+    state: str | None = None
+    version: int = 0
+
+
+# (game_id, after, upto) -> what brings a socket from version `after` to `upto`
+GapFiller = Callable[[str, int, int], Awaitable[Catchup]]
 
 
 class Connection:
@@ -61,9 +72,12 @@ class Connection:
         self._queue: deque[str | None] = deque()  # None: close after what is queued
         self._ready = asyncio.Event()
         self.close_code: int | None = None
-        # Updates are held back until the first snapshot sets `last_version`.
+        # Everything the game's channel sends (updates, presence, ...) is held back until
+        # the first snapshot or replay was queued and set `last_version`: a client hears
+        # `hello`, then `state`, then the rest.
         self.last_version: int | None = None
         self._held: list[tuple[int, str]] = []
+        self._held_messages: list[str] = []
         self._filling = False
         self._writer: asyncio.Task[None] | None = None
         self._gap_task: asyncio.Task[None] | None = None
@@ -86,6 +100,17 @@ class Connection:
 
     def send_bytes(self, data: bytes) -> None:
         self.send(data.decode())
+
+    def room(self) -> int:
+        """How many more messages the send queue takes now."""
+        return self.max_backlog - len(self._queue)
+
+    def broadcast(self, text: str) -> None:
+        """A message of the game's channel that is not an update (presence, thinking, ...)."""
+        if self.last_version is None:
+            self._held_messages.append(text)
+        else:
+            self.send(text)
 
     def deliver_update(self, version: int, text: str) -> None:
         """Queue an update so this socket sees versions in order, each once."""
@@ -114,6 +139,9 @@ class Connection:
         self.last_version = (
             version if self.last_version is None else max(version, self.last_version)
         )
+        held, self._held_messages = self._held_messages, []
+        for text in held:
+            self.send(text)
         self._release_held()
 
     def _release_held(self) -> None:
@@ -123,7 +151,11 @@ class Connection:
 
     async def _fill(self, after: int, upto: int) -> None:
         try:
-            for version, text in await self._fill_gap(self.game_id, after, upto):
+            catchup = await self._fill_gap(self.game_id, after, upto)
+            if catchup.state is not None and catchup.version > (self.last_version or 0):
+                self.last_version = catchup.version
+                self.send(catchup.state)
+            for version, text in catchup.updates:
                 if self.last_version is not None and version == self.last_version + 1:
                     self.last_version = version
                     self.send(text)
@@ -241,6 +273,9 @@ class Hub:
         if channel is None or connection not in channel.connections:
             return
         channel.connections.discard(connection)
+        left_at = int(time.time() * 1000)
+        for seat in seats_held_by(channel.seats, connection.actor.user_id):
+            await self.broker.note_seat_left(connection.game_id, seat, left_at)
         if not channel.connections:
             del self.channels[connection.game_id]
             if channel.presence_task is not None:
@@ -255,7 +290,7 @@ class Hub:
         if channel is None:
             return
         header = read_header(data)
-        self.service.note_published(game_id, header)
+        self.service.note_published(game_id, header, data)
         text = data.decode()
         fanout = self.service.metrics.fanout
         if header.type == "update" and header.version is not None:
@@ -270,7 +305,7 @@ class Hub:
             return
         started = time.perf_counter()
         for connection in channel.connections:
-            connection.send(text)
+            connection.broadcast(text)
         fanout.observe(time.perf_counter() - started)
 
     def recent_updates(self, game_id: str, after: int, upto: int) -> list[tuple[int, str]] | None:
@@ -284,11 +319,23 @@ class Hub:
         return wanted
 
     async def updates_between(self, game_id: str, after: int, upto: int) -> list[tuple[int, str]]:
+        """The updates after..upto: this process's history, else the service's replay."""
         recent = self.recent_updates(game_id, after, upto)
         if recent is not None:
             return recent
-        replayed = await self.service.replay_updates(game_id, after)
-        return [(v, data.decode()) for v, data in replayed if v <= upto]
+        replayed = await self.service.replay_updates(game_id, after, upto)
+        return [(v, data.decode()) for v, data in replayed]
+
+    async def fill_gap(self, game_id: str, after: int, upto: int) -> Catchup:
+        """What a socket at `after` misses up to `upto`: the updates, if the gap is at
+        most `max_replay_updates` long (and the store holds them all), else one `state`."""
+        if upto - after <= self.service.settings.max_replay_updates:
+            updates = await self.updates_between(game_id, after, upto)
+            if len(updates) == upto - after:
+                return Catchup(updates)
+        record, state = await self.service.load(game_id, fresh=True)
+        snapshot = await self.service.built_snapshot(record, state)
+        return Catchup(state=protocol.state(snapshot).decode(), version=record.version)
 
     # -- presence -------------------------------------------------------------------
     def presence_changed(self, game_id: str) -> None:

@@ -9,6 +9,7 @@ so a message is serialised once however many sockets receive it.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
@@ -42,6 +43,7 @@ class CloseCode(IntEnum):
     SLOW_CONSUMER = 1008  # the client read too slowly: its send queue overflowed
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013  # over the server's or the address's socket cap
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
     NOT_FOUND = 4404
@@ -54,9 +56,26 @@ Level = Annotated[int, msgspec.Meta(ge=1, le=10)]
 Version = Annotated[int, msgspec.Meta(ge=0)]
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_control_chars(text: str) -> bool:
+    """True if `text` holds a control character (NUL, newline, ...): no id or name may."""
+    return _CONTROL_CHARS.search(text) is not None
+
+
+def check_request_id(request_id: str | None) -> None:
+    """A request `id` is printable text; `ValueError` (a validation error) otherwise."""
+    if request_id is not None and has_control_chars(request_id):
+        raise ValueError("`id` must not contain control characters")
+
+
 # -- client to server --------------------------------------------------------------------
 class ClientMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     id: RequestId | None = None
+
+    def __post_init__(self) -> None:
+        check_request_id(self.id)
 
 
 class Join(ClientMessage, tag="join"):
@@ -84,6 +103,10 @@ class Abort(ClientMessage, tag="abort"):
     """Extension: the creator aborts a game that has not started (see docs)."""
 
 
+class ClaimVictory(ClientMessage, tag="claim_victory"):
+    """Win a game whose every opponent has been offline long enough (PROTOCOL.md)."""
+
+
 class Sync(ClientMessage, tag="sync"):
     since: Version | None = None
 
@@ -99,6 +122,7 @@ CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
     Resign,
     Draw,
     Abort,
+    ClaimVictory,
     Sync,
     Ping,
 )
@@ -126,10 +150,13 @@ def decode_client_message(frame: str | bytes) -> ClientMessage:
         raw = _json_decoder.decode(frame)
     except msgspec.DecodeError:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "the message is not valid JSON") from None
+    except RecursionError:  # msgspec's nesting limit: a frame like [[[[...]]]]
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "the message is nested too deeply") from None
     if not isinstance(raw, dict):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "a message must be a JSON object")
     ref = raw.get("id")
-    ref = ref if isinstance(ref, str) and len(ref) <= 64 else None
+    usable = isinstance(ref, str) and len(ref) <= 64 and not has_control_chars(ref)
+    ref = ref if usable else None
     kind = raw.pop("type", None)
     if not isinstance(kind, str):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "a message needs a string `type`", ref)
@@ -174,7 +201,7 @@ Seats = Annotated[
     ),
 ]
 GameStatusName = Literal["waiting", "active", "finished", "aborted"]
-EventKind = Literal["join", "move", "resign", "draw", "abort", "finish"]
+EventKind = Literal["join", "move", "resign", "draw", "abort", "finish", "timeout", "claim"]
 
 
 LastMoveJson = Annotated[
@@ -203,6 +230,18 @@ class Event(msgspec.Struct, omit_defaults=True):
     san: str | None = None
 
 
+class ClockView(msgspec.Struct):
+    """A timed game's clocks, exact at `server_time_ms` (Unix epoch ms on the server)."""
+
+    initial_ms: int
+    increment_ms: int
+    delay_ms: int
+    per_move_ms: int
+    remaining_ms: dict[str, int]
+    running: str | None
+    server_time_ms: int
+
+
 class Snapshot(msgspec.Struct, kw_only=True):
     """The whole game as PROTOCOL.md's "The snapshot" (`state`, `update`, REST)."""
 
@@ -219,6 +258,7 @@ class Snapshot(msgspec.Struct, kw_only=True):
     result: Result | None
     public: bool
     created_at: str
+    clock: ClockView | None = None
 
 
 class ServerMessage(msgspec.Struct, kw_only=True, tag_field="type"):

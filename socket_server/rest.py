@@ -11,16 +11,20 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import MutableScopeHeaders
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import SecurityRequirement
 from litestar.params import Dependency, FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.types import ControllerRouterHandler
+from litestar.types import BeforeRequestHookHandler, ControllerRouterHandler, Message, Scope
 
 from games import ChessState
 from socket_server.auth import Authenticator, AuthError
 from socket_server.changes import Refused
 from socket_server.fanout.base import Broker
-from socket_server.protocol import ErrorCode, Snapshot
+from socket_server.limits import GUEST_LIMIT, LIMIT_OPT
+from socket_server.protocol import ErrorCode, Snapshot, check_request_id, has_control_chars
 from socket_server.service import GameService
 from socket_server.settings import Settings
 from socket_server.store.base import Actor, GameStatus, GameStore
@@ -65,11 +69,16 @@ class CreateGame(msgspec.Struct, forbid_unknown_fields=False):
     seats: dict[str, Any] | None = None
     public: bool = True
     options: dict[str, Any] | None = None
+    # {"initial_ms", "increment_ms"?} | {"initial_ms", "delay_ms"} | {"per_move_ms"}
+    clock: dict[str, Any] | None = None
 
 
 class JoinGame(msgspec.Struct, forbid_unknown_fields=False):
     seat: str | None = None
     id: RequestId | None = None
+
+    def __post_init__(self) -> None:
+        check_request_id(self.id)  # control characters: a 400, like the socket's
 
 
 class PlayMove(msgspec.Struct, forbid_unknown_fields=False):
@@ -78,24 +87,123 @@ class PlayMove(msgspec.Struct, forbid_unknown_fields=False):
     # Extension: the same idempotency key as a socket message's `id`.
     id: RequestId | None = None
 
+    def __post_init__(self) -> None:
+        check_request_id(self.id)
+
 
 class DrawAction(msgspec.Struct, forbid_unknown_fields=False):
     action: Literal["offer", "accept", "decline"]
     id: RequestId | None = None
 
+    def __post_init__(self) -> None:
+        check_request_id(self.id)
+
 
 class PlainAction(msgspec.Struct, forbid_unknown_fields=False):
     id: RequestId | None = None
+
+    def __post_init__(self) -> None:
+        check_request_id(self.id)
 
 
 class VersionReply(msgspec.Struct):
     version: int
 
 
-def error_response(code: ErrorCode, message: str, status: int | None = None) -> Response[Any]:
+class GuestToken(msgspec.Struct):
+    access_token: str
+    user_id: str
+    expires_at: str  # ISO 8601
+
+
+class MoveEntry(msgspec.Struct):
+    """One line of the move log (`san`: chess only)."""
+
+    version: int
+    seat: str
+    move: str | int  # normal form: chess UCI, grid games an integer
+    at: str  # ISO 8601
+    san: str | None = None
+
+
+class HealthReply(msgspec.Struct):
+    status: Literal["ok", "unavailable"]
+
+
+class GameConnections(msgspec.Struct):
+    players: int
+    spectators: int
+
+
+class ConnectionsReply(msgspec.Struct):
+    games: dict[str, GameConnections]
+    players: int
+    spectators: int
+
+
+class ConfigReply(msgspec.Struct):
+    mode: Literal["embedded", "supabase"]
+    supabase_url: str | None
+    supabase_anon_key: str | None
+
+
+class ErrorDetail(msgspec.Struct):
+    code: ErrorCode
+    message: str
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error answer: `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
+
+
+# -- what the OpenAPI document says of each route -----------------------------------
+BEARER = "BearerToken"  # the security scheme: `Authorization: Bearer <access token>`
+SIGNED_IN: list[SecurityRequirement] = [{BEARER: []}]
+# Anonymous callers may read public games; a token sent must be valid all the same.
+TOKEN_OPTIONAL: list[SecurityRequirement] = [{}, {BEARER: []}]
+ERROR_MEANING: dict[int, str] = {
+    400: "the body or a parameter is malformed, or names what the game does not have",
+    401: "a token is needed and missing, or the one sent is invalid or expired",
+    403: "the caller may not do this (a private game, not a seat of theirs)",
+    404: "no such game (or no such thing for this game)",
+    405: "the path does not take this method (`Allow` lists those it takes)",
+    409: "the game's state refuses it now",
+    413: "the body is larger than the server takes",
+    422: "the game's rules refuse it",
+    429: "too many requests: wait `Retry-After` seconds",
+}
+REST_CODES = frozenset(ErrorCode) - {ErrorCode.UNKNOWN_TYPE}  # that one is the socket's
+# Litestar's own refusals by status: 413 and 405 have no code of their own.
+EXTRA_CODES: dict[int, tuple[ErrorCode, ...]] = {413: (ErrorCode.BAD_MESSAGE,)}
+
+
+def error_spec(status: int, meaning: str | None = None) -> ResponseSpec:
+    """The documented error answer of `status`: its codes and what it means."""
+    codes = [code for code, value in HTTP_STATUS.items() if value == status and code in REST_CODES]
+    codes += EXTRA_CODES.get(status, ())
+    names = ", ".join(f"`{code.value}`" for code in codes)
+    return ResponseSpec(ErrorBody, description=f"{names}: {meaning or ERROR_MEANING[status]}")
+
+
+def errors(*statuses: int, notes: dict[int, str] | None = None) -> dict[int, ResponseSpec]:
+    """The error answers of a route under /api/: `statuses`, and 429 (rate limits);
+    `notes` says what a status means on this route where that is more than usual."""
+    notes = notes or {}
+    return {status: error_spec(status, notes.get(status)) for status in sorted({*statuses, 429})}
+
+
+def error_response(
+    code: ErrorCode,
+    message: str,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
     return Response(
         {"error": {"code": code, "message": message}},
         status_code=status or HTTP_STATUS.get(code, 400),
+        headers=headers,
     )
 
 
@@ -113,12 +221,26 @@ def http_error_handler(_request: Request[Any, Any, Any], error: Exception) -> Re
     extra = getattr(error, "extra", None)
     if extra:
         message = f"{message}: {extra}"
-    return error_response(code, message, status)
+    # A 405 keeps its `Allow` header (the methods the path takes).
+    return error_response(code, message, status, dict(error.headers or {}))
 
 
 def internal_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    refused = _undecodable_body(error)
+    if refused is not None:
+        return error_response(ErrorCode.BAD_MESSAGE, refused, 400)
     log.error("request failed path=%s error=%r", request.url.path, error, exc_info=error)
     return error_response(ErrorCode.INTERNAL, "internal error", 500)
+
+
+def _undecodable_body(error: BaseException) -> str | None:
+    """Why a request body could not be read, if that is what `error` is: invalid UTF-8,
+    or JSON nested deeper than the decoder goes (both escape Litestar's own 400)."""
+    if isinstance(error, RecursionError):
+        return "the body is nested too deeply"
+    if isinstance(error, UnicodeDecodeError):
+        return "the body is not valid UTF-8"
+    return None
 
 
 async def provide_actor(request: Request[Any, Any, Any], auth: Given[Authenticator]) -> Actor:
@@ -135,29 +257,91 @@ async def provide_actor(request: Request[Any, Any, Any], auth: Given[Authenticat
         raise Refused(ErrorCode.UNAUTHORIZED, str(error)) from None
 
 
+async def provide_signed_in(request: Request[Any, Any, Any], auth: Given[Authenticator]) -> Actor:
+    """The caller of a route that needs a token (`SIGNED_IN`): 401 before anything else."""
+    actor = await provide_actor(request, auth)
+    if actor.user_id is None:
+        raise Refused(ErrorCode.UNAUTHORIZED, "sign in: send Authorization: Bearer <access token>")
+    return actor
+
+
+SIGNED_IN_ACTOR = {"actor": Provide(provide_signed_in)}
+
+
+def single_values(*names: str) -> BeforeRequestHookHandler:
+    """Refuse what the query parsing would hide: one of `names` given twice (the last
+    would win) or as `null` (it would read as absent)."""
+
+    async def check(request: Request[Any, Any, Any]) -> None:
+        for name in names:
+            values = request.query_params.getall(name, [])
+            if len(values) > 1:
+                raise Refused(ErrorCode.BAD_MESSAGE, f"query parameter {name} given twice")
+            if values and values[0].lower() == "null":
+                raise Refused(ErrorCode.BAD_MESSAGE, f"query parameter {name}: leave it out")
+
+    return check
+
+
+async def complete_allow(message: Message, scope: Scope) -> None:
+    """`Allow` of an OPTIONS answer: every method of the path.
+
+    (Litestar's automatic answer lists those of the path's last registered handler only.)
+    """
+    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    handler = scope.get("route_handler")
+    if "allow" not in headers or handler is None:
+        return
+    routes = scope["app"].route_handler_method_map
+    methods = {method for path in handler.paths for method in routes.get(path, {})}
+    if methods:
+        headers["allow"] = ", ".join(sorted(methods))
+
+
 class AuthController(Controller):
     path = "/api/auth"
     tags = ["auth"]
 
-    @post("/guest", status_code=201)
-    async def guest(self, settings: Given[Settings], auth: Given[Authenticator]) -> dict[str, Any]:
+    # Counted by the guest-token limit too (GAMESOCKET_GUEST_RATE_LIMIT, per address).
+    @post("/guest", status_code=201, opt={LIMIT_OPT: GUEST_LIMIT}, responses=errors(404))
+    async def guest(self, settings: Given[Settings], auth: Given[Authenticator]) -> GuestToken:
         """Embedded mode only: a new guest user and its access token."""
         if not settings.embedded_auth:
             raise Refused(ErrorCode.NOT_FOUND, "guest tokens exist only in embedded mode")
         token = auth.issue_guest_token()
-        return {
-            "access_token": token.access_token,
-            "user_id": token.user_id,
-            "expires_at": token.expires_at.isoformat(),
-        }
+        return GuestToken(token.access_token, token.user_id, token.expires_at.isoformat())
+
+
+async def strict_body(request: Request[Any, Any, Any]) -> None:
+    """A JSON body is read as strictly as a socket message: no `0` for `false`, no `"1"`
+    for `1` (Litestar's own conversion is lax; it reads the body after this check)."""
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    body = await request.body()
+    if data is None or not body.strip():
+        return
+    try:
+        msgspec.json.decode(body, type=data.annotation)
+    except msgspec.ValidationError as error:
+        raise Refused(ErrorCode.BAD_MESSAGE, f"the body: {error}") from None
+    except msgspec.DecodeError:
+        return  # not JSON at all: Litestar says so
 
 
 class GamesController(Controller):
     path = "/api/games"
     tags = ["games"]
     dependencies = {"actor": Provide(provide_actor)}
+    before_request = staticmethod(strict_body)
 
-    @post("/", status_code=201)
+    @post(
+        "/",
+        status_code=201,
+        security=SIGNED_IN,
+        dependencies=SIGNED_IN_ACTOR,
+        responses=errors(400, 401, 403, 413),
+    )
     async def create(
         self,
         service: Given[GameService],
@@ -166,10 +350,15 @@ class GamesController(Controller):
     ) -> Snapshot:
         """Create a game; both seats AI starts it playing by itself."""
         return await service.create_game(
-            actor, data.game_type, data.seats, data.public, data.options
+            actor, data.game_type, data.seats, data.public, data.options, data.clock
         )
 
-    @get("/")
+    @get(
+        "/",
+        security=TOKEN_OPTIONAL,
+        before_request=single_values("game_type", "status", "limit"),
+        responses=errors(400, 401),
+    )
     async def list_games(
         self,
         service: Given[GameService],
@@ -179,22 +368,36 @@ class GamesController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> list[Snapshot]:
         """Snapshots of the games the caller may see, newest first."""
+        if game_type is not None and has_control_chars(game_type):
+            raise Refused(ErrorCode.BAD_MESSAGE, "game_type must not contain control characters")
         return await service.list_games(actor, game_type=game_type, status=status, limit=limit)
 
-    @get("/{game_id:str}")
+    @get("/{game_id:str}", security=TOKEN_OPTIONAL, responses=errors(401, 403, 404))
     async def get_game(
         self, service: Given[GameService], actor: NamedDependency[Actor], game_id: FromPath[str]
     ) -> Snapshot:
         return await service.snapshot(game_id, actor)
 
-    @get("/{game_id:str}/moves")
+    @get(
+        "/{game_id:str}/moves",
+        security=TOKEN_OPTIONAL,
+        responses={
+            200: ResponseSpec(list[MoveEntry], description="the move log, oldest first"),
+            **errors(401, 403, 404),
+        },
+    )
     async def moves(
         self, service: Given[GameService], actor: NamedDependency[Actor], game_id: FromPath[str]
     ) -> list[dict[str, Any]]:
         """The move log: `[{"version", "seat", "move", "san"?, "at"}]`."""
         return await service.move_log(game_id, actor)
 
-    @get("/{game_id:str}/pgn", media_type="application/x-chess-pgn")
+    @get(
+        "/{game_id:str}/pgn",
+        media_type="application/x-chess-pgn",
+        security=TOKEN_OPTIONAL,
+        responses=errors(401, 403, 404, notes={404: "no such game, or not a chess game"}),
+    )
     async def pgn(
         self, service: Given[GameService], actor: NamedDependency[Actor], game_id: FromPath[str]
     ) -> str:
@@ -209,7 +412,13 @@ class GamesController(Controller):
             headers[seat.capitalize()] = _seat_name(value)
         return state.pgn(headers)
 
-    @post("/{game_id:str}/join", status_code=200)
+    @post(
+        "/{game_id:str}/join",
+        status_code=200,
+        security=SIGNED_IN,
+        dependencies=SIGNED_IN_ACTOR,
+        responses=errors(400, 401, 403, 404, 409, 413),
+    )
     async def join(
         self,
         service: Given[GameService],
@@ -222,7 +431,13 @@ class GamesController(Controller):
         await service.join(actor, game_id, body.seat, body.id)
         return await service.snapshot(game_id, actor)
 
-    @post("/{game_id:str}/moves", status_code=200)
+    @post(
+        "/{game_id:str}/moves",
+        status_code=200,
+        security=SIGNED_IN,
+        dependencies=SIGNED_IN_ACTOR,
+        responses=errors(400, 401, 403, 404, 409, 413, 422),
+    )
     async def play(
         self,
         service: Given[GameService],
@@ -235,7 +450,13 @@ class GamesController(Controller):
         )
         return VersionReply(version)
 
-    @post("/{game_id:str}/resign", status_code=200)
+    @post(
+        "/{game_id:str}/resign",
+        status_code=200,
+        security=SIGNED_IN,
+        dependencies=SIGNED_IN_ACTOR,
+        responses=errors(400, 401, 403, 404, 409, 413),
+    )
     async def resign(
         self,
         service: Given[GameService],
@@ -247,7 +468,13 @@ class GamesController(Controller):
         request_id = data.id if data else None
         return VersionReply(await service.resign(actor, game_id, request_id))
 
-    @post("/{game_id:str}/draw", status_code=200)
+    @post(
+        "/{game_id:str}/draw",
+        status_code=200,
+        security=SIGNED_IN,
+        dependencies=SIGNED_IN_ACTOR,
+        responses=errors(400, 401, 403, 404, 409, 413, 422),
+    )
     async def draw(
         self,
         service: Given[GameService],
@@ -258,7 +485,13 @@ class GamesController(Controller):
         """Extension: offer, accept or decline a draw."""
         return VersionReply(await service.draw(actor, game_id, data.action, data.id))
 
-    @post("/{game_id:str}/abort", status_code=200)
+    @post(
+        "/{game_id:str}/abort",
+        status_code=200,
+        security=SIGNED_IN,
+        dependencies=SIGNED_IN_ACTOR,
+        responses=errors(400, 401, 403, 404, 409, 413),
+    )
     async def abort(
         self,
         service: Given[GameService],
@@ -271,6 +504,24 @@ class GamesController(Controller):
         request_id = data.id if data else None
         return VersionReply(await service.abort(actor, game_id, request_id))
 
+    @post(
+        "/{game_id:str}/claim",
+        status_code=200,
+        security=SIGNED_IN,
+        dependencies=SIGNED_IN_ACTOR,
+        responses=errors(400, 401, 403, 404, 409, 413),
+    )
+    async def claim(
+        self,
+        service: Given[GameService],
+        actor: NamedDependency[Actor],
+        game_id: FromPath[str],
+        data: JSONBody[PlainAction | None] = None,
+    ) -> VersionReply:
+        """Win a game whose every opponent has been offline (every process) long enough."""
+        request_id = data.id if data else None
+        return VersionReply(await service.claim_victory(actor, game_id, request_id))
+
 
 def _seat_name(seat: dict[str, Any] | None) -> str:
     if seat is None:
@@ -280,42 +531,46 @@ def _seat_name(seat: dict[str, Any] | None) -> str:
     return str(seat.get("user_id"))
 
 
-@get("/health", tags=["server"])
-async def health(store: Given[GameStore]) -> Response[dict[str, str]]:
+@get(
+    "/health",
+    tags=["server"],
+    responses={503: ResponseSpec(HealthReply, description="the store does not answer")},
+)
+async def health(store: Given[GameStore]) -> Response[HealthReply]:
     """`{"status": "ok"}` when the server and its store answer."""
     try:
         healthy = await store.health()
     except Exception:
         healthy = False
     if healthy:
-        return Response({"status": "ok"})
-    return Response({"status": "unavailable"}, status_code=503)
+        return Response(HealthReply("ok"))
+    return Response(HealthReply("unavailable"), status_code=503)
 
 
-@get("/api/connections", tags=["server"])
-async def connections(broker: Given[Broker]) -> dict[str, Any]:
+@get("/api/connections", tags=["server"], responses=errors())
+async def connections(broker: Given[Broker]) -> ConnectionsReply:
     """Open sockets per game over every process: players and spectators."""
     presence = await broker.all_presence()
     games = {
-        game_id: {"players": sum(p.players.values()), "spectators": p.spectators}
+        game_id: GameConnections(sum(p.players.values()), p.spectators)
         for game_id, p in presence.items()
         if not p.is_empty()
     }
-    return {
-        "games": games,
-        "players": sum(g["players"] for g in games.values()),
-        "spectators": sum(g["spectators"] for g in games.values()),
-    }
+    return ConnectionsReply(
+        games=games,
+        players=sum(g.players for g in games.values()),
+        spectators=sum(g.spectators for g in games.values()),
+    )
 
 
-@get("/api/config", tags=["server"])
-async def config(settings: Given[Settings]) -> dict[str, Any]:
+@get("/api/config", tags=["server"], responses=errors())
+async def config(settings: Given[Settings]) -> ConfigReply:
     """What the web page needs to know: embedded guest mode or Supabase sign-in."""
-    return {
-        "mode": "embedded" if settings.embedded_auth else "supabase",
-        "supabase_url": settings.supabase_url,
-        "supabase_anon_key": settings.supabase_anon_key,
-    }
+    return ConfigReply(
+        mode="embedded" if settings.embedded_auth else "supabase",
+        supabase_url=settings.supabase_url,
+        supabase_anon_key=settings.supabase_anon_key,
+    )
 
 
 ROUTES: list[ControllerRouterHandler] = [

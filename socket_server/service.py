@@ -33,16 +33,15 @@ from socket_server.changes import (
     Refused,
     check_ai_delay,
     check_ai_games_cap,
-    epoch_ms,
-    new_clock,
-    plan_claim,
-    plan_timeout,
     check_viewer,
     derive_status,
+    epoch_ms,
     initial_seats,
+    new_clock,
     next_version,
     only_ai,
     plan_abort,
+    plan_claim,
     plan_draw_accept,
     plan_draw_decline,
     plan_draw_offer,
@@ -50,6 +49,7 @@ from socket_server.changes import (
     plan_move,
     plan_player_move,
     plan_resign,
+    plan_timeout,
     replay_event,
     seats_before_joins,
     turn_of,
@@ -59,7 +59,7 @@ from socket_server.metrics import Metrics
 from socket_server.protocol import ErrorCode, Header, Snapshot
 from socket_server.registry import GameTypes
 from socket_server.settings import Settings
-from socket_server.snapshot import build_snapshot, event_of
+from socket_server.snapshot import build_snapshot, event_of, with_clock_now
 from socket_server.store.base import (
     Actor,
     DuplicateRequest,
@@ -232,7 +232,9 @@ class GameService:
         return record, state
 
     async def snapshot(self, game_id: str, actor: Actor) -> Snapshot:
-        return await self.built_snapshot(*await self.view(game_id, actor))
+        """The game now, its clock exact at this moment (`server_time_ms`)."""
+        record, state = await self.view(game_id, actor)
+        return with_clock_now(await self.built_snapshot(record, state), record)
 
     def snapshot_of(self, record: GameRecord, state: GameState) -> Snapshot:
         """The snapshot of a stored version, built once per version and reused."""
@@ -536,9 +538,7 @@ class GameService:
             raise
         return stored if stored > version else None
 
-    async def claim_victory(
-        self, actor: Actor, game_id: str, request_id: str | None = None
-    ) -> int:
+    async def claim_victory(self, actor: Actor, game_id: str, request_id: str | None = None) -> int:
         """Win a game whose every opponent seat has been offline long enough."""
         record, _ = await self.view(game_id, actor)
         gone = await self._seats_gone(record)

@@ -23,6 +23,11 @@ def _env_optional_int(name: str) -> int | None:
     return int(value) if value else None
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    """A comma-separated variable as its non-empty items, stripped."""
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -48,6 +53,14 @@ class Settings:
     rate_limit_burst: int = 40
     # A spectator socket more than this many messages behind is closed.
     max_send_backlog: int = 256
+    # Network lag credited to each human move on a clock (ms): the frame left the
+    # player at least this long before it arrived (lichess credits lag similarly).
+    lag_credit_ms: int = 100
+    # An opponent offline this long (every socket, every process) lets a player claim.
+    claim_after_seconds: float = 60.0
+    # A socket resuming (or catching up) more versions behind than this gets one
+    # `state` instead of the updates in between.
+    max_replay_updates: int = 128
     default_ai_delay_ms: int = 500
     # The AI-turn lock between processes lapses this long after its holder died.
     ai_lock_ttl_seconds: float = 10.0
@@ -65,6 +78,9 @@ class Settings:
     max_ai_games_per_user: int = 3  # active games with only AI seats, per creating user
     # Peers whose X-Forwarded-For / X-Forwarded-Proto uvicorn trusts (comma-separated, "*").
     forwarded_allow_ips: str = "127.0.0.1"
+    # Origins (scheme://host[:port]) whose pages may call the REST API (CORS) and open
+    # sockets; "*" allows any. Empty: no CORS headers, and sockets are not checked.
+    cors_origins: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,6 +102,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
+        """Settings from the environment variables of `ENVIRONMENT` (below), then
+        `overrides` (CLI flags) where they are not None."""
         env = os.environ.get
         settings = cls(
             host=env("GAMESOCKET_HOST", cls.host),
@@ -102,10 +120,13 @@ class Settings:
             idle_timeout_seconds=_env_float("GAMESOCKET_IDLE_TIMEOUT", cls.idle_timeout_seconds),
             rate_limit_per_second=_env_float("GAMESOCKET_RATE_LIMIT", cls.rate_limit_per_second),
             rate_limit_burst=_env_int("GAMESOCKET_RATE_BURST", cls.rate_limit_burst),
+            max_replay_updates=_env_int("GAMESOCKET_MAX_REPLAY", cls.max_replay_updates),
             ai_lock_ttl_seconds=_env_float("GAMESOCKET_AI_LOCK_TTL", cls.ai_lock_ttl_seconds),
             ai_search_timeout_seconds=_env_float(
                 "GAMESOCKET_AI_SEARCH_TIMEOUT", cls.ai_search_timeout_seconds
             ),
+            lag_credit_ms=_env_int("GAMESOCKET_LAG_CREDIT_MS", cls.lag_credit_ms),
+            claim_after_seconds=_env_float("GAMESOCKET_CLAIM_AFTER", cls.claim_after_seconds),
             max_sockets=_env_optional_int("GAMESOCKET_MAX_SOCKETS"),
             max_sockets_per_ip=_env_int("GAMESOCKET_MAX_SOCKETS_PER_IP", cls.max_sockets_per_ip),
             handshake_timeout_seconds=_env_float(
@@ -117,7 +138,112 @@ class Settings:
                 "GAMESOCKET_MAX_AI_GAMES_PER_USER", cls.max_ai_games_per_user
             ),
             forwarded_allow_ips=env("GAMESOCKET_FORWARDED_ALLOW_IPS", cls.forwarded_allow_ips),
+            cors_origins=_env_list("GAMESOCKET_CORS_ORIGINS"),
             # Keeps deployments (or test runs) sharing one Redis apart.
             extra={"redis_prefix": prefix} if (prefix := env("GAMESOCKET_REDIS_PREFIX")) else {},
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+# Every environment variable the server reads and what it sets: `Settings.from_env`
+# reads these (all but GAMESOCKET_LOG_FORMAT, which socket_server.logs reads) and
+# `gamesocket serve --help` lists them. The one list: add a variable here as well.
+ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    ("GAMESOCKET_HOST", f"address to listen on (default {Settings.host}; --host overrides)"),
+    ("GAMESOCKET_PORT", f"port (default {Settings.port}; --port overrides)"),
+    (
+        "GAMESOCKET_DATA_DIR",
+        f"embedded mode's SQLite file and guest-token secret (default ./{Settings.data_dir})",
+    ),
+    (
+        "DATABASE_URL",
+        "sqlite:///path, postgresql://... or memory:// (default: SQLite in the data dir)",
+    ),
+    ("DATABASE_PREPARED_STATEMENTS", "0 for Supabase's transaction-mode pooler (default 1)"),
+    ("REDIS_URL", "redis://...: fan-out, AI locks and presence shared by several processes"),
+    ("GAMESOCKET_REDIS_PREFIX", "prefix of the Redis keys and channels (default gamesocket)"),
+    (
+        "GAMESOCKET_AI_LOCK_TTL",
+        "seconds until a dead process's AI games are taken over"
+        f" (default {Settings.ai_lock_ttl_seconds:g})",
+    ),
+    (
+        "GAMESOCKET_AI_SEARCH_TIMEOUT",
+        "seconds an AI search may take before it is cancelled and retried"
+        f" (default {Settings.ai_search_timeout_seconds:g})",
+    ),
+    (
+        "GAMESOCKET_LAG_CREDIT_MS",
+        "network lag credited to each human move on a clock, in ms"
+        f" (default {Settings.lag_credit_ms})",
+    ),
+    (
+        "GAMESOCKET_CLAIM_AFTER",
+        "seconds every opponent must be offline before a player may claim victory"
+        f" (default {Settings.claim_after_seconds:g})",
+    ),
+    ("SUPABASE_URL", "the Supabase project URL: tokens are verified against its JWKS"),
+    ("SUPABASE_JWT_SECRET", "the Supabase project's JWT secret, for HS256 tokens"),
+    ("SUPABASE_ANON_KEY", "handed to the web page so that it can sign in with supabase-js"),
+    ("SUPABASE_JWT_ISSUER", "expected iss of access tokens (default SUPABASE_URL/auth/v1)"),
+    (
+        "GAMESOCKET_MAX_MESSAGE_BYTES",
+        f"larger frames close the socket with 1009 (default {Settings.max_message_bytes})",
+    ),
+    (
+        "GAMESOCKET_IDLE_TIMEOUT",
+        f"seconds without any message before 4408 (default {Settings.idle_timeout_seconds:g})",
+    ),
+    (
+        "GAMESOCKET_RATE_LIMIT",
+        f"messages a second per socket, sustained (default {Settings.rate_limit_per_second:g})",
+    ),
+    (
+        "GAMESOCKET_RATE_BURST",
+        f"burst of that per-socket limit (default {Settings.rate_limit_burst})",
+    ),
+    (
+        "GAMESOCKET_MAX_REPLAY",
+        "most updates replayed to a socket resuming with since; further behind, one state"
+        f" (default {Settings.max_replay_updates})",
+    ),
+    (
+        "GAMESOCKET_CORS_ORIGINS",
+        "comma-separated origins (or *) whose pages may call the API and open sockets"
+        " (default: none)",
+    ),
+    (
+        "GAMESOCKET_MAX_SOCKETS",
+        "WebSockets on this process; one more is closed with 1013"
+        " (default min(10000, the descriptor limit minus a reserve); 0: no cap)",
+    ),
+    (
+        "GAMESOCKET_MAX_SOCKETS_PER_IP",
+        f"WebSockets from one address (default {Settings.max_sockets_per_ip}; 0: no cap)",
+    ),
+    (
+        "GAMESOCKET_HANDSHAKE_TIMEOUT",
+        "seconds a connection may take to send a whole request or WebSocket upgrade"
+        f" (default {Settings.handshake_timeout_seconds:g}; 0: no limit)",
+    ),
+    (
+        "GAMESOCKET_REST_RATE_LIMIT",
+        "requests under /api/ a minute per user, or per address without a token"
+        f" (default {Settings.rest_rate_limit}; 0: no limit)",
+    ),
+    (
+        "GAMESOCKET_GUEST_RATE_LIMIT",
+        f"new guest tokens an hour per address (default {Settings.guest_rate_limit}; 0: no limit)",
+    ),
+    (
+        "GAMESOCKET_MAX_AI_GAMES_PER_USER",
+        "active AI-vs-AI games one user may have created"
+        f" (default {Settings.max_ai_games_per_user}; 0: no limit)",
+    ),
+    (
+        "GAMESOCKET_FORWARDED_ALLOW_IPS",
+        "proxies trusted for X-Forwarded-For, comma-separated or *"
+        f" (default {Settings.forwarded_allow_ips})",
+    ),
+    ("GAMESOCKET_LOG_FORMAT", "text, or json for one JSON object per log line (default text)"),
+)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
+import msgspec
+
 from games import GameState
-from socket_server.protocol import Event, Result, Snapshot
+from socket_server.protocol import ClockView, Event, Result, Snapshot
 from socket_server.store.base import EventRecord, GameRecord
+from socket_server.timecontrol import Clock
 
 
 def build_snapshot(record: GameRecord, state: GameState) -> Snapshot:
-    """Exactly the snapshot fields of PROTOCOL.md."""
+    """Exactly the snapshot fields of PROTOCOL.md; a clock as of the version's change."""
     active = record.status == "active"
     result = state.result
     return Snapshot(
@@ -25,7 +30,22 @@ def build_snapshot(record: GameRecord, state: GameState) -> Snapshot:
         result=Result(result.winner, result.reason) if result is not None else None,
         public=record.public,
         created_at=record.created_at.isoformat(),
+        clock=clock_view(record, int(record.updated_at.timestamp() * 1000)),
     )
+
+
+def with_clock_now(snapshot: Snapshot, record: GameRecord) -> Snapshot:
+    """`snapshot` with its running clock as of now (for a `state` or a REST read)."""
+    if record.clock is None or record.status != "active":
+        return snapshot
+    return msgspec.structs.replace(snapshot, clock=clock_view(record, int(time.time() * 1000)))
+
+
+def clock_view(record: GameRecord, now_ms: int) -> ClockView | None:
+    """The snapshot's `clock`, exact at `now_ms`; None for an untimed game."""
+    if record.clock is None:
+        return None
+    return ClockView(**Clock.from_json(record.clock).view(now_ms))
 
 
 def event_of(event: EventRecord) -> Event:

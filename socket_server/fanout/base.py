@@ -67,5 +67,11 @@ class Broker(Protocol):
     async def get_presence(self, game_id: str) -> Presence:
         """Sockets of `game_id` summed over every live process."""
 
+    async def note_seat_left(self, game_id: str, seat: str, at_ms: int) -> None:
+        """Record that a socket of `seat` closed at `at_ms` (epoch ms) on this process."""
+
+    async def seats_left_at(self, game_id: str) -> dict[str, int]:
+        """Per seat, when a socket of it last closed on any process (epoch ms)."""
+
     async def all_presence(self) -> dict[str, Presence]:
         """Every game with open sockets on any live process (for /api/connections)."""

@@ -47,6 +47,9 @@ from socket_server.fanout.base import MessageHandler, Presence, ResubscribeHandl
 
 log = logging.getLogger("gamesocket.fanout")
 
+# When a seat's last socket closed is kept this long (claims of abandoned games read it).
+SEAT_LEFT_TTL_SECONDS = 7 * 24 * 3600
+
 # KEYS[1] lock; ARGV[1] holder token, ARGV[2] ttl ms.
 _TAKE_LOCK = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
@@ -405,6 +408,17 @@ class RedisBroker:
         entries = await self._redis.hgetall(self._presence_prefix + game_id)
         live = await self._live_nodes([str_if_bytes(node) for node in entries])
         return _sum(raw for node, raw in entries.items() if str_if_bytes(node) in live)
+
+    async def note_seat_left(self, game_id: str, seat: str, at_ms: int) -> None:
+        key = f"{self.prefix}:left:{game_id}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, seat, at_ms)
+            pipe.expire(key, SEAT_LEFT_TTL_SECONDS)
+            await pipe.execute()
+
+    async def seats_left_at(self, game_id: str) -> dict[str, int]:
+        entries = await self._redis.hgetall(f"{self.prefix}:left:{game_id}")
+        return {str_if_bytes(seat): int(at) for seat, at in entries.items()}
 
     async def all_presence(self) -> dict[str, Presence]:
         client = self._redis

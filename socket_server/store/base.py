@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol
 
 GameStatus = Literal["waiting", "active", "finished", "aborted"]
-EventKind = Literal["join", "move", "resign", "draw", "abort", "finish"]
+EventKind = Literal["join", "move", "resign", "draw", "abort", "finish", "timeout", "claim"]
 
 # A seat as stored and sent: None (empty), {"kind": "human", "user_id": ...},
 # or {"kind": "ai", "level": 1..10}.
@@ -93,6 +93,7 @@ class GameRecord:
     # so the Postgres store can check it without knowing any game's rules. A hint
     # for writing, derived from `state`: not every store reads it back.
     turn: str | None = field(default=None, compare=False)
+    clock: dict[str, Any] | None = None  # timecontrol.Clock.to_json(); None: untimed
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
 
@@ -176,6 +177,15 @@ class GameStore(Protocol):
 
     async def count_games(self) -> dict[GameStatus, int]:
         """How many games there are of each status (absent: none), read as the server."""
+
+    async def public_game_ids(self, game_ids: list[str]) -> set[str]:
+        """The public games among `game_ids`, in one read (ids of no game are left out).
+
+        What may be shown about a game id to anyone (`GET /api/connections`).
+        """
+
+    async def active_timed_games(self) -> list[GameRecord]:
+        """Active games with a clock, read as the server identity (to arm their timers)."""
 
     async def active_ai_games(self) -> list[GameRecord]:
         """Active games with at least one AI seat, read as the server identity.

@@ -101,6 +101,14 @@ class MemoryStore:
     async def count_games(self) -> dict[GameStatus, int]:
         return dict(Counter(game.status for game in self._games.values()))
 
+    async def public_game_ids(self, game_ids: list[str]) -> set[str]:
+        return {g for g in game_ids if (game := self._games.get(g)) is not None and game.public}
+
+    async def active_timed_games(self) -> list[GameRecord]:
+        games = [g for g in self._games.values() if g.status == "active" and g.clock]
+        games.sort(key=lambda g: (g.created_at, g.game_id))
+        return copy.deepcopy(games)
+
     async def active_ai_games(self) -> list[GameRecord]:
         games = [
             g

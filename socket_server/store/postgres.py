@@ -45,7 +45,7 @@ INSUFFICIENT_PRIVILEGE_SQLSTATE = "42501"
 
 _GAME_COLUMNS = (
     "id::text, game_type, status, seats, state, version, public, options,"
-    " created_by::text, created_at, updated_at"
+    " created_by::text, created_at, updated_at, clock"
 )
 _EVENT_COLUMNS = (
     "game_id::text, version, kind, seat, move, san, user_id::text, request_id, data, at"
@@ -97,6 +97,7 @@ def _game_record(row: asyncpg.Record) -> GameRecord:
         created_by=row["created_by"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        clock=None if row["clock"] is None else _decode(row["clock"]),
     )
 
 
@@ -203,9 +204,9 @@ class PostgresStore:
             async with self._as(actor, write=True) as conn:
                 await conn.execute(
                     "insert into public.games (id, game_type, status, seats, state, version,"
-                    " turn, public, options, created_by, created_at, updated_at)"
+                    " turn, public, options, created_by, created_at, updated_at, clock)"
                     " values ($1, $2, $3, $4::json, $5::jsonb, $6, $7, $8, $9::jsonb, $10,"
-                    " $11, $12)",
+                    " $11, $12, $13::jsonb)",
                     game.game_id,
                     game.game_type,
                     game.status,
@@ -218,6 +219,7 @@ class PostgresStore:
                     game.created_by,
                     game.created_at,
                     game.updated_at,
+                    None if game.clock is None else _json(game.clock),
                 )
         except asyncpg.PostgresError as error:
             raise _store_error(error) or error from None
@@ -259,7 +261,7 @@ class PostgresStore:
             async with self._as(actor, write=True) as conn:
                 await conn.execute(
                     "select gamesocket.append_event($1, $2, $3, $4::json, $5::jsonb, $6, $7,"
-                    " $8, $9, $10::jsonb, $11, $12, $13, $14::jsonb, $15)",
+                    " $8, $9, $10::jsonb, $11, $12, $13, $14::jsonb, $15, $16::jsonb)",
                     game.game_id,
                     game.version,
                     game.status,
@@ -275,6 +277,7 @@ class PostgresStore:
                     event.request_id,
                     _json(event.data),
                     event.at,
+                    None if game.clock is None else _json(game.clock),
                 )
         except asyncpg.PostgresError as error:
             raise _store_error(error) or error from None
@@ -310,6 +313,24 @@ class PostgresStore:
         async with self._as(Actor.SERVER) as conn:
             rows = await conn.fetch("select status, count(*) from public.games group by status")
         return {row[0]: row[1] for row in rows}
+
+    async def public_game_ids(self, game_ids: list[str]) -> set[str]:
+        ids = [game_id for game_id in game_ids if _uuid(game_id) is not None]
+        if not ids:
+            return set()
+        async with self._as(Actor.SERVER) as conn:
+            rows = await conn.fetch(
+                "select id::text from public.games where id = any($1::uuid[]) and public", ids
+            )
+        return {row[0] for row in rows}
+
+    async def active_timed_games(self) -> list[GameRecord]:
+        async with self._as(Actor.SERVER) as conn:
+            rows = await conn.fetch(
+                f"select {_GAME_COLUMNS} from public.games"
+                " where status = 'active' and clock is not null order by created_at, id"
+            )
+        return [_game_record(row) for row in rows]
 
     async def active_ai_games(self) -> list[GameRecord]:
         async with self._as(Actor.SERVER) as conn:

@@ -75,12 +75,17 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX events_request ON events (game_id, user_id, request_id)
         WHERE request_id IS NOT NULL;
     """,
+    # Clocks (timecontrol.Clock as JSON; NULL: untimed), and finding the running ones.
+    """
+    ALTER TABLE games ADD COLUMN clock TEXT;
+    CREATE INDEX games_timed ON games (status) WHERE clock IS NOT NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _GAME_COLUMNS = (
     "game_id, game_type, status, seats, state, version, public, options, "
-    "created_by, created_at, updated_at"
+    "created_by, created_at, updated_at, clock"
 )
 _EVENT_COLUMNS = "game_id, version, kind, seat, move, san, user_id, request_id, data, at"
 
@@ -137,6 +142,7 @@ def _game_row(game: GameRecord) -> tuple[Any, ...]:
         game.created_by,
         _time_text(game.created_at),
         _time_text(game.updated_at),
+        None if game.clock is None else _encode(game.clock),
     )
 
 
@@ -153,6 +159,7 @@ def _game_record(row: aiosqlite.Row) -> GameRecord:
         created_by=row[8],
         created_at=_time_value(row[9]),
         updated_at=_time_value(row[10]),
+        clock=None if row[11] is None else _decode(row[11]),
     )
 
 
@@ -224,7 +231,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
 def _insert_game(conn: sqlite3.Connection, game: GameRecord) -> None:
     try:
         conn.execute(
-            f"INSERT INTO games ({_GAME_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO games ({_GAME_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             _game_row(game),
         )
     except sqlite3.IntegrityError as error:
@@ -273,7 +280,7 @@ def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
     row_values = _game_row(game)
     cursor = conn.execute(
         "UPDATE games SET game_type = ?, status = ?, seats = ?, state = ?, version = ?, "
-        "public = ?, options = ?, created_by = ?, created_at = ?, updated_at = ? "
+        "public = ?, options = ?, created_by = ?, created_at = ?, updated_at = ?, clock = ? "
         "WHERE game_id = ? AND version = ?",
         (*row_values[1:], game.game_id, game.version - 1),
     )
@@ -466,6 +473,24 @@ class SqliteStore:
     async def count_games(self) -> dict[GameStatus, int]:
         rows = await self._rows("SELECT status, count(*) FROM games GROUP BY status")
         return {row[0]: row[1] for row in rows}
+
+    async def public_game_ids(self, game_ids: list[str]) -> set[str]:
+        if not game_ids:
+            return set()
+        # One JSON array parameter, so no number of ids meets SQLite's variable limit.
+        rows = await self._rows(
+            "SELECT game_id FROM games WHERE public = 1"
+            " AND game_id IN (SELECT value FROM json_each(?))",
+            [_encode(list(game_ids))],
+        )
+        return {row[0] for row in rows}
+
+    async def active_timed_games(self) -> list[GameRecord]:
+        rows = await self._rows(
+            f"SELECT {_GAME_COLUMNS} FROM games WHERE status = 'active' AND clock IS NOT NULL "
+            "ORDER BY created_at, game_id"
+        )
+        return [_game_record(row) for row in rows]
 
     async def active_ai_games(self) -> list[GameRecord]:
         rows = await self._rows(

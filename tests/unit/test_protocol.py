@@ -395,11 +395,13 @@ def test_error_codes_are_exactly_the_documented_ones() -> None:
     assert len(ErrorCode) == len(documented_error_codes())
 
 
-def test_close_codes_are_the_documented_ones_plus_slow_consumer() -> None:
+def test_close_codes_are_the_documented_ones_plus_the_servers_own() -> None:
     values = {code.value for code in CloseCode}
-    assert values == documented_close_codes() | {1008}
+    assert values == documented_close_codes() | {1008, 1013}
     assert CloseCode.SLOW_CONSUMER == 1008
-    assert 1008 not in documented_close_codes()  # the one the server adds
+    assert CloseCode.TRY_AGAIN_LATER == 1013
+    # the ones the server adds (docs/protocol-notes.md)
+    assert not {1008, 1013} & documented_close_codes()
 
 
 @pytest.mark.parametrize(
@@ -510,7 +512,11 @@ def test_schemas_cover_every_message_type() -> None:
     assert documented_types("Client to server") <= set(SCHEMAS["client"])
     assert documented_types("Server to client") <= set(SCHEMAS["server"])
     # The extensions the server adds, and nothing else.
-    assert set(SCHEMAS["client"]) - documented_types("Client to server") == {"abort"}
+    # (claim_victory is PROTOCOL.md's, from its "Abandoned games" section, not a table)
+    assert set(SCHEMAS["client"]) - documented_types("Client to server") == {
+        "abort",
+        "claim_victory",
+    }
     assert set(SCHEMAS["server"]) - documented_types("Server to client") == {
         "draw_offer",
         "draw_declined",
