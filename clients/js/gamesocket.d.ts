@@ -375,7 +375,7 @@ export interface Timings {
   backoffMinMs: number;
   /** The longest wait between attempts. Default 8000. */
   backoffMaxMs: number;
-  /** The least wait after a 4429 close (too many messages). Default 2000. */
+  /** The least wait after a 4429 (too many messages) or 1013 (server busy) close. Default 2000. */
   slowDownMs: number;
 }
 

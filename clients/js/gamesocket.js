@@ -63,6 +63,7 @@ export const CLOSE_TEXT = {
   1008: "The connection fell too far behind; reconnecting…",
   1009: "A message was too large for the server.",
   1011: "The server had an internal error; reconnecting…",
+  1013: "The server is busy; reconnecting more slowly…",
   4401: "Your sign-in is missing or has expired.",
   4403: "This game is private: you may not watch it.",
   4404: "There is no such game.",
@@ -77,11 +78,12 @@ export const DEFAULTS = Object.freeze({
   aiMoveTimeoutMs: 120000,
   backoffMinMs: 300,
   backoffMaxMs: 8000,
-  slowDownMs: 2000, // the least wait after a 4429 close
+  slowDownMs: 2000, // the least wait after a 4429 or 1013 close
 });
 
-// Close codes after which reconnecting cannot help.
+// Close codes after which reconnecting cannot help, and those that ask for a slower retry.
 const FATAL_CLOSE_CODES = new Set([4403, 4404]);
+const SLOW_DOWN_CLOSE_CODES = new Set([1013, 4429]);
 const WS_OPEN = 1;
 
 /** An error answered by the server (REST or socket) or raised by the client. */
@@ -558,7 +560,8 @@ export class SocketClient {
     this._attempt += 1;
     const { backoffMinMs, backoffMaxMs, slowDownMs } = this.timing;
     const base = Math.min(backoffMaxMs, backoffMinMs * 2 ** (this._attempt - 1));
-    const delayMs = Math.round((code === 4429 ? Math.max(base, slowDownMs) : base) * (0.75 + Math.random() * 0.5));
+    const wait = SLOW_DOWN_CLOSE_CODES.has(code) ? Math.max(base, slowDownMs) : base;
+    const delayMs = Math.round(wait * (0.75 + Math.random() * 0.5));
     this._setState("reconnecting", { code, reason, delayMs });
     this._retryTimer = setTimeout(() => this._open(), delayMs);
   }

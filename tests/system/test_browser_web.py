@@ -387,7 +387,13 @@ def test_watch_ai_against_ai_connect4_with_drops(web_server: WebServer, new_page
 
     # Drop the socket twice mid-game: the page must say so, then resume from `since`.
     for _ in range(2):
-        wait_version_above(page, version_of(page) + 1)
+        # Two more moves first, unless the game ends before (a drop then still counts).
+        page.wait_for_function(
+            """v => Number(document.querySelector('#board').dataset.version) > v
+                || document.querySelector('#status').dataset.status === 'finished'""",
+            arg=version_of(page) + 1,
+            timeout=60_000,
+        )
         page.evaluate("window.gamesocketApp.client.dropConnection()")
         page.wait_for_selector("#connection[data-state='reconnecting']")
         page.wait_for_selector("#connection[data-state='open']")

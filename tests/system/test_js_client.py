@@ -163,15 +163,6 @@ def test_the_package_lock_is_committed_and_matches() -> None:
         assert dependency in text
 
 
-def test_node_modules_is_not_committed() -> None:
-    listed = subprocess.run(
-        ["git", "check-ignore", "-q", str(PACKAGE / "node_modules" / "ws")],
-        cwd=PROJECT_ROOT,
-        check=False,
-    )
-    assert listed.returncode == 0, "clients/js/node_modules must be ignored by git"
-
-
 def test_the_generators_fallback_finds_the_same_messages() -> None:
     # Without `message_schemas()` the generator reads the tagged Structs of the module.
     from socket_server import protocol
