@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, WebSocket, websocket
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
@@ -59,6 +60,15 @@ def _constant(value: Any) -> Callable[[], Awaitable[Any]]:
     return provide
 
 
+def _cors(settings: Settings) -> CORSConfig | None:
+    """CORS for the pages of `GAMESOCKET_CORS_ORIGINS` (none: no CORS headers at all)."""
+    if not settings.cors_origins:
+        return None
+    origins = ["*"] if "*" in settings.cors_origins else list(settings.cors_origins)
+    # Tokens travel in `Authorization`, not cookies: no credentials mode is needed.
+    return CORSConfig(allow_origins=origins, expose_headers=["Allow", "Retry-After"])
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     context = ServerContext.build(settings)
@@ -70,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(path="/", directories=[STATIC_DIR], html_mode=True),
         ],
         dependencies=_dependencies(context),
+        cors_config=_cors(settings),
         lifespan=[context.lifespan],
         state=State({"gamesocket": context}),
         openapi_config=OpenAPIConfig(
