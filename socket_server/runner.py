@@ -2,11 +2,22 @@
 
 `GracefulServer` closes every socket with 1001 (after in-flight moves finish) before
 uvicorn's own shutdown, which would otherwise close them with 1012.
+
+`build_app(settings, ["module:attr", ...])` is `gamesocket serve --app`: the app of
+`create_app`, handed to each named callable, which mounts its games on it with
+`GameSocketFactory().create_socket(app, ...)`. No launcher script is needed, so none
+can forget the `if __name__ == "__main__":` guard that the search pool's spawned
+workers need when they re-import the main module.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import socket
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import uvicorn
 from litestar import Litestar
@@ -45,3 +56,49 @@ def make_server(
         log_level=log_level,
     )
     return GracefulServer(config, app.state["gamesocket"])
+
+
+class AppSpecError(ValueError):
+    """A `--app module:attr` that names nothing to call."""
+
+
+def _import_module(spec: str, name: str) -> Any:
+    # As uvicorn does: modules in the current directory are found first.
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        missing = error.name or ""
+        if name == missing or name.startswith(missing + "."):
+            raise AppSpecError(f"--app {spec}: there is no module {missing!r}") from None
+        raise  # the module itself imports something missing: its own traceback says what
+
+
+def load_app_hook(spec: str) -> Callable[[Litestar], Any]:
+    """The callable `spec` (`module:attr`, attr may be dotted) names; AppSpecError if none."""
+    name, _, attr = spec.partition(":")
+    if not name or not attr:
+        raise AppSpecError(f"--app takes MODULE:ATTR (a function of the app), not {spec!r}")
+    target: Any = _import_module(spec, name)
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise AppSpecError(f"--app {spec}: {name} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if isinstance(target, Litestar) or not callable(target):
+        raise AppSpecError(
+            f"--app {spec}: {attr} must be a function taking the app made by create_app"
+            f" (it mounts games on it), not {type(target).__name__}"
+        )
+    hook: Callable[[Litestar], Any] = target
+    return hook
+
+
+def build_app(settings: Settings, specs: Iterable[str] | None = None) -> Litestar:
+    """`create_app(settings)`, then each `module:attr` of `specs` called with it."""
+    hooks = [load_app_hook(spec) for spec in specs or ()]  # all found before any is run
+    app = create_app(settings)
+    for hook in hooks:
+        hook(app)
+    return app

@@ -49,6 +49,13 @@ export interface Abort {
   id?: string | null;
 }
 
+/** Win a game whose every opponent has been offline long enough (PROTOCOL.md). */
+export interface ClaimVictory {
+  type: "claim_victory";
+  /** at most 64 characters */
+  id?: string | null;
+}
+
 export interface Sync {
   type: "sync";
   /** at least 0 */
@@ -105,11 +112,23 @@ export interface State {
   result: Result | null;
   public: boolean;
   created_at: string;
+  clock?: ClockView | null;
 }
 
 export interface Result {
   winner: string | null;
   reason: string;
+}
+
+/** A timed game's clocks, exact at `server_time_ms` (Unix epoch ms on the server). */
+export interface ClockView {
+  initial_ms: number;
+  increment_ms: number;
+  delay_ms: number;
+  per_move_ms: number;
+  remaining_ms: { [key: string]: number };
+  running: string | null;
+  server_time_ms: number;
 }
 
 export interface Update {
@@ -142,11 +161,12 @@ export interface Update {
   result: Result | null;
   public: boolean;
   created_at: string;
+  clock?: ClockView | null;
 }
 
 /** What moved a game from `version - 1` to `version`. */
 export interface WireEvent {
-  kind: "abort" | "draw" | "finish" | "join" | "move" | "resign";
+  kind: "abort" | "claim" | "draw" | "finish" | "join" | "move" | "resign" | "timeout";
   seat?: string | null;
   move?: unknown;
   san?: string | null;
@@ -209,13 +229,6 @@ export interface Chat {
   /** 1..500 characters */
   text: string;
   room?: "players" | "spectators";
-  /** at most 64 characters */
-  id?: string | null;
-}
-
-/** Claim the win when every opponent seat has been offline for 60 s. (From PROTOCOL.md: the server's schemas do not have it yet.) */
-export interface ClaimVictory {
-  type: "claim_victory";
   /** at most 64 characters */
   id?: string | null;
 }
@@ -296,10 +309,10 @@ export interface ClientMessages {
   "resign": Resign;
   "draw": Draw;
   "abort": Abort;
+  "claim_victory": ClaimVictory;
   "sync": Sync;
   "ping": Ping;
   "chat": Chat;
-  "claim_victory": ClaimVictory;
 }
 
 /** Every message a game socket sends, by `type`. */
