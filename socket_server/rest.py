@@ -548,16 +548,20 @@ async def health(store: Given[GameStore]) -> Response[HealthReply]:
 
 
 @get("/api/connections", tags=["server"], responses=errors())
-async def connections(broker: Given[Broker]) -> ConnectionsReply:
-    """Open sockets per game over every process: players and spectators."""
+async def connections(broker: Given[Broker], store: Given[GameStore]) -> ConnectionsReply:
+    """Open sockets over every process: per public game, and in total.
+
+    A private game's id is nobody's business: its sockets count in the totals only.
+    """
     presence = await broker.all_presence()
     games = {
         game_id: GameConnections(sum(p.players.values()), p.spectators)
         for game_id, p in presence.items()
         if not p.is_empty()
     }
+    public = await store.public_game_ids(list(games))
     return ConnectionsReply(
-        games=games,
+        games={game_id: counts for game_id, counts in games.items() if game_id in public},
         players=sum(g.players for g in games.values()),
         spectators=sum(g.spectators for g in games.values()),
     )

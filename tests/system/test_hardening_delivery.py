@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from redis.asyncio import Redis
 
 from tests.pgutil import ADMIN_URL, migrated_database
-from tests.server_harness import Api, Client, ServerProcess, connect
+from tests.server_harness import Api, Client, ServerProcess, ServerThread, connect
 from tests.system.test_cluster_processes import ClusterProcess, contiguous, redis_run
 
 GAME = "tictactoe"
@@ -322,3 +323,37 @@ async def test_the_data_directory_and_its_files_are_private_to_the_server_user(
     finally:
         await api.close()
         server.stop()
+
+
+# -- /api/connections: no private game ids --------------------------------------------------
+
+
+@pytest.mark.parametrize("store", ["sqlite", "memory"])
+async def test_connections_list_public_games_only_and_count_every_socket(
+    start_server: Callable[..., ServerThread], store: str
+) -> None:
+    server = start_server() if store == "sqlite" else start_server(database_url="memory://")
+    api = Api(server.base_url)
+    try:
+        alice = await api.guest()
+        hidden = await api.create(alice, GAME, seats={"x": "me", "o": AI}, public=False)
+        shown = await api.create(alice, GAME, seats={"x": "me", "o": AI})
+        player = await connect(server.ws_url(GAME, hidden["game_id"], token=alice["access_token"]))
+        watcher = await connect(server.ws_url(GAME, shown["game_id"]))
+        for client in (player, watcher):
+            await client.expect("state")
+        deadline = time.monotonic() + 10
+        while True:  # presence is published after a short delay
+            reply = await api.http.get("/api/connections")
+            counts = reply.json()
+            if (counts["players"], counts["spectators"]) == (1, 1):
+                break
+            assert time.monotonic() < deadline, counts
+            await asyncio.sleep(0.05)
+        # The private game's socket counts in the totals; its id is nowhere.
+        assert counts["games"] == {shown["game_id"]: {"players": 0, "spectators": 1}}
+        assert hidden["game_id"] not in reply.text
+        for client in (player, watcher):
+            await client.connection.close()
+    finally:
+        await api.close()
