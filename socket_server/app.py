@@ -19,6 +19,7 @@ from litestar.static_files import create_static_files_router
 from socket_server.changes import Refused
 from socket_server.context import ServerContext
 from socket_server.factory import GameSocketFactory
+from socket_server.limits import limit_middleware
 from socket_server.metrics import metrics_endpoint
 from socket_server.protocol import CloseCode
 from socket_server.rest import (
@@ -80,6 +81,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(path="/", directories=[STATIC_DIR], html_mode=True),
         ],
         dependencies=_dependencies(context),
+        # Socket caps (1013 beyond them) and REST rate limits (429): socket_server/limits.py
+        middleware=limit_middleware(settings, context.auth),
         cors_config=_cors(settings),
         lifespan=[context.lifespan],
         state=State({"gamesocket": context}),

@@ -24,6 +24,7 @@ from litestar import Litestar
 
 from socket_server.app import create_app
 from socket_server.context import ServerContext
+from socket_server.http_protocol import guarded_http_protocol
 from socket_server.settings import Settings
 
 
@@ -45,11 +46,16 @@ def make_server(
         app,
         host=settings.host,
         port=settings.port,
+        # httptools with a deadline and a size bound on each request (http_protocol.py).
+        http=guarded_http_protocol(settings.handshake_timeout_seconds),
         ws="websockets-sansio",
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        # The client address (limits per address) is X-Forwarded-For from these proxies.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         # uvicorn's loggers keep no handlers of their own: their lines go where the
         # root logger's go (`gamesocket serve`: the log thread).
         log_config=None,

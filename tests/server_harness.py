@@ -36,6 +36,10 @@ from socket_server.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RECV_TIMEOUT = 10.0
+# The suite's servers serve many guests and polls from 127.0.0.1: the REST and guest
+# rate limits are off for them (tests/system/test_hardening_limits.py turns them on).
+UNLIMITED_REST = {"rest_rate_limit": 0, "guest_rate_limit": 0}
+UNLIMITED_REST_ENV = {"GAMESOCKET_REST_RATE_LIMIT": "0", "GAMESOCKET_GUEST_RATE_LIMIT": "0"}
 T = TypeVar("T")
 
 
@@ -94,8 +98,11 @@ class ServerProcess:
         self.port = port or free_port()
         self.data_dir = data_dir
         self.env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(PROJECT_ROOT)}
+        self.env.update(UNLIMITED_REST_ENV)
         self.env.pop("REDIS_URL", None)
         self.process: subprocess.Popen[bytes] | None = None
+        # Run in the child before the server starts (say, to lower its descriptor limit).
+        self.preexec_fn: Callable[[], None] | None = None
         # Where the server's stderr (its log) goes; None: this process's stderr.
         self.log_path: Path | None = None
 
@@ -109,7 +116,9 @@ class ServerProcess:
         command += ["--log-level", "warning"]
         with contextlib.ExitStack() as files:
             log = files.enter_context(self.log_path.open("ab")) if self.log_path else None
-            self.process = subprocess.Popen(command, env=self.env, cwd=PROJECT_ROOT, stderr=log)
+            self.process = subprocess.Popen(
+                command, env=self.env, cwd=PROJECT_ROOT, stderr=log, preexec_fn=self.preexec_fn
+            )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -269,6 +278,7 @@ def server_settings(tmp_path: Path, database_url: str) -> Settings:
         data_dir=tmp_path / "data",
         database_url=database_url,
         default_ai_delay_ms=0,
+        **UNLIMITED_REST,
     )
 
 

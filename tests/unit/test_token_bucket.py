@@ -1,4 +1,4 @@
-"""The per-socket rate limit: a token bucket, judged on the endpoint module's clock."""
+"""The token bucket of the per-socket and REST rate limits, judged on the limits module's clock."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from socket_server import endpoint
-from socket_server.endpoint import TokenBucket
+from socket_server import limits
+from socket_server.limits import TokenBucket
 
 
 class Clock:
-    """Stands in for the `time` module inside `socket_server.endpoint`."""
+    """Stands in for the `time` module inside `socket_server.limits`."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -26,7 +26,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(endpoint, "time", fake)
+    monkeypatch.setattr(limits, "time", fake)
     return fake
 
 
