@@ -21,7 +21,6 @@ from socket_server.auth import AuthError
 from socket_server.changes import Refused
 from socket_server.hub import Connection
 from socket_server.limits import TokenBucket
-from socket_server.limits import TokenBucket
 from socket_server.protocol import (
     AiMove,
     ClaimVictory,
