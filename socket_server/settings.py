@@ -104,8 +104,6 @@ class Settings:
     def from_env(cls, **overrides: Any) -> Settings:
         """Settings from the environment variables of `ENVIRONMENT` (below), then
         `overrides` (CLI flags) where they are not None."""
-        """Settings from the environment variables of `ENVIRONMENT` (below), then
-        `overrides` (CLI flags) where they are not None."""
         env = os.environ.get
         settings = cls(
             host=env("GAMESOCKET_HOST", cls.host),
@@ -145,110 +143,6 @@ class Settings:
             extra={"redis_prefix": prefix} if (prefix := env("GAMESOCKET_REDIS_PREFIX")) else {},
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-
-
-# Every environment variable the server reads and what it sets: `Settings.from_env`
-# reads these (all but GAMESOCKET_LOG_FORMAT, which socket_server.logs reads) and
-# `gamesocket serve --help` lists them. The one list: add a variable here as well.
-ENVIRONMENT: tuple[tuple[str, str], ...] = (
-    ("GAMESOCKET_HOST", f"address to listen on (default {Settings.host}; --host overrides)"),
-    ("GAMESOCKET_PORT", f"port (default {Settings.port}; --port overrides)"),
-    (
-        "GAMESOCKET_DATA_DIR",
-        f"embedded mode's SQLite file and guest-token secret (default ./{Settings.data_dir})",
-    ),
-    (
-        "DATABASE_URL",
-        "sqlite:///path, postgresql://... or memory:// (default: SQLite in the data dir)",
-    ),
-    ("DATABASE_PREPARED_STATEMENTS", "0 for Supabase's transaction-mode pooler (default 1)"),
-    ("REDIS_URL", "redis://...: fan-out, AI locks and presence shared by several processes"),
-    ("GAMESOCKET_REDIS_PREFIX", "prefix of the Redis keys and channels (default gamesocket)"),
-    (
-        "GAMESOCKET_AI_LOCK_TTL",
-        "seconds until a dead process's AI games are taken over"
-        f" (default {Settings.ai_lock_ttl_seconds:g})",
-    ),
-    (
-        "GAMESOCKET_AI_SEARCH_TIMEOUT",
-        "seconds an AI search may take before it is cancelled and retried"
-        f" (default {Settings.ai_search_timeout_seconds:g})",
-    ),
-    (
-        "GAMESOCKET_LAG_CREDIT_MS",
-        "network lag credited to each human move on a clock, in ms"
-        f" (default {Settings.lag_credit_ms})",
-    ),
-    (
-        "GAMESOCKET_CLAIM_AFTER",
-        "seconds every opponent must be offline before a player may claim victory"
-        f" (default {Settings.claim_after_seconds:g})",
-    ),
-    ("SUPABASE_URL", "the Supabase project URL: tokens are verified against its JWKS"),
-    ("SUPABASE_JWT_SECRET", "the Supabase project's JWT secret, for HS256 tokens"),
-    ("SUPABASE_ANON_KEY", "handed to the web page so that it can sign in with supabase-js"),
-    ("SUPABASE_JWT_ISSUER", "expected iss of access tokens (default SUPABASE_URL/auth/v1)"),
-    (
-        "GAMESOCKET_MAX_MESSAGE_BYTES",
-        f"larger frames close the socket with 1009 (default {Settings.max_message_bytes})",
-    ),
-    (
-        "GAMESOCKET_IDLE_TIMEOUT",
-        f"seconds without any message before 4408 (default {Settings.idle_timeout_seconds:g})",
-    ),
-    (
-        "GAMESOCKET_RATE_LIMIT",
-        f"messages a second per socket, sustained (default {Settings.rate_limit_per_second:g})",
-    ),
-    (
-        "GAMESOCKET_RATE_BURST",
-        f"burst of that per-socket limit (default {Settings.rate_limit_burst})",
-    ),
-    (
-        "GAMESOCKET_MAX_REPLAY",
-        "most updates replayed to a socket resuming with since; further behind, one state"
-        f" (default {Settings.max_replay_updates})",
-    ),
-    (
-        "GAMESOCKET_CORS_ORIGINS",
-        "comma-separated origins (or *) whose pages may call the API and open sockets"
-        " (default: none)",
-    ),
-    (
-        "GAMESOCKET_MAX_SOCKETS",
-        "WebSockets on this process; one more is closed with 1013"
-        " (default min(10000, the descriptor limit minus a reserve); 0: no cap)",
-    ),
-    (
-        "GAMESOCKET_MAX_SOCKETS_PER_IP",
-        f"WebSockets from one address (default {Settings.max_sockets_per_ip}; 0: no cap)",
-    ),
-    (
-        "GAMESOCKET_HANDSHAKE_TIMEOUT",
-        "seconds a connection may take to send a whole request or WebSocket upgrade"
-        f" (default {Settings.handshake_timeout_seconds:g}; 0: no limit)",
-    ),
-    (
-        "GAMESOCKET_REST_RATE_LIMIT",
-        "requests under /api/ a minute per user, or per address without a token"
-        f" (default {Settings.rest_rate_limit}; 0: no limit)",
-    ),
-    (
-        "GAMESOCKET_GUEST_RATE_LIMIT",
-        f"new guest tokens an hour per address (default {Settings.guest_rate_limit}; 0: no limit)",
-    ),
-    (
-        "GAMESOCKET_MAX_AI_GAMES_PER_USER",
-        "active AI-vs-AI games one user may have created"
-        f" (default {Settings.max_ai_games_per_user}; 0: no limit)",
-    ),
-    (
-        "GAMESOCKET_FORWARDED_ALLOW_IPS",
-        "proxies trusted for X-Forwarded-For, comma-separated or *"
-        f" (default {Settings.forwarded_allow_ips})",
-    ),
-    ("GAMESOCKET_LOG_FORMAT", "text, or json for one JSON object per log line (default text)"),
-)
 
 
 # Every environment variable the server reads and what it sets: `Settings.from_env`
