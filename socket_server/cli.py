@@ -1,25 +1,32 @@
-"""The `gamesocket` command: `serve` the server, or `migrate` a Postgres database."""
+"""gamesocket, the multiplayer game-state server.
+
+Commands: "serve" runs the server (games over WebSockets and REST, the web page at /);
+"migrate" applies the SQL migrations to a Postgres database. "gamesocket serve --help"
+lists its flags and the environment variables it reads.
+"""
 
 from __future__ import annotations
 
 import argparse
-import atexit
-import logging
-import queue
-import signal
 import sys
-from logging.handlers import QueueHandler, QueueListener
+import textwrap
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from types import FrameType
 
-from socket_server.settings import Settings
+from socket_server.logs import LOG_FORMATS, configure_logging
+from socket_server.settings import ENVIRONMENT, Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from socket_server.runner import make_server
+    from socket_server.runner import AppSpecError, build_app, make_server
 
     settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir)
-    make_server(settings, log_level=args.log_level).run()
+    try:
+        app = build_app(settings, args.app)
+    except AppSpecError as error:
+        print(f"gamesocket serve: {error}", file=sys.stderr)
+        return 2
+    make_server(settings, app, log_level=args.log_level).run()
     return 0
 
 
@@ -38,15 +45,71 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gamesocket", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the server")
+def _version() -> str:
+    try:
+        return version("gamesocket")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def environment_help(width: int = 100) -> str:
+    """The environment variables of `ENVIRONMENT`, one per entry, for `serve --help`."""
+    column = max(len(name) for name, _ in ENVIRONMENT) + 4
+    lines = ["environment variables (the flags above override them):"]
+    for name, meaning in ENVIRONMENT:
+        wrapped = textwrap.wrap(meaning, width - column) or [""]
+        lines.append(f"  {name:<{column - 2}}{wrapped[0]}")
+        lines.extend(" " * column + more for more in wrapped[1:])
+    return "\n".join(lines)
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the server",
+        description="Run the server under uvicorn until SIGINT or SIGTERM.",
+        epilog=environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument("--data-dir", type=Path, help="embedded mode's SQLite file and secret")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    serve.add_argument(
+        "--app",
+        action="append",
+        metavar="MODULE:ATTR",
+        help=(
+            "mount your own games: imports MODULE (the current directory comes first on"
+            " the module path) and calls ATTR with the app before serving it; ATTR calls"
+            " GameSocketFactory().create_socket(app, ...). May be given more than once"
+        ),
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning"],
+        help=(
+            "uvicorn's own lines: info adds one per request and socket handshake, debug"
+            " more (default info); the server's lines are always logged from info up"
+        ),
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="text, or json for one JSON object per line (default: GAMESOCKET_LOG_FORMAT, text)",
+    )
     serve.set_defaults(run=_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gamesocket",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gamesocket {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_serve(commands)
     migrate = commands.add_parser("migrate", help="apply the SQL migrations to Postgres")
     migrate.add_argument("--database-url", help="postgresql://... (default: DATABASE_URL)")
     migrate.add_argument(
@@ -58,35 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def log_from_a_thread(level: int = logging.INFO) -> None:
-    """One line per record on stderr, written by a thread: the event loop only formats
-    and queues a line, so a slow stderr (a full pipe) never stalls it."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = QueueListener(lines, handler)
-    # The queued record carries its message only; the writer adds time, level and name.
-    logging.basicConfig(
-        level=level, handlers=[QueueHandler(lines)], format="%(message)s", force=True
-    )
-    listener.start()
-    atexit.register(listener.stop)  # writes what is still queued
-
-    # After a graceful shutdown uvicorn re-raises SIGTERM under the handler that was in
-    # place before it started; the default one would end the process before `atexit`
-    # writes the queued lines. Write them first, then terminate as the signal asks.
-    def write_queued_lines_then_terminate(signum: int, frame: FrameType | None) -> None:
-        atexit.unregister(listener.stop)
-        listener.stop()
-        signal.signal(signum, signal.SIG_DFL)
-        signal.raise_signal(signum)
-
-    signal.signal(signal.SIGTERM, write_queued_lines_then_terminate)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    log_from_a_thread()
+    try:
+        configure_logging("info", getattr(args, "log_format", None))
+    except ValueError as error:
+        print(f"gamesocket: {error}", file=sys.stderr)
+        return 2
     result: int = args.run(args)
     return result
 

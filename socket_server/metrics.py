@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response, route
+from litestar.enums import HttpMethod
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -88,9 +89,19 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-@get("/metrics", tags=["server"], include_in_schema=False)
+@route(
+    "/metrics",
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],
+    tags=["server"],
+    include_in_schema=False,
+)
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Prometheus text format."""
+    """Prometheus text format; HEAD answers with GET's headers and no body."""
     context = request.app.state["gamesocket"]
     body = await context.metrics.render(context.store, context.hub.socket_counts())
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    # The header as prometheus_client spells it: given as a text/* media type, Litestar
+    # would append a second "; charset=utf-8".
+    headers = {"content-type": CONTENT_TYPE_LATEST}
+    if request.method == HttpMethod.HEAD:
+        return Response(b"", headers={**headers, "content-length": str(len(body))})
+    return Response(body, headers=headers)
