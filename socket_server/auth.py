@@ -116,6 +116,18 @@ def _jwks_keys(document: Any) -> dict[str, jwt.PyJWK]:
     return keys
 
 
+def _subject(claims: dict[str, Any]) -> str:
+    """The user a token names: its `sub`, a UUID (as every Supabase user id is), in the
+    canonical spelling; any other `sub` is refused, so no store ever meets it."""
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise AuthError("token names no user (empty sub)")
+    try:
+        return str(uuid.UUID(subject))
+    except ValueError:
+        raise AuthError("token names no user: its sub is not a UUID") from None
+
+
 class Authenticator:
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
         if not settings.embedded_auth and settings.effective_jwt_issuer is None:
@@ -189,10 +201,7 @@ class Authenticator:
             raise AuthError("token names no algorithm")
         key, issuer = await self._key_for(algorithm, header.get("kid"))
         claims = self._decode(token, key, algorithm, issuer)
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject:
-            raise AuthError("token names no user (empty sub)")
-        return Actor(user_id=subject, claims=claims)
+        return Actor(user_id=_subject(claims), claims=claims)
 
     def _decode(self, token: str, key: Any, algorithm: str, issuer: str) -> dict[str, Any]:
         """The verified claims: signature, audience, issuer, required claims and dates."""
