@@ -33,6 +33,9 @@ class ErrorCode(StrEnum):
     SEAT_TAKEN = "seat_taken"
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
+    # Extension: the server cannot store changes now (its disk is full, say); nothing
+    # changed, the same request may succeed later.
+    UNAVAILABLE = "unavailable"
 
 
 class CloseCode(IntEnum):

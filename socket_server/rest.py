@@ -44,6 +44,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.ILLEGAL_MOVE: 422,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.UNAVAILABLE: 503,
 }
 # Litestar's own errors (validation, unknown route, ...) by status, in our shape.
 CODE_FOR_STATUS: dict[int, ErrorCode] = {
@@ -173,6 +174,7 @@ ERROR_MEANING: dict[int, str] = {
     413: "the body is larger than the server takes",
     422: "the game's rules refuse it",
     429: "too many requests: wait `Retry-After` seconds",
+    503: "the store cannot write now (a full disk, say): nothing changed, try again later",
 }
 REST_CODES = frozenset(ErrorCode) - {ErrorCode.UNKNOWN_TYPE}  # that one is the socket's
 # Litestar's own refusals by status: 413 and 405 have no code of their own.

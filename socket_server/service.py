@@ -70,6 +70,7 @@ from socket_server.store.base import (
     NotPermitted,
     StaleVersion,
     StoreError,
+    StoreUnavailable,
     may_see,
     utc_now,
 )
@@ -404,6 +405,8 @@ class GameService:
                 raise Refused(
                     ErrorCode.FORBIDDEN, "the store refused to create this game"
                 ) from None
+            except StoreUnavailable as error:
+                raise _unavailable(error) from None
         self._remember(record, state)
         log.info("game created game=%s type=%s user=%s", record.game_id, game_type, actor.user_id)
         self._run_commit_hooks(record, state)
@@ -650,6 +653,8 @@ class GameService:
         except NotPermitted:
             raise Refused(ErrorCode.FORBIDDEN, "the store refused this change") from None
         except StoreError:  # a stale version: the store decided, nothing was stored
+        except StoreUnavailable as error:
+            raise _unavailable(error) from None
             raise
         except Exception as error:
             # The outcome is unknown (say, the connection died around the commit).
@@ -843,6 +848,10 @@ def _same_event(stored: EventRecord, ours: EventRecord) -> bool:
 
 
 def is_game_id(text: str) -> bool:
+def _unavailable(error: StoreUnavailable) -> Refused:
+    return Refused(ErrorCode.UNAVAILABLE, f"{error}: nothing was changed; try again in a while")
+
+
     """True for a game id in the one spelling the server uses (see `GAME_ID`)."""
     return GAME_ID.fullmatch(text) is not None
 

@@ -196,7 +196,7 @@ export interface WireError {
 }
 
 /** The `code` of an `error` message (and of a REST error body). */
-export type ErrorCode = "bad_message" | "forbidden" | "game_over" | "illegal_move" | "internal" | "not_found" | "not_your_turn" | "rate_limited" | "seat_taken" | "stale_version" | "unauthorized" | "unknown_type";
+export type ErrorCode = "bad_message" | "forbidden" | "game_over" | "illegal_move" | "internal" | "not_found" | "not_your_turn" | "rate_limited" | "seat_taken" | "stale_version" | "unauthorized" | "unavailable" | "unknown_type";
 
 export interface WirePresenceMessage {
   type: "presence";

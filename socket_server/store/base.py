@@ -37,6 +37,10 @@ class DuplicateRequest(StoreError):
         self.version = version
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot write now (say, its disk is full): nothing was stored."""
+
+
 class NotPermitted(StoreError):
     """The database refused the change for this actor (row-level security)."""
 

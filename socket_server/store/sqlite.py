@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 import stat
@@ -38,6 +39,7 @@ from socket_server.store.base import (
     GameStatus,
     StaleVersion,
     StoreError,
+    StoreUnavailable,
     check_event_matches,
 )
 
@@ -305,6 +307,37 @@ def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
 
 _PRAGMAS = ("PRAGMA busy_timeout = 5000", "PRAGMA foreign_keys = ON", "PRAGMA synchronous = FULL")
 
+log = logging.getLogger("gamesocket.store")
+
+# SQLite's result codes for "the file cannot be written now": the disk is full, an I/O
+# error, the file or its folder turned read-only. The change was not stored.
+_CANNOT_WRITE = frozenset(
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN}
+)
+# While writes fail, /health writes this much beside the database (and removes it) to
+# learn whether there is room again.
+PROBE_BYTES = 64 * 1024
+
+
+def _cannot_write(error: BaseException) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(error, sqlite3.Error) and code is not None and code & 0xFF in _CANNOT_WRITE
+
+
+def _probe_room(_conn: sqlite3.Connection, path: Path) -> bool:
+    """On the writer thread: whether `PROBE_BYTES` can be written (and synced) at `path`."""
+    try:
+        with path.open("wb") as probe:
+            probe.write(b"\0" * PROBE_BYTES)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError:
+        return False
+    finally:
+        path.unlink(missing_ok=True)
+    return True
+
+
 # A queued change and the future its caller awaits.
 _Pending = tuple[GameRecord, EventRecord, asyncio.Future[None]]
 
@@ -317,6 +350,9 @@ class SqliteStore:
         self._thread: ThreadPoolExecutor | None = None
         self._pending: list[_Pending] = []
         self._committer: asyncio.Task[None] | None = None
+        # Why writes fail, from the first failed write until one succeeds (or /health's
+        # probe finds room again): /health answers 503 meanwhile.
+        self.write_failure: str | None = None
 
     async def open(self) -> None:
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
@@ -367,15 +403,43 @@ class SqliteStore:
             self._thread, fn, self._writer, *args
         )
 
+    async def _write(self, fn: Any, *args: Any) -> Any:
+        """`_on_writer` for a write: a full disk (or the like) is `StoreUnavailable`."""
+        try:
+            result = await self._on_writer(fn, *args)
+        except sqlite3.Error as error:
+            if not _cannot_write(error):
+                raise
+            if self.write_failure is None:
+                log.error("store cannot write path=%s error=%s: changes refused", self.path, error)
+            self.write_failure = str(error)
+            raise StoreUnavailable(f"the store cannot write ({error})") from None
+        self._writes_again("a write succeeded")
+        return result
+
+    def _writes_again(self, why: str) -> None:
+        if self.write_failure is not None:
+            self.write_failure = None
+            log.warning("store writes again path=%s: %s", self.path, why)
+
     async def health(self) -> bool:
+        """The store answers a query, and (after a failed write) has room to write."""
         try:
             rows = await self._rows("SELECT 1")
         except (aiosqlite.Error, RuntimeError, ValueError):
             return False
-        return rows == [(1,)]
+        if rows != [(1,)]:
+            return False
+        if self.write_failure is None:
+            return True
+        probe = self.path.with_name(f".{self.path.name}.probe")
+        if not await self._on_writer(_probe_room, probe):
+            return False
+        self._writes_again("there is room to write")
+        return True
 
     async def create_game(self, game: GameRecord, actor: Actor) -> None:
-        await self._on_writer(_insert_game, game)
+        await self._write(_insert_game, game)
 
     async def get_game(self, game_id: str, actor: Actor) -> GameRecord | None:
         condition, params = _visible(actor)
@@ -426,7 +490,7 @@ class SqliteStore:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    outcomes = await self._on_writer(
+                    outcomes = await self._write(
                         _commit_batch, [(game, event) for game, event, _ in batch]
                     )
                 except Exception as failed:  # the whole transaction failed: nothing stored
