@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from socket_server.hub import Connection
+from socket_server.hub import Catchup, Connection
 from socket_server.protocol import CloseCode
 from socket_server.store.base import Actor
 
@@ -53,13 +53,13 @@ class Filler:
         self.extra = 0
         self.fail = False
 
-    async def __call__(self, game_id: str, after: int, upto: int) -> list[tuple[int, str]]:
+    async def __call__(self, game_id: str, after: int, upto: int) -> Catchup:
         self.calls.append((game_id, after, upto))
         if self.hold is not None:
             await self.hold.wait()
         if self.fail:
             raise RuntimeError("the store is down")
-        return [(v, text(v)) for v in range(after + 1, upto + 1 + self.extra)]
+        return Catchup([(v, text(v)) for v in range(after + 1, upto + 1 + self.extra)])
 
 
 async def settle(rounds: int = 20) -> None:
