@@ -135,16 +135,18 @@ def ai_think_ms(clock: Clock, seat: str, now_ms: int) -> int:
     """How long an AI on this clock may spend on its next move, pacing included.
 
     A share of what is left (as if 25 more moves were to come) plus most of the
-    increment or delay; never more than 40% of what is left (half of a per-move
-    allowance), so that an AI does not lose on time in ordinary play.
+    increment or delay (on a per-move clock, 40% of the allowance), less the overhead;
+    never more than 40% of what is left, even when that is below AI_MIN_THINK_MS, and
+    never less than 1 ms, so that an AI does not lose on time in ordinary play.
     """
     left = clock.remaining_at(now_ms)[seat]
+    cap = left * 2 // 5
     if clock.per_move_ms:
-        budget = left // 2
+        budget = cap
     else:
-        share = left // 25 + (clock.increment_ms + clock.delay_ms) * 4 // 5
-        budget = min(share, left * 2 // 5)
-    return max(AI_MIN_THINK_MS, budget - AI_OVERHEAD_MS)
+        budget = left // 25 + (clock.increment_ms + clock.delay_ms) * 4 // 5
+    wanted = max(AI_MIN_THINK_MS, budget - AI_OVERHEAD_MS)
+    return max(1, min(wanted, cap))
 
 
 def _bounded(name: str, value: Any) -> int:
