@@ -11,8 +11,6 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 
@@ -21,9 +19,11 @@ from socket_server.context import ServerContext
 from socket_server.factory import GameSocketFactory
 from socket_server.limits import limit_middleware
 from socket_server.metrics import metrics_endpoint
+from socket_server.openapi import openapi_config
 from socket_server.protocol import CloseCode
 from socket_server.rest import (
     ROUTES,
+    complete_allow,
     http_error_handler,
     internal_error_handler,
     refusal_handler,
@@ -84,18 +84,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Socket caps (1013 beyond them) and REST rate limits (429): socket_server/limits.py
         middleware=limit_middleware(settings, context.auth),
         cors_config=_cors(settings),
+        before_send=[complete_allow],
         lifespan=[context.lifespan],
         state=State({"gamesocket": context}),
-        openapi_config=OpenAPIConfig(
-            title="gamesocket",
-            version="1.0.0",
-            path="/schema",
-            # GET /schema is the document itself (PROTOCOL.md); the UI sits beside it.
-            render_plugins=[
-                JsonRenderPlugin(path=["/", "/openapi.json"]),
-                SwaggerRenderPlugin(path="/swagger"),
-            ],
-        ),
+        # /schema, /schema/openapi.json and the page /schema/swagger: socket_server/openapi.py
+        openapi_config=openapi_config(),
         exception_handlers={
             Refused: refusal_handler,
             HTTPException: http_error_handler,
