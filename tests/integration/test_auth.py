@@ -255,10 +255,11 @@ async def test_valid_jwks_tokens_are_accepted(
 ) -> None:
     auth, _ = jwks_auth
     algorithm = "ES256" if kid.startswith("ec") else "RS256"
-    payload = jwks_claims(jwks_server, sub="anon-user", is_anonymous=True)
+    anonymous_user = "0b7c2f64-3d1e-4f7a-9c55-6e2d8a1b4c90"  # a sub is a UUID
+    payload = jwks_claims(jwks_server, sub=anonymous_user, is_anonymous=True)
     actor = await auth.verify(jwt.encode(payload, key, algorithm, headers={"kid": kid}))
     # Anonymous Supabase users are ordinary signed-in users.
-    assert actor.user_id == "anon-user"
+    assert actor.user_id == anonymous_user
     assert actor.claims is not None and actor.claims["is_anonymous"] is True
     assert jwks_server.fetches == 1  # fetched on start, served from the cache since
 
