@@ -652,9 +652,9 @@ class GameService:
             return duplicate.version
         except NotPermitted:
             raise Refused(ErrorCode.FORBIDDEN, "the store refused this change") from None
-        except StoreError:  # a stale version: the store decided, nothing was stored
         except StoreUnavailable as error:
             raise _unavailable(error) from None
+        except StoreError:  # a stale version: the store decided, nothing was stored
             raise
         except Exception as error:
             # The outcome is unknown (say, the connection died around the commit).
@@ -847,11 +847,11 @@ def _same_event(stored: EventRecord, ours: EventRecord) -> bool:
     )
 
 
-def is_game_id(text: str) -> bool:
 def _unavailable(error: StoreUnavailable) -> Refused:
     return Refused(ErrorCode.UNAVAILABLE, f"{error}: nothing was changed; try again in a while")
 
 
+def is_game_id(text: str) -> bool:
     """True for a game id in the one spelling the server uses (see `GAME_ID`)."""
     return GAME_ID.fullmatch(text) is not None
 
