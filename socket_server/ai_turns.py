@@ -252,7 +252,8 @@ class AiTurns:
                 actor, record.game_id, seat, move, version=record.version, request_id=request_id
             )
         except Refused as refused:
-            if asker is not None:
+            # A store that cannot write now (a full disk): the turn is retried later.
+            if asker is not None or refused.code == ErrorCode.UNAVAILABLE:
                 raise
             # The game changed during the search (a resignation, an abort, another
             # process's move after this one's lock lapsed): drop the move.

@@ -552,6 +552,12 @@ async def test_a_full_disk_is_reported_and_recovers_when_room_returns(
         game_id = (await hot_seat(api, alice, "connect4"))["game_id"]
         socket = await connect(server.ws_url("connect4", game_id, token=alice["access_token"]))
         await socket.expect("state")
+        robots = await api.create(
+            alice,
+            "tictactoe",
+            seats={"x": {"kind": "ai", "level": 1}, "o": {"kind": "ai", "level": 1}},
+            options={"ai_delay_ms": 300},
+        )
         filler = fill(tiny_disk)
         caplog.set_level(logging.ERROR, logger="gamesocket.store")
 
@@ -572,11 +578,15 @@ async def test_a_full_disk_is_reported_and_recovers_when_room_returns(
         assert health.status_code == 503 and health.json() == {"status": "unavailable"}
         assert any("cannot write" in r.getMessage() for r in caplog.records), caplog.text
         assert (await api.snapshot(game_id))["version"] == 0
+        await asyncio.sleep(1.0)  # the AI's first move came due and could not be stored
+        assert (await api.snapshot(robots["game_id"]))["version"] == 0
 
         # Room again: healthy, and the same request succeeds.
         filler.unlink()
         assert (await api.http.get("/health")).status_code == 200
         assert (await socket.request(type="move", move=0, id="full-0"))["version"] == 1
         assert (await socket.expect("update"))["version"] == 1
+        # The AI's turn was kept for a retry, not dropped: its game goes on.
+        await api.wait_for(robots["game_id"], lambda s: s["version"] >= 1, wait=20)
     finally:
         await api.close()
