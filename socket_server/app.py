@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 
+from socket_server.asyncapi import asyncapi_json
 from socket_server.changes import Refused
 from socket_server.context import ServerContext
 from socket_server.factory import GameSocketFactory
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             *ROUTES,
             metrics_endpoint,
+            asyncapi_json,  # the sockets' AsyncAPI document: socket_server/asyncapi.py
             unknown_game_type,
             create_static_files_router(path="/", directories=[STATIC_DIR], html_mode=True),
         ],

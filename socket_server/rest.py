@@ -342,7 +342,7 @@ class GamesController(Controller):
         status_code=201,
         security=SIGNED_IN,
         dependencies=SIGNED_IN_ACTOR,
-        responses=errors(400, 401, 403, 413),
+        responses=errors(400, 401, 403, 413, 503),
     )
     async def create(
         self,
@@ -419,7 +419,7 @@ class GamesController(Controller):
         status_code=200,
         security=SIGNED_IN,
         dependencies=SIGNED_IN_ACTOR,
-        responses=errors(400, 401, 403, 404, 409, 413),
+        responses=errors(400, 401, 403, 404, 409, 413, 503),
     )
     async def join(
         self,
@@ -438,7 +438,7 @@ class GamesController(Controller):
         status_code=200,
         security=SIGNED_IN,
         dependencies=SIGNED_IN_ACTOR,
-        responses=errors(400, 401, 403, 404, 409, 413, 422),
+        responses=errors(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def play(
         self,
@@ -457,7 +457,7 @@ class GamesController(Controller):
         status_code=200,
         security=SIGNED_IN,
         dependencies=SIGNED_IN_ACTOR,
-        responses=errors(400, 401, 403, 404, 409, 413),
+        responses=errors(400, 401, 403, 404, 409, 413, 503),
     )
     async def resign(
         self,
@@ -475,7 +475,7 @@ class GamesController(Controller):
         status_code=200,
         security=SIGNED_IN,
         dependencies=SIGNED_IN_ACTOR,
-        responses=errors(400, 401, 403, 404, 409, 413, 422),
+        responses=errors(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def draw(
         self,
@@ -492,7 +492,7 @@ class GamesController(Controller):
         status_code=200,
         security=SIGNED_IN,
         dependencies=SIGNED_IN_ACTOR,
-        responses=errors(400, 401, 403, 404, 409, 413),
+        responses=errors(400, 401, 403, 404, 409, 413, 503),
     )
     async def abort(
         self,
@@ -511,7 +511,7 @@ class GamesController(Controller):
         status_code=200,
         security=SIGNED_IN,
         dependencies=SIGNED_IN_ACTOR,
-        responses=errors(400, 401, 403, 404, 409, 413),
+        responses=errors(400, 401, 403, 404, 409, 413, 503),
     )
     async def claim(
         self,

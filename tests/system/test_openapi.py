@@ -33,16 +33,16 @@ OPTIONAL: list[dict[str, list[str]]] = [{}, {"BearerToken": []}]
 ROUTES: dict[str, tuple[Any, set[int]]] = {
     "POST /api/auth/guest": (None, {404, 429}),
     "GET /api/games": (OPTIONAL, {400, 401, 429}),
-    "POST /api/games": (BEARER, {400, 401, 403, 413, 429}),
+    "POST /api/games": (BEARER, {400, 401, 403, 413, 429, 503}),
     "GET /api/games/{game_id}": (OPTIONAL, {401, 403, 404, 429}),
     "GET /api/games/{game_id}/moves": (OPTIONAL, {401, 403, 404, 429}),
     "GET /api/games/{game_id}/pgn": (OPTIONAL, {401, 403, 404, 429}),
-    "POST /api/games/{game_id}/join": (BEARER, {400, 401, 403, 404, 409, 413, 429}),
-    "POST /api/games/{game_id}/moves": (BEARER, {400, 401, 403, 404, 409, 413, 422, 429}),
-    "POST /api/games/{game_id}/resign": (BEARER, {400, 401, 403, 404, 409, 413, 429}),
-    "POST /api/games/{game_id}/draw": (BEARER, {400, 401, 403, 404, 409, 413, 422, 429}),
-    "POST /api/games/{game_id}/abort": (BEARER, {400, 401, 403, 404, 409, 413, 429}),
-    "POST /api/games/{game_id}/claim": (BEARER, {400, 401, 403, 404, 409, 413, 429}),
+    "POST /api/games/{game_id}/join": (BEARER, {400, 401, 403, 404, 409, 413, 429, 503}),
+    "POST /api/games/{game_id}/moves": (BEARER, {400, 401, 403, 404, 409, 413, 422, 429, 503}),
+    "POST /api/games/{game_id}/resign": (BEARER, {400, 401, 403, 404, 409, 413, 429, 503}),
+    "POST /api/games/{game_id}/draw": (BEARER, {400, 401, 403, 404, 409, 413, 422, 429, 503}),
+    "POST /api/games/{game_id}/abort": (BEARER, {400, 401, 403, 404, 409, 413, 429, 503}),
+    "POST /api/games/{game_id}/claim": (BEARER, {400, 401, 403, 404, 409, 413, 429, 503}),
     "GET /api/connections": (None, {429}),
     "GET /api/config": (None, {429}),
     "GET /health": (None, {503}),
@@ -124,7 +124,7 @@ async def test_every_operation_documents_its_security_and_errors(api: Api) -> No
         assert statuses == errors, name
         for status in errors:
             response = operation["responses"][str(status)]
-            expected = "HealthReply" if status == 503 else "ErrorBody"
+            expected = "HealthReply" if name == "GET /health" else "ErrorBody"
             ref = response["content"]["application/json"]["schema"]["$ref"]
             assert ref == f"#/components/schemas/{expected}", (name, status)
             assert response["description"], (name, status)
