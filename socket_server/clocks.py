@@ -17,6 +17,8 @@ import time
 from typing import Any
 
 from games import GameState
+from socket_server.changes import Refused
+from socket_server.protocol import ErrorCode
 from socket_server.service import GameService
 from socket_server.store.base import GameRecord
 from socket_server.timecontrol import Clock
@@ -68,16 +70,23 @@ class ClockTimers:
         task.add_done_callback(self._tasks.discard)
 
     async def _flag(self, game_id: str, version: int) -> None:
-        try:
-            stored = await self.service.flag(game_id, version)
-        except Exception as error:
+        """Store the flag; tried again every RETRY_DELAY while the store fails (the
+        timer is gone: nothing else would store it on a lone process)."""
+        while not self.closing:
+            try:
+                if await self.service.flag(game_id, version) is None:
+                    # The game moved on, or time remained: arm from the store.
+                    record, _ = await self.service.load(game_id, fresh=True)
+                    self.arm(record)
+                return
+            except Refused as refusal:
+                if refusal.code is ErrorCode.NOT_FOUND:
+                    return
+                error: Exception = refusal
+            except Exception as failure:
+                error = failure
             log.warning("flag failed game=%s version=%d error=%r", game_id, version, error)
             await asyncio.sleep(RETRY_DELAY)
-            stored = None
-        if stored is None and not self.closing:
-            # The game moved on, or time remained, or storing failed: arm from the store.
-            record, _ = await self.service.load(game_id, fresh=True)
-            self.arm(record)
 
     async def resume(self) -> int:
         """Arm the timers of every stored active timed game; how many."""

@@ -643,11 +643,12 @@ class GameService:
         if change is None:  # already satisfied: unless it is a retry of ours
             landed = await self._landed(request)
             return record.version if landed is None else landed
-        new_record, event = next_version(
-            record, change, request.actor, request.request_id, utc_now()
-        )
+        # A timeout is the server's to store, also when a late move found it (under RLS a
+        # player may not append one).
+        actor = Actor.SERVER if change.kind == "timeout" else request.actor
+        new_record, event = next_version(record, change, actor, request.request_id, utc_now())
         try:
-            await self.store.commit_change(new_record, event, request.actor)
+            await self.store.commit_change(new_record, event, actor)
         except DuplicateRequest as duplicate:
             return duplicate.version
         except NotPermitted:
