@@ -11,7 +11,7 @@ import json
 
 import chess
 
-from bench import report, scenarios
+from bench import clock_flags, report, scenarios
 from bench.client import ReferenceLobby, open_player, percentiles, ws_url
 from bench.targets import reference_server
 from bench.workers import SpectatorPool
@@ -113,3 +113,15 @@ def test_summary_ratios_and_targets() -> None:
     moves = next(r for r in rows if r["scenario"] == "throughput")
     assert moves["ratio"] == 0.5 and moves["meets"] is True
     assert "| fanout | p99 ms, 1000 spectators | 30.0 | 15.0 | 2.0 |" in report.markdown_table(rows)
+
+
+async def test_clock_flags_every_game_flags_on_time_at_a_tiny_size() -> None:
+    result = await clock_flags.run(games=20, idle_seconds=0.5)
+    flags = result["flags"]
+    assert flags["flagged"] == 20 and flags["early"] == 0
+    lateness = flags["lateness"]
+    assert lateness["count"] == 20
+    assert 0 <= lateness["p50_ms"] <= lateness["p99_ms"] <= lateness["max_ms"] < 1000
+    idle = result["idle"]
+    assert idle["seconds"] == 0.5 and 0 <= idle["cpu_timed_s"] < 0.5
+    assert "flag lateness p99 (ms)" in clock_flags.table(result)
