@@ -24,6 +24,7 @@ from socket_server import protocol
 from socket_server.fanout.base import Broker, Presence
 from socket_server.protocol import CloseCode, read_header
 from socket_server.service import GameService
+from socket_server.snapshot import with_clock_now
 from socket_server.store.base import Actor, Seat, seats_held_by
 
 log = logging.getLogger("gamesocket.ws")
@@ -334,7 +335,7 @@ class Hub:
             if len(updates) == upto - after:
                 return Catchup(updates)
         record, state = await self.service.load(game_id, fresh=True)
-        snapshot = await self.service.built_snapshot(record, state)
+        snapshot = with_clock_now(await self.service.built_snapshot(record, state), record)
         return Catchup(state=protocol.state(snapshot).decode(), version=record.version)
 
     # -- presence -------------------------------------------------------------------
