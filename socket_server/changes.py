@@ -284,6 +284,17 @@ def plan_player_move(
     return replace(change, moved_at_ms=at_ms, credit_ms=credit_ms)
 
 
+def plan_seat_move(
+    record: GameRecord, state: GameState, seat: str, raw: Any, now_ms: int
+) -> Change:
+    """`seat` plays `raw` at `now_ms` for the server (an AI); a fallen flag is stored first."""
+    timeout = plan_timeout(record, state, now_ms)
+    if timeout is not None:
+        late = Refused(ErrorCode.GAME_OVER, f"{seat}'s time ran out before this move")
+        return replace(timeout, then_refuse=late)
+    return plan_move(record, state, seat, raw)
+
+
 def plan_timeout(record: GameRecord, state: GameState, now_ms: int) -> Change | None:
     """The running seat loses on time, if its flag has fallen by `now_ms`."""
     if record.clock is None or record.status != "active":

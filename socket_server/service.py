@@ -46,9 +46,9 @@ from socket_server.changes import (
     plan_draw_decline,
     plan_draw_offer,
     plan_join,
-    plan_move,
     plan_player_move,
     plan_resign,
+    plan_seat_move,
     plan_timeout,
     replay_event,
     seats_before_joins,
@@ -504,10 +504,11 @@ class GameService:
         version: int,
         request_id: str | None = None,
     ) -> int:
-        """Play `raw` for `seat` (an AI's move) if the game is still at `version`."""
+        """Play `raw` for `seat` (an AI's move) if the game is still at `version`; after
+        the seat's flag, the timeout is stored instead and the move refused `game_over`."""
 
         def plan(record: GameRecord, state: GameState) -> Change:
-            return plan_move(record, state, seat, raw)
+            return plan_seat_move(record, state, seat, raw, epoch_ms(utc_now()))
 
         return await self._commit(Request(actor, game_id, request_id, plan, version))
 

@@ -15,11 +15,17 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import pytest
 
+from agents import Connect4Agent
+from agents.base import Agent, ProgressCallback, SearchInfo, SearchLimit, SearchResult
+from games import Connect4State, GameState, TicTacToeState
+from socket_server.app import create_app
+from socket_server.factory import GameSocketFactory
+from socket_server.settings import Settings
 from socket_server.store.base import Actor, EventRecord
 from tests.pgutil import migrated_database
 from tests.server_harness import Api, Client, ServerProcess, ServerThread, connect
@@ -391,7 +397,16 @@ async def test_a_move_sent_at_the_flag_is_never_applied(api: Api, server: Server
 
 
 # -- AI on a clock -------------------------------------------------------------------
-@pytest.mark.parametrize(("game_type", "levels"), [("tictactoe", (5, 10)), ("connect4", (6, 9))])
+@pytest.fixture
+async def warm_search_pool(server: ServerThread) -> None:
+    """The search pool's worker processes start on first use, and spawning one (seconds
+    on a loaded machine) would count against the first AI move of a 3 s clock: the
+    tests start one first, as any search since the process started would have."""
+    await server.call(Connect4Agent(1).search(Connect4State.initial()))
+
+
+@pytest.mark.parametrize(("game_type", "levels"), [("tictactoe", (5, 10)), ("connect4", (5, 10))])
+@pytest.mark.usefixtures("warm_search_pool")
 async def test_ai_vs_ai_on_a_3s_clock_never_flags(
     api: Api, game_type: str, levels: tuple[int, int]
 ) -> None:
@@ -411,6 +426,7 @@ async def test_ai_vs_ai_on_a_3s_clock_never_flags(
     assert all(0 < left < 3000 for left in final["clock"]["remaining_ms"].values())
 
 
+@pytest.mark.usefixtures("warm_search_pool")
 async def test_human_vs_ai_on_a_3s_clock_the_ai_does_not_flag(
     api: Api, server: ServerThread
 ) -> None:
@@ -432,6 +448,57 @@ async def test_human_vs_ai_on_a_3s_clock_the_ai_does_not_flag(
                 assert reply["code"] == "game_over"  # the AI's last move came first
         snapshot = await a.expect("update", wait=15)
     assert snapshot["result"]["reason"] not in ("timeout", "timeout_vs_insufficient_material")
+
+
+class SlowTicTacToe(TicTacToeState):
+    game_type: ClassVar[str] = "slow_tictactoe"
+
+
+class LoopBlockingAgent(Agent):
+    """A user's agent that ignores its time limit and blocks the event loop meanwhile:
+    its move reaches the store after its flag, before the flag's timer could run."""
+
+    game_type: ClassVar[str] = "slow_tictactoe"
+    block_s: ClassVar[float] = 1.4
+
+    async def search(
+        self,
+        state: GameState,
+        *,
+        limit: SearchLimit | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> SearchResult:
+        time.sleep(self.block_s)  # noqa: ASYNC251 - the point: the loop cannot fire the timer
+        move = state.legal_moves()[0]
+        return SearchResult(move=move, info=SearchInfo(depth=1, score=0, pv=[move], nodes=1))
+
+
+async def test_an_ai_move_after_its_flag_is_never_applied(
+    start_server: Callable[..., ServerThread], server_settings: Settings
+) -> None:
+    app = create_app(server_settings)
+    GameSocketFactory().create_socket(app, LoopBlockingAgent, SlowTicTacToe, "/ws/slow_tictactoe")
+    server = start_server(app)
+    api = Api(server.base_url)
+    alice = await api.guest()
+    game = await api.create(
+        alice,
+        "slow_tictactoe",
+        seats={"x": "me", "o": {"kind": "ai", "level": 1}},
+        clock={"initial_ms": 1000},
+    )
+    (a,) = await sockets(server, game, alice)
+    assert (await a.request(type="move", move=4, id="m1"))["version"] == 1
+    final = await a.expect("update", wait=10)
+    while final["version"] < 2:
+        final = await a.expect("update", wait=10)
+    assert final["event"] == {"kind": "timeout", "seat": "o"}
+    assert final["result"] == {"winner": "x", "reason": "timeout"}
+    await asyncio.sleep(0.3)
+    snapshot = await api.snapshot(game["game_id"])
+    assert snapshot["version"] == 2 and snapshot["moves"] == 1
+    assert [e.kind for e in await stored_events(server, game["game_id"])] == ["move", "timeout"]
+    await api.close()
 
 
 # -- claims --------------------------------------------------------------------------
