@@ -311,6 +311,8 @@ def plan_claim(record: GameRecord, state: GameState, actor: Actor, gone: Collect
     seat = player_seat(record, state, actor)
     mine = seats_held_by(record.seats, actor.user_id)
     opponents = [name for name in record.seats if name not in mine]
+    if not opponents:
+        raise Refused(ErrorCode.FORBIDDEN, "you hold every seat: there is nobody to claim against")
     if any(is_ai_seat(record.seats[name]) for name in opponents):
         raise Refused(ErrorCode.FORBIDDEN, "an AI opponent never leaves")
     if not all(name in gone for name in opponents):

@@ -550,6 +550,22 @@ async def test_claim_against_an_ai_is_refused(start_server: Callable[..., Server
     await api.close()
 
 
+async def test_claim_with_every_seat_held_by_the_caller_is_refused(
+    start_server: Callable[..., ServerThread],
+) -> None:
+    server = start_server(claim_after_seconds=0)
+    api = Api(server.base_url)
+    alice = await api.guest()
+    game = await api.create(alice, "tictactoe", seats={"x": "me"})
+    path = f"/api/games/{game['game_id']}"
+    joined = await api.http.post(f"{path}/join", json={"seat": "o"}, headers=alice["headers"])
+    assert joined.status_code == 200 and joined.json()["status"] == "active"
+    refused = await api.http.post(f"{path}/claim", headers=alice["headers"])
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    assert (await api.snapshot(game["game_id"]))["status"] == "active"
+    await api.close()
+
+
 async def test_rest_claim_counts_from_the_games_last_change(
     start_server: Callable[..., ServerThread],
 ) -> None:
