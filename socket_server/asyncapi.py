@@ -49,6 +49,8 @@ SUMMARIES: dict[str, str] = {
     "pong": "The answer to ping.",
     "draw_offer": "Extension: a player offered a draw (no version).",
     "draw_declined": "Extension: the other player declined it (no version).",
+    "chat": "A chat line: sent by a client to a room; delivered to every socket reading it.",
+    "announcement": "An administrator's announcement, to every open socket.",
 }
 CLOSE_MEANINGS: dict[CloseCode, str] = {
     CloseCode.NORMAL: "normal closure",
@@ -136,11 +138,20 @@ def _rewrite_refs(node: Any) -> Any:
     return node
 
 
-def _message(kind: str, schema: dict[str, Any], client: bool) -> dict[str, Any]:
+def _summary(kind: str, schema: dict[str, Any], defs: dict[str, Any]) -> str:
+    """`SUMMARIES`, else the struct's docstring, else the type."""
+    name = str(schema.get("$ref", "")).removeprefix("#/$defs/")
+    docstring = defs.get(name, {}).get("description")
+    return SUMMARIES.get(kind) or docstring or f"`{kind}`"
+
+
+def _message(
+    kind: str, schema: dict[str, Any], defs: dict[str, Any], client: bool
+) -> dict[str, Any]:
     message: dict[str, Any] = {
         "name": kind,
         "title": kind,
-        "summary": SUMMARIES.get(kind) or f"`{kind}`",
+        "summary": _summary(kind, schema, defs),
         "contentType": "application/json",
         "payload": _rewrite_refs(schema),
     }
@@ -161,14 +172,16 @@ def _channel_ref(kind: str) -> dict[str, str]:
     return {"$ref": f"#/channels/{CHANNEL}/messages/{kind}"}
 
 
-def _operations(client: Iterable[str], server: Iterable[str]) -> dict[str, Any]:
+def _operations(
+    client: Iterable[str], server: Iterable[str], messages: dict[str, Any]
+) -> dict[str, Any]:
     channel = {"$ref": f"#/channels/{CHANNEL}"}
     operations: dict[str, Any] = {}
     for kind in client:
         operations[f"receive_{kind}"] = {
             "action": "receive",
             "channel": channel,
-            "summary": SUMMARIES.get(kind, kind),
+            "summary": messages[kind]["summary"],
             "messages": [_channel_ref(kind)],
             "reply": {
                 "channel": channel,
@@ -179,7 +192,7 @@ def _operations(client: Iterable[str], server: Iterable[str]) -> dict[str, Any]:
         operations[f"send_{kind}"] = {
             "action": "send",
             "channel": channel,
-            "summary": SUMMARIES.get(kind, kind),
+            "summary": messages[kind]["summary"],
             "messages": [_channel_ref(kind)],
         }
     return operations
@@ -225,8 +238,9 @@ def asyncapi_document(game_types: Iterable[str], host: str, secure: bool) -> dic
     """The document for a server at `host` (`wss` when `secure`) playing `game_types`."""
     schemas = message_schemas()
     client, server = schemas["client"], schemas["server"]
-    messages = {kind: _message(kind, schema, True) for kind, schema in client.items()}
-    messages |= {kind: _message(kind, schema, False) for kind, schema in server.items()}
+    defs = schemas["$defs"]
+    messages = {kind: _message(kind, schema, defs, True) for kind, schema in client.items()}
+    messages |= {kind: _message(kind, schema, defs, False) for kind, schema in server.items()}
     components = _rewrite_refs(copy.deepcopy(schemas["$defs"]))
     components["CloseCode"] = {
         "type": "integer",
@@ -252,7 +266,7 @@ def asyncapi_document(game_types: Iterable[str], host: str, secure: bool) -> dic
             }
         },
         "channels": {CHANNEL: _channel(messages, list(game_types))},
-        "operations": _operations(client, server),
+        "operations": _operations(client, server, messages),
         "components": {"messages": messages, "schemas": components},
     }
 

@@ -111,8 +111,11 @@ async def test_payloads_are_the_structs_and_codes_are_described(api: Api) -> Non
     update = schemas[messages["update"]["payload"]["$ref"].rsplit("/", 1)[1]]
     assert {"event", "version", "seats", "board", "legal_moves"} <= set(update["required"])
     assert "$defs" not in json.dumps(document)  # every reference rewritten to components
-    assert all(messages[kind]["summary"] for kind in messages)
-    assert set(SUMMARIES) >= set(messages), "every message has its summary"
+    assert all(messages[kind]["summary"].strip() for kind in messages)
+    # PROTOCOL.md's messages and the extensions say what they are for (a message added
+    # later without an entry in SUMMARIES is summed up by its struct's docstring).
+    assert set(SUMMARIES) >= PROTOCOL_CLIENT | PROTOCOL_SERVER | EXTENSIONS
+    assert messages["move"]["summary"] == SUMMARIES["move"]
     assert set(CLOSE_MEANINGS) == set(CloseCode) and set(ERROR_MEANINGS) == set(ErrorCode)
     description = document["info"]["description"]
     for close in CloseCode:
