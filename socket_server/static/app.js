@@ -31,7 +31,21 @@ const REASON_TEXT = {
   resignation: "by resignation",
   draw_agreed: "agreed",
   aborted: "aborted",
+  timeout: "on time",
+  abandoned: "by forfeit",
+  timeout_vs_insufficient_material: "out of time, but the other side cannot checkmate",
 };
+// The lobby form's time controls: POST /api/games's `clock` (PROTOCOL.md "Clocks").
+const TIME_CONTROLS = {
+  "1+0": { initial_ms: 60000, increment_ms: 0 },
+  "3+2": { initial_ms: 180000, increment_ms: 2000 },
+  "5+0": { initial_ms: 300000, increment_ms: 0 },
+  "10+5": { initial_ms: 600000, increment_ms: 5000 },
+  "5d3": { initial_ms: 300000, delay_ms: 3000 },
+  "1day": { per_move_ms: 86400000 },
+};
+const CLOCK_TICK_MS = 100;
+const LOW_TIME_MS = 10000; // a clock under 10 s (or under 10% of its budget) is low
 // Solid glyphs for both sides; CSS colours them (white pieces get an outline).
 const GLYPHS = { k: "\u265A", q: "\u265B", r: "\u265C", b: "\u265D", n: "\u265E", p: "\u265F\uFE0E" };
 const TOKEN_KEY = "gamesocket.guest";
@@ -265,6 +279,8 @@ $("#new-game").addEventListener("submit", async (event) => {
   if (type === "chess" && fen) options.fen = fen;
   const spec = { game_type: type, seats, public: $("#new-public").checked };
   if (Object.keys(options).length) spec.options = options;
+  const clock = TIME_CONTROLS[$("#new-clock").value];
+  if (clock) spec.clock = { ...clock };
   const button = $("#create-game");
   button.disabled = true;
   try {
@@ -324,7 +340,12 @@ function renderGames(games) {
       return el(
         "tr",
         { "data-game-id": game.game_id, "data-game-type": game.game_type, "data-action": action.kind },
-        el("td", { class: "game-name", text: gameName(game.game_type) }),
+        el(
+          "td",
+          { class: "game-name" },
+          gameName(game.game_type),
+          game.clock ? el("span", { class: "muted game-clock", text: ` · ${describeTimeControl(game.clock)}` }) : "",
+        ),
         el("td", { class: "game-players", text: players }),
         el("td", { class: "game-status", text: game.status }),
         el("td", { class: "game-moves", "data-moves": game.moves ?? 0, text: String(game.moves ?? 0) }),
@@ -354,6 +375,11 @@ const view = {
   noAi: false, // the server said this game type has no AI (ai_move refused)
   log: new Map(), // games without a history in the board: version -> {version, seat, move}
   drawn: {}, // part name -> the inputs it was last drawn from (see renderPart)
+  clock: null, // the running clocks as last heard (see noteClock)
+  serverOffset: null, // the server's time minus performance.now(), in ms (see noteServerTime)
+  nextUpdate: null, // the `update` whose snapshot comes next (its event)
+  ticker: null, // the interval that redraws the clocks
+  offlineSince: {}, // seat -> performance.now() when presence first said it was offline
 };
 
 function mySeats(snapshot) {
@@ -384,6 +410,9 @@ function openGame(gameType, gameId) {
   Object.assign(view, { gameType, gameId, snapshot: null, selected: null, busy: false, drawOffered: false, failed: null, noAi: false });
   view.log = new Map();
   view.drawn = {};
+  Object.assign(view, { clock: null, serverOffset: null, nextUpdate: null, offlineSince: {} });
+  clearInterval(view.ticker);
+  view.ticker = setInterval(tick, CLOCK_TICK_MS);
   $("#game-title").textContent = gameName(gameType);
   $("#share-link").value = location.href;
   // Nothing of the previous game may linger: tests and styles read these attributes.
@@ -392,6 +421,12 @@ function openGame(gameType, gameId) {
     for (const key of Object.keys(node.dataset)) delete node.dataset[key];
   }
   $("#board").replaceChildren();
+  for (const id of ["#clock-top", "#clock-bottom"]) {
+    $(id).replaceChildren();
+    $(id).hidden = true;
+  }
+  $("#time-control").hidden = true;
+  $("#claim").hidden = true;
   $("#moves").replaceChildren();
   $("#players").replaceChildren();
   $("#presence").textContent = "";
@@ -410,12 +445,16 @@ function openGame(gameType, gameId) {
   view.client = client;
   window.gamesocketApp.client = client;
   client.onState((snapshot) => {
+    const update = view.nextUpdate && view.nextUpdate.version === snapshot.version ? view.nextUpdate : null;
+    view.nextUpdate = null;
+    noteClock(snapshot, update);
     view.snapshot = snapshot;
     view.busy = false;
     if (view.drawOffered && snapshot.status !== "active") view.drawOffered = false;
     render();
   });
   client.onUpdate((update) => {
+    view.nextUpdate = update;
     if (update.event && update.event.kind !== "draw") hideThinking(true);
     if (update.event && update.event.kind === "move") {
       view.drawOffered = false;
@@ -436,6 +475,8 @@ function openGame(gameType, gameId) {
 }
 
 function closeGame() {
+  clearInterval(view.ticker);
+  view.ticker = null;
   if (view.client) view.client.close();
   view.client = null;
   view.gameId = null;
@@ -481,6 +522,11 @@ function renderConnection({ state, code, delayMs }) {
 }
 
 function renderPresence(presence) {
+  // When this page first heard that each seat went offline (for the claim's text).
+  for (const [seat, online] of Object.entries(presence.online || {})) {
+    if (online) delete view.offlineSince[seat];
+    else if (!(seat in view.offlineSince)) view.offlineSince[seat] = performance.now();
+  }
   const n = presence.spectators || 0;
   const presenceBox = $("#presence");
   presenceBox.dataset.spectators = String(n);
@@ -493,6 +539,7 @@ function render() {
   if (!snapshot || view.failed) return;
   renderStatus(snapshot);
   renderControls(snapshot);
+  renderClaim(snapshot);
   renderAfterGame(snapshot);
   const mine = mySeats(snapshot);
   const online = (view.client && view.client.presence && view.client.presence.online) || {};
@@ -514,6 +561,8 @@ function render() {
     }
   });
   renderPart("moves", [snapshot.version, view.log.size, board.dataset.renderer], () => renderMoves(snapshot));
+  renderPart("clocks", [snapshot.game_id, Boolean(snapshot.clock), clockSides(snapshot)], () => renderClocks(snapshot));
+  tick();
 }
 
 // What a renderer gets besides the container and the snapshot.
@@ -557,6 +606,8 @@ function statusText(snapshot) {
   if (snapshot.status === "finished" && snapshot.result) {
     const { winner, reason } = snapshot.result;
     const how = REASON_TEXT[reason] || reason;
+    if (reason === "abandoned" && winner) return abandonedText(snapshot, winner);
+    if (reason === "timeout_vs_insufficient_material") return insufficientText(snapshot);
     if (!winner) return `Draw: ${how}.`;
     if (mine.length === 1) return mine[0] === winner ? `You win ${how}!` : `You lose: ${seatLabel(winner)} wins ${how}.`;
     return `${seatLabel(winner)} wins ${how}.`;
@@ -645,7 +696,10 @@ function repeatSpec(snapshot) {
     if (seat && seat.kind === "ai") seats[name] = { kind: "ai", level: seat.level };
     else if (mine.includes(name)) seats[name] = "me";
   }
-  return { game_type: snapshot.game_type, seats, public: snapshot.public !== false };
+  const spec = { game_type: snapshot.game_type, seats, public: snapshot.public !== false };
+  const clock = clockSpec(snapshot.clock);
+  if (clock) spec.clock = clock;
+  return spec;
 }
 
 $("#new-game-again").addEventListener("click", async () => {
@@ -699,6 +753,23 @@ $("#abort").addEventListener("click", () => {
 });
 $("#offer-draw").addEventListener("click", async () => {
   if (await send((client) => client.draw("offer"))) showMessage("Draw offered.", { code: "draw_offered" });
+});
+$("#claim-victory").addEventListener("click", async () => {
+  if (!view.client) return;
+  const button = $("#claim-victory");
+  button.disabled = true;
+  try {
+    await view.client.claimVictory();
+  } catch (err) {
+    // Too early (or the opponent came back): the server says why.
+    if (err instanceof GameSocketError && err.code === "forbidden") {
+      showMessage(`You cannot claim the win yet: ${err.message}.`, { code: "forbidden" });
+    } else {
+      showError(err);
+    }
+  } finally {
+    button.disabled = false;
+  }
 });
 $("#accept-draw").addEventListener("click", () => send((client) => client.draw("accept")));
 $("#decline-draw").addEventListener("click", async () => {
@@ -794,6 +865,282 @@ function hideThinking(keepLast = false) {
   box.dataset.active = "false";
   if (!keepLast) box.hidden = true;
   else $("#thinking-title").textContent = `${seatLabel(box.dataset.seat || "AI")} (AI): last search`;
+}
+
+// ---------------------------------------------------------------------------------
+// Clocks
+// ---------------------------------------------------------------------------------
+
+// The server's time now, from the browser's monotonic clock and the offset between the
+// two. Every snapshot's `server_time_ms` was the server's time when it was built, a
+// little before it arrived, so `server_time_ms - performance.now()` at receipt never
+// exceeds the true offset: the largest such sample is the best estimate. (A replayed
+// update carries its old time and counts for nothing.) The browser's own wall clock
+// (Date.now) is never used, so a browser set to the wrong time shows the right clocks.
+function noteServerTime(serverMs) {
+  const sample = serverMs - performance.now();
+  if (view.serverOffset === null || sample > view.serverOffset) view.serverOffset = sample;
+}
+
+function serverNow() {
+  return performance.now() + (view.serverOffset ?? 0);
+}
+
+// What the clocks show, from the latest snapshot: each seat's time exact at `at`
+// (server time), the running seat losing time from then on. In delay mode the running
+// seat's time stands for the first `delay` ms of its turn, so the page needs the
+// turn's start (`turnStart`, server time): an update whose change started the turn was
+// built at that very moment; a `state` in the middle of a turn finds it in the move
+// log (the turn's move's `at`), or in `created_at` for a game still at version 0.
+// Unknown (null): the delay counts as spent, and the next update corrects it.
+function noteClock(snapshot, update) {
+  const clock = snapshot.clock;
+  if (!clock) {
+    view.clock = null;
+    return;
+  }
+  noteServerTime(clock.server_time_ms);
+  const prev = view.clock;
+  const running = snapshot.status === "active" ? clock.running : null;
+  let turnStart = null;
+  let lookUp = false;
+  if (running && clock.delay_ms) {
+    const sameTurn = prev && prev.running === running && prev.turnStart !== null;
+    if (update) {
+      const started = (update.event && update.event.kind === "move") || !prev || prev.running !== running;
+      turnStart = started ? clock.server_time_ms : sameTurn ? prev.turnStart : null;
+    } else if (sameTurn && prev.version === snapshot.version) {
+      turnStart = prev.turnStart;
+    } else if (snapshot.version === 0 && snapshot.created_at) {
+      turnStart = Date.parse(snapshot.created_at);
+    } else if (snapshot.moves > 0) {
+      lookUp = true;
+    }
+  }
+  view.clock = {
+    version: snapshot.version,
+    remaining: { ...clock.remaining_ms },
+    running,
+    at: clock.server_time_ms,
+    delay: clock.delay_ms || 0,
+    budget: clock.per_move_ms || clock.initial_ms || 0,
+    turnStart: Number.isFinite(turnStart) ? turnStart : null,
+  };
+  if (lookUp) lookUpTurnStart(snapshot);
+}
+
+async function lookUpTurnStart(snapshot) {
+  const gameId = snapshot.game_id;
+  try {
+    const log = await auth.call((conn) => getMoves(conn, gameId));
+    const last = log[log.length - 1];
+    const model = view.clock;
+    if (!model || view.gameId !== gameId || model.version !== snapshot.version) return;
+    if (last && last.version === snapshot.version && last.at) {
+      const at = Date.parse(last.at);
+      if (Number.isFinite(at)) model.turnStart = at;
+      tick();
+    }
+  } catch {
+    // Without the move log the delay counts as spent until the next update.
+  }
+}
+
+// A seat's time at server time `now`.
+function clockRemaining(model, seat, now) {
+  const base = model.remaining[seat] ?? 0;
+  if (seat !== model.running) return base;
+  let used = now - model.at;
+  if (model.delay && model.turnStart !== null) {
+    const spent = (t) => Math.max(0, t - model.turnStart - model.delay);
+    used = spent(now) - spent(model.at);
+  }
+  return Math.max(0, base - Math.max(0, used));
+}
+
+// What is left of the running seat's delay at server time `now` (0: none, or spent).
+function delayLeft(model, now) {
+  if (!model.delay || !model.running || model.turnStart === null) return 0;
+  return Math.max(0, model.turnStart + model.delay - now);
+}
+
+function isLowTime(model, ms) {
+  return ms < LOW_TIME_MS || (model.budget > 0 && ms < model.budget / 10);
+}
+
+const pad2 = (n) => String(n).padStart(2, "0");
+
+// mm:ss, with tenths under 10 s ("00:09.4"), hours from an hour on ("1:05:00"), days
+// from a day on ("1d 00:00:00"). Always rounded down: 00:00.0 is a fallen flag.
+function formatClock(ms) {
+  ms = Math.max(0, Math.floor(ms));
+  if (ms < 10000) return `00:0${Math.floor(ms / 1000)}.${Math.floor(ms / 100) % 10}`;
+  const total = Math.floor(ms / 1000);
+  const seconds = total % 60;
+  const minutes = Math.floor(total / 60) % 60;
+  const hours = Math.floor(total / 3600);
+  if (hours >= 24) return `${Math.floor(hours / 24)}d ${pad2(hours % 24)}:${pad2(minutes)}:${pad2(seconds)}`;
+  if (hours) return `${hours}:${pad2(minutes)}:${pad2(seconds)}`;
+  return `${pad2(minutes)}:${pad2(seconds)}`;
+}
+
+function formatDuration(ms) {
+  const units = [
+    [86400000, "day", "days"],
+    [3600000, "h", "h"],
+    [60000, "min", "min"],
+    [1000, "s", "s"],
+  ];
+  for (const [size, one, many] of units) {
+    if (ms >= size && ms % size === 0) return `${ms / size} ${ms === size ? one : many}`;
+  }
+  return `${Number((ms / 1000).toFixed(1))} s`;
+}
+
+// A time control in words: short for the lobby ("3+2", "5 min, 3 s delay", "1 day per
+// move"), long for the game ("3 min + 2 s per move").
+function describeTimeControl(clock, { long = false } = {}) {
+  if (!clock) return "";
+  if (clock.per_move_ms) return `${formatDuration(clock.per_move_ms)} per move`;
+  if (clock.delay_ms) return `${formatDuration(clock.initial_ms)}, ${formatDuration(clock.delay_ms)} delay`;
+  if (long) {
+    const base = `${formatDuration(clock.initial_ms)}`;
+    return clock.increment_ms ? `${base} + ${formatDuration(clock.increment_ms)} per move` : `${base} for the game`;
+  }
+  return `${Number((clock.initial_ms / 60000).toFixed(2))}+${Number((clock.increment_ms / 1000).toFixed(2))}`;
+}
+
+// The create request's `clock` for a game like one with this snapshot clock.
+function clockSpec(clock) {
+  if (!clock) return null;
+  if (clock.per_move_ms) return { per_move_ms: clock.per_move_ms };
+  if (clock.delay_ms) return { initial_ms: clock.initial_ms, delay_ms: clock.delay_ms };
+  return { initial_ms: clock.initial_ms, increment_ms: clock.increment_ms || 0 };
+}
+
+// The viewer's clock under the board (the first seat's when the viewer holds none or
+// every seat, as the chess board's orientation), the others above it.
+function clockSides(snapshot) {
+  const seats = seatsOf(snapshot.game_type, snapshot);
+  const mine = mySeats(snapshot);
+  const bottom = mine.length === 1 ? mine[0] : seats[0];
+  return { top: seats.filter((seat) => seat !== bottom), bottom: [bottom] };
+}
+
+function renderClocks(snapshot) {
+  const sides = clockSides(snapshot);
+  for (const [id, seats] of [
+    ["#clock-top", sides.top],
+    ["#clock-bottom", sides.bottom],
+  ]) {
+    const row = $(id);
+    row.hidden = !snapshot.clock;
+    row.replaceChildren(...(snapshot.clock ? seats.map(clockElement) : []));
+  }
+  const control = $("#time-control");
+  control.hidden = !snapshot.clock;
+  control.textContent = snapshot.clock ? `Time control: ${describeTimeControl(snapshot.clock, { long: true })}` : "";
+}
+
+function clockElement(seat) {
+  return el(
+    "div",
+    { class: "clock", "data-seat": seat },
+    el("span", { class: `seat-mark seat-${seat}` }),
+    el("span", { class: "clock-name", text: seatLabel(seat) }),
+    el("span", { class: "clock-delay", hidden: true }),
+    el("span", { class: "clock-time", role: "timer" }),
+  );
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+// Every CLOCK_TICK_MS while a game is open (and after every snapshot): the clocks from
+// the model, and the claim's waiting time.
+function tick() {
+  const model = view.clock;
+  if (model) {
+    const now = serverNow();
+    for (const node of document.querySelectorAll("#game .clock[data-seat]")) {
+      const seat = node.dataset.seat;
+      const ms = clockRemaining(model, seat, now);
+      const running = model.running === seat;
+      const delay = running ? delayLeft(model, now) : 0;
+      setText(node.querySelector(".clock-time"), formatClock(ms));
+      node.dataset.ms = String(Math.floor(ms));
+      node.dataset.running = String(running);
+      node.dataset.low = String(isLowTime(model, ms));
+      node.dataset.delay = String(delay > 0);
+      const delayNode = node.querySelector(".clock-delay");
+      delayNode.hidden = delay <= 0;
+      if (delay > 0) setText(delayNode, `delay ${(Math.ceil(delay / 100) / 10).toFixed(1)} s`);
+    }
+  }
+  if (!$("#claim").hidden) renderClaimText();
+}
+
+// ---------------------------------------------------------------------------------
+// Abandoned games: claiming the win
+// ---------------------------------------------------------------------------------
+
+// The opponent seats of a seated player when every one of them is a person whose seat
+// has no socket (presence), else [].
+function opponentsGone(snapshot) {
+  if (!snapshot || snapshot.status !== "active") return [];
+  const mine = mySeats(snapshot);
+  const online = view.client && view.client.presence && view.client.presence.online;
+  if (!mine.length || !online) return [];
+  const others = seatsOf(snapshot.game_type, snapshot).filter((seat) => !mine.includes(seat));
+  if (!others.length) return [];
+  const people = others.every((seat) => snapshot.seats?.[seat] && snapshot.seats[seat].kind !== "ai");
+  if (!people || others.some((seat) => online[seat] !== false)) return [];
+  return others;
+}
+
+// Shown as soon as every opponent is offline: the server decides whether they have
+// been away long enough (else `forbidden`, whose message the page shows).
+function renderClaim(snapshot) {
+  const gone = opponentsGone(snapshot);
+  const box = $("#claim");
+  box.hidden = gone.length === 0;
+  box.dataset.seats = gone.join(" ");
+  if (gone.length) renderClaimText();
+}
+
+function renderClaimText() {
+  const gone = ($("#claim").dataset.seats || "").split(" ").filter(Boolean);
+  const since = Math.min(...gone.map((seat) => view.offlineSince[seat] ?? performance.now()));
+  const away = Math.max(0, Math.floor((performance.now() - since) / 1000));
+  const who = gone.length > 1 ? "Your opponents have" : "Your opponent has";
+  const time = away < 60 ? `${away} s` : `${Math.floor(away / 60)} min ${pad2(away % 60)} s`;
+  setText($("#claim-text"), `${who} been offline for ${time}. If they do not come back, you may claim the win.`);
+}
+
+function abandonedText(snapshot, winner) {
+  const mine = mySeats(snapshot);
+  const losers = seatsOf(snapshot.game_type, snapshot).filter((seat) => seat !== winner);
+  if (mine.length === 1 && mine[0] === winner) {
+    return `You win: your ${losers.length > 1 ? "opponents" : "opponent"} left the game.`;
+  }
+  if (mine.length === 1) return `You lose: you left the game and ${seatLabel(winner)} claimed the win.`;
+  return `${seatLabel(winner)} wins: ${losers.map(seatLabel).join(" and ")} left the game.`;
+}
+
+// A draw on time: the seat whose clock reached zero (it stands at 0) is out of time,
+// and nobody else has the material to checkmate.
+function insufficientText(snapshot) {
+  const remaining = (snapshot.clock && snapshot.clock.remaining_ms) || {};
+  const flagged = Object.keys(remaining).find((seat) => remaining[seat] <= 0);
+  if (!flagged) return "Draw: time ran out, but the other side cannot checkmate.";
+  const mine = mySeats(snapshot);
+  const others = seatsOf(snapshot.game_type, snapshot).filter((seat) => seat !== flagged);
+  if (mine.length === 1 && mine[0] === flagged) {
+    return `Draw: you ran out of time, but ${others.map(seatLabel).join(" and ")} cannot checkmate.`;
+  }
+  if (mine.length === 1) return `Draw: ${seatLabel(flagged)} ran out of time, but you cannot checkmate.`;
+  return `Draw: ${seatLabel(flagged)} ran out of time, but ${others.map(seatLabel).join(" and ")} cannot checkmate.`;
 }
 
 // ---------------------------------------------------------------------------------

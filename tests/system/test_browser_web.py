@@ -14,7 +14,9 @@ import random
 import re
 import shutil
 import signal
+import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -107,9 +109,13 @@ def new_page(browser: Any, web_server: WebServer) -> Iterator[Any]:
     contexts: list[Any] = []
     errors: list[str] = []
 
-    def open_page(path: str = "/", viewport: Mapping[str, int] = VIEWPORT) -> Any:
+    def open_page(
+        path: str = "/", viewport: Mapping[str, int] = VIEWPORT, init_script: str | None = None
+    ) -> Any:
         context = browser.new_context(viewport=dict(viewport), base_url=web_server.base_url)
         contexts.append(context)
+        if init_script:
+            context.add_init_script(init_script)
         page = context.new_page()
         page.set_default_timeout(20_000)
         page.on("dialog", lambda dialog: dialog.accept())
@@ -149,6 +155,8 @@ def create_game(page: Any, game_type: str, opponent: str, **fields: str) -> str:
         page.fill("#new-level-2", fields["level2"])
     if "speed" in fields:
         page.select_option("#new-speed", fields["speed"])
+    if "clock" in fields:
+        page.select_option("#new-clock", fields["clock"])
     if "fen" in fields:
         page.click("#new-advanced summary")
         page.fill("#new-fen", fields["fen"])
@@ -216,6 +224,13 @@ def assert_fits(page: Any, scope: str, width: int) -> None:
     assert boxes, f"no controls in {scope}"
     outside = [box for box in boxes if box["left"] < 0 or box["right"] > width]
     assert outside == [], outside
+
+
+def clock_boxes(page: Any) -> list[Any]:
+    """The bounding boxes of both clocks (they must be shown)."""
+    clocks = page.locator("#game .clock")
+    assert clocks.count() == 2
+    return [clocks.nth(i).bounding_box() for i in range(2)]
 
 
 def connect4_cells(page: Any) -> list[list[str | None]]:
@@ -521,10 +536,10 @@ def test_lobby_lists_public_games_only(new_page: Any) -> None:
     public_id = create_game(owner, "tictactoe", "friend", side="x")
     owner.click(".brand")
     owner.uncheck("#new-public")
-    private_id = create_game(owner, "chess", "friend", side="white")
+    private_id = create_game(owner, "chess", "friend", side="white", clock="3+2")
     owner.click(".brand")
     owner.check("#new-public")
-    my_turn_id = create_game(owner, "tictactoe", "ai", side="x", level="1")
+    my_turn_id = create_game(owner, "tictactoe", "ai", side="x", level="1", clock="")
     owner.wait_for_selector("#board[data-my-turn='true']")
     # The owner's own games: "Play" where it is their move, "Resume" elsewhere.
     owner.click(".brand")
@@ -535,6 +550,12 @@ def test_lobby_lists_public_games_only(new_page: Any) -> None:
     }
     assert labels == {public_id: "Resume", private_id: "Resume", my_turn_id: "Play"}
     assert "X: you · O: open" in owner.inner_text(f"#games tr[data-game-id='{public_id}']")
+    # A timed game's row names its time control.
+    names = {
+        game: owner.inner_text(f"#games tr[data-game-id='{game}'] .game-name")
+        for game in (private_id, my_turn_id)
+    }
+    assert names == {private_id: "Chess · 3+2", my_turn_id: "Tic-tac-toe"}
     screenshot(owner, "lobby", doc=True)
 
     stranger = new_page()
@@ -664,15 +685,16 @@ def test_phone_lobby_and_board_fit_the_screen(web_server: WebServer, new_page: A
     assert page.locator("#games a.button").count() >= 3
     screenshot(page, "lobby-phone", doc=True)
 
-    # A game on the phone: the board, its controls and the side panel fit as well.
-    create_game(page, "chess", "ai", side="white", level="1")
+    # A timed game on the phone: the board, its clocks, its controls and the side panel
+    # fit as well.
+    create_game(page, "chess", "ai", side="white", level="1", clock="10+5")
     page.wait_for_selector("#board[data-my-turn='true']")
     page.click("[data-square='e2']")
     page.click("[data-square='e4']")
     page.wait_for_selector("#moves[data-count='2']")
     assert_fits(page, "#game", PHONE["width"])
-    board = page.locator(".chess-board").bounding_box()
-    assert board is not None and board["x"] >= 0 and board["x"] + board["width"] <= PHONE["width"]
+    for box in (page.locator(".chess-board").bounding_box(), *clock_boxes(page)):
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
     screenshot(page, "chess-phone", doc=True)
 
 
@@ -885,3 +907,290 @@ def test_a_custom_game_gets_the_generic_board_and_a_registered_renderer(
         assert errors == []
     finally:
         context.close()
+
+
+# -- clocks and abandoned games ------------------------------------------------------------
+
+# The browser's wall clock 90 minutes behind the server's: the page's clocks must not
+# follow it (they tick from the snapshots' server_time_ms).
+SKEWED_DATE = """(() => {
+    const skew = -90 * 60 * 1000;
+    const RealDate = Date;
+    const realNow = RealDate.now.bind(RealDate);
+    class SkewedDate extends RealDate {
+        constructor(...args) { if (args.length) super(...args); else super(realNow() + skew); }
+        static now() { return realNow() + skew; }
+    }
+    window.Date = SkewedDate;
+})();"""
+
+
+def clock_text(page: Any, seat: str) -> str:
+    return str(page.inner_text(f"#game .clock[data-seat='{seat}'] .clock-time"))
+
+
+def clock_seconds(text: str) -> float:
+    """The seconds of a clock's text: "03:00", "00:09.4"."""
+    minutes, seconds = text.split(":")
+    return int(minutes) * 60 + float(seconds)
+
+
+def mm_ss(ms: int) -> str:
+    return f"{ms // 60000:02d}:{ms // 1000 % 60:02d}"
+
+
+def server_remaining(snapshot: Mapping[str, Any], seat: str) -> float:
+    """The seat's time now by the server's snapshot (same machine: same clock)."""
+    clock = snapshot["clock"]
+    left = clock["remaining_ms"][seat]
+    if clock["running"] == seat:
+        left -= time.time() * 1000 - clock["server_time_ms"]
+    return float(left)
+
+
+def guest_headers(base_url: str) -> dict[str, str]:
+    guest = httpx.post(base_url + "/api/auth/guest", json={}).json()
+    return {"Authorization": f"Bearer {guest['access_token']}"}
+
+
+def test_a_timed_game_shows_both_clocks_and_the_running_one_ticks(
+    web_server: WebServer, new_page: Any
+) -> None:
+    page = new_page(init_script=SKEWED_DATE)
+    assert page.evaluate("Date.now()") < (time.time() - 80 * 60) * 1000  # the skew holds
+    game_id = create_game(page, "chess", "ai", side="white", level="1", clock="3+2")
+    page.wait_for_selector("#board[data-my-turn='true']")
+    # Mine under the board, the opponent's above it; only White's runs.
+    assert page.is_visible("#clock-bottom .clock[data-seat='white']")
+    assert page.is_visible("#clock-top .clock[data-seat='black']")
+    assert page.get_attribute(".clock[data-seat='white']", "data-running") == "true"
+    assert page.get_attribute(".clock[data-seat='black']", "data-running") == "false"
+    assert page.inner_text("#time-control") == "Time control: 3 min + 2 s per move"
+    first = clock_text(page, "white")
+    page.wait_for_timeout(1100)
+    second = clock_text(page, "white")
+    assert re.fullmatch(r"0[23]:\d\d", first) and re.fullmatch(r"02:5\d", second), (first, second)
+    assert 1 <= clock_seconds(first) - clock_seconds(second) <= 2
+    assert clock_text(page, "black") == "03:00"
+    # The running clock is marked (not in the idle clock's grey); neither is low.
+    running, idle = (
+        page.locator(f".clock[data-seat='{seat}'] .clock-time").evaluate(
+            "e => getComputedStyle(e).backgroundColor"
+        )
+        for seat in ("white", "black")
+    )
+    assert running != idle
+    assert page.locator(".clock[data-low='true']").count() == 0
+
+    # A move: White's clock stops with its increment, the AI's runs, then White's again.
+    page.click("[data-square='e2']")
+    page.click("[data-square='e4']")
+    page.wait_for_selector("#moves[data-count='2']", timeout=30_000)
+    page.wait_for_selector(".clock[data-seat='white'][data-running='true']")
+    snapshot = web_server.get(f"/api/games/{game_id}", token_of(page))
+    assert snapshot["clock"]["running"] == "white"
+    black_left = snapshot["clock"]["remaining_ms"]["black"]
+    assert clock_text(page, "black") == mm_ss(black_left)
+    expected = server_remaining(snapshot, "white")
+    shown = int(page.get_attribute(".clock[data-seat='white']", "data-ms"))
+    assert abs(shown - expected) < 700, (shown, expected)
+    screenshot(page, "clock", doc=True)
+
+
+def test_the_chosen_time_control_reaches_the_server_and_the_delay_holds_the_clock(
+    web_server: WebServer, new_page: Any
+) -> None:
+    page = new_page()
+    game_id = create_game(page, "chess", "ai", side="white", level="1", clock="5d3")
+    snapshot = web_server.get(f"/api/games/{game_id}", token_of(page))
+    control = {key: snapshot["clock"][key] for key in ("initial_ms", "increment_ms", "delay_ms")}
+    assert control == {"initial_ms": 300_000, "increment_ms": 0, "delay_ms": 3000}
+    assert snapshot["clock"]["per_move_ms"] == 0 and snapshot["clock"]["running"] == "white"
+    assert page.inner_text("#time-control") == "Time control: 5 min, 3 s delay"
+    # During the first 3 s of White's turn its clock stands at 05:00, the delay counting
+    # down beside it; then the clock runs.
+    samples = page.evaluate(
+        """async () => { const out = [];
+            for (let i = 0; i < 8; i++) {
+                const c = document.querySelector(".clock[data-seat='white']");
+                out.push([c.dataset.delay, c.querySelector('.clock-time').textContent,
+                    c.querySelector('.clock-delay').textContent]);
+                await new Promise(r => setTimeout(r, 150));
+            }
+            return out; }"""
+    )
+    in_delay = [sample for sample in samples if sample[0] == "true"]
+    assert len(in_delay) >= 3, samples
+    assert {text for _, text, _ in in_delay} == {"05:00"}, samples
+    badges = [float(badge.split()[1]) for _, _, badge in in_delay]
+    assert badges == sorted(badges, reverse=True) and badges[0] > badges[-1], badges
+    page.wait_for_selector(".clock[data-seat='white'][data-delay='false']")
+    assert page.is_hidden(".clock[data-seat='white'] .clock-delay")
+    page.wait_for_timeout(1100)
+    assert re.fullmatch(r"04:5\d", clock_text(page, "white")), clock_text(page, "white")
+    expected = server_remaining(web_server.get(f"/api/games/{game_id}", token_of(page)), "white")
+    shown = int(page.get_attribute(".clock[data-seat='white']", "data-ms"))
+    assert abs(shown - expected) < 700, (shown, expected)
+
+    # After the AI's answer White's delay runs again. The page left and opened again at
+    # once gets a `state` in the middle of the turn: the turn's start comes from the
+    # move log, and the clock stands still for the rest of the delay.
+    page.click("[data-square='e2']")
+    page.click("[data-square='e4']")
+    page.wait_for_selector("#moves[data-count='2']", timeout=30_000)
+    page.click(".brand")
+    row = page.locator(f"#games tr[data-game-id='{game_id}']")
+    # The lobby names the time control of the game.
+    assert row.locator(".game-name").inner_text() == "Chess · 5 min, 3 s delay"
+    row.locator("a").click()
+    page.wait_for_selector(".clock[data-seat='white'][data-running='true']")
+    samples = page.evaluate(
+        """async () => { const out = [];
+            for (let i = 0; i < 5; i++) {
+                const c = document.querySelector(".clock[data-seat='white']");
+                out.push([c.dataset.delay, c.querySelector('.clock-time').textContent]);
+                await new Promise(r => setTimeout(r, 100));
+            }
+            return out; }"""
+    )
+    # White's time as its turn began: the server's figure plus what it spent after the
+    # delay (if the delay is over by now).
+    snapshot = web_server.get(f"/api/games/{game_id}", token_of(page))
+    turn_began = datetime.fromisoformat(
+        web_server.get(f"/api/games/{game_id}/moves", token_of(page))[-1]["at"]
+    ).timestamp()
+    spent = snapshot["clock"]["server_time_ms"] - (int(turn_began * 1000) + 3000)
+    white_left = snapshot["clock"]["remaining_ms"]["white"] + max(0, spent)
+    in_delay = [text for delay, text in samples if delay == "true"]
+    assert in_delay and set(in_delay) == {mm_ss(white_left)}, (samples, white_left)
+
+
+def test_a_fallen_flag_shows_the_timeout_result(web_server: WebServer, new_page: Any) -> None:
+    page = new_page()
+    headers = {"Authorization": f"Bearer {token_of(page)}"}
+    opponent = guest_headers(web_server.base_url)
+
+    def timed_game(**options: str) -> str:
+        spec: dict[str, Any] = {
+            "game_type": "chess",
+            "seats": {"white": "me"},
+            "clock": {"per_move_ms": 1000},
+        }
+        if options:
+            spec["options"] = options
+        reply = httpx.post(web_server.base_url + "/api/games", json=spec, headers=headers)
+        assert reply.status_code == 201, reply.text
+        return str(reply.json()["game_id"])
+
+    # Black (the other guest) takes its seat while the page watches; nobody moves.
+    lost = timed_game()
+    page.goto(f"/#/game/chess/{lost}")
+    page.wait_for_selector("#status[data-status='waiting']")
+    assert clock_text(page, "white") == clock_text(page, "black") == "00:01.0"
+    assert page.inner_text("#time-control") == "Time control: 1 s per move"
+    httpx.post(
+        web_server.base_url + f"/api/games/{lost}/join", json={"seat": "black"}, headers=opponent
+    ).raise_for_status()
+    page.wait_for_selector("#status[data-status='finished']", timeout=15_000)
+    assert page.get_attribute("#status", "data-reason") == "timeout"
+    assert page.inner_text("#status") == "You lose: Black wins on time."
+    assert outcome_of(page) == ("loss", OUTCOME_COLOURS["loss"])
+    assert clock_text(page, "white") == "00:00.0"
+    assert page.get_attribute(".clock[data-seat='white']", "data-low") == "true"
+    assert page.locator(".clock[data-running='true']").count() == 0
+    result = web_server.get(f"/api/games/{lost}", token_of(page))["result"]
+    assert result == {"winner": "black", "reason": "timeout"}
+
+    # White out of time against a lone king: a draw, worded as such.
+    drawn = timed_game(fen="4k3/8/8/8/8/8/8/Q3K3 w - - 0 1")
+    page.goto(f"/#/game/chess/{drawn}")
+    page.wait_for_selector("#status[data-status='waiting']")
+    httpx.post(
+        web_server.base_url + f"/api/games/{drawn}/join", json={"seat": "black"}, headers=opponent
+    ).raise_for_status()
+    page.wait_for_selector("#status[data-status='finished']", timeout=15_000)
+    assert page.get_attribute("#status", "data-reason") == "timeout_vs_insufficient_material"
+    assert page.inner_text("#status") == "Draw: you ran out of time, but Black cannot checkmate."
+    assert outcome_of(page) == ("draw", OUTCOME_COLOURS["draw"])
+    screenshot(page, "timeout")
+
+    # A new game like this one keeps its time control.
+    page.click("#new-game-again")
+    page.wait_for_url(re.compile(r"#/game/chess/(?!" + drawn + ")"))
+    page.wait_for_selector("#status[data-status='waiting']")
+    again = web_server.get(f"/api/games/{page.url.rsplit('/', 1)[1]}", token_of(page))
+    assert again["clock"]["per_move_ms"] == 1000 and again["clock"]["initial_ms"] == 0
+
+
+def start_friend_game(white: Any, black: Any, **fields: str) -> str:
+    """White creates a chess game for a friend, Black joins from the link; both online."""
+    game_id = create_game(white, "chess", "friend", side="white", **fields)
+    black.goto(f"/#/game/chess/{game_id}")
+    black.click(".join-seat[data-seat='black']")
+    white.wait_for_selector("#status[data-status='active']")
+    white.wait_for_selector("#players [data-seat='black'] .dot.online")
+    return game_id
+
+
+def test_claiming_too_early_shows_the_servers_refusal(web_server: WebServer, new_page: Any) -> None:
+    # The module's server waits the default 60 s before a claim.
+    white, black = new_page(), new_page()
+    game_id = start_friend_game(white, black)
+    assert white.is_hidden("#claim") and black.is_hidden("#claim")
+    saved_guest = black.evaluate("localStorage.getItem('gamesocket.guest')")
+    black.context.close()
+    white.wait_for_selector("#claim:not([hidden])")
+    assert "Your opponent has been offline for" in white.inner_text("#claim-text")
+    white.click("#claim-victory")
+    white.wait_for_selector("#message[data-code='forbidden']")
+    assert white.inner_text("#message") == (
+        "You cannot claim the win yet: your opponent is online or left too recently."
+    )
+    assert web_server.get(f"/api/games/{game_id}", token_of(white))["status"] == "active"
+    # Black comes back (the same guest): the offer goes away.
+    new_page(
+        f"/#/game/chess/{game_id}",
+        init_script=f"localStorage.setItem('gamesocket.guest', {json.dumps(saved_guest)})",
+    )
+    white.wait_for_selector("#claim", state="hidden")
+    assert white.get_attribute("#status", "data-status") == "active"
+
+
+def test_claiming_victory_over_an_abandoned_game(
+    browser: Any, start_server: Callable[..., ServerThread]
+) -> None:
+    server = start_server(claim_after_seconds=1)
+    contexts = [browser.new_context(viewport=VIEWPORT, base_url=server.base_url) for _ in range(2)]
+    errors: list[str] = []
+    pages = []
+    try:
+        for context in contexts:
+            page = context.new_page()
+            page.set_default_timeout(20_000)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto("/")
+            page.wait_for_selector("body[data-ready='true']")
+            pages.append(page)
+        white, black = pages
+        game_id = start_friend_game(white, black, clock="10+5")
+        assert white.is_hidden("#claim")
+        contexts[1].close()  # Black's page goes away
+        white.wait_for_selector("#claim:not([hidden])")
+        white.wait_for_selector("#players [data-seat='black'] .dot.offline")
+        time.sleep(1.5)  # past the server's claim period
+        white.wait_for_function(
+            "() => /offline for [1-9]/.test(document.querySelector('#claim-text').textContent)"
+        )
+        screenshot(white, "claim", doc=True)
+        white.click("#claim-victory")
+        white.wait_for_selector("#status[data-status='finished'][data-reason='abandoned']")
+        assert white.inner_text("#status") == "You win: your opponent left the game."
+        assert outcome_of(white) == ("win", OUTCOME_COLOURS["win"])
+        assert white.is_hidden("#claim") and white.is_hidden("#resign")
+        assert white.locator(".clock[data-running='true']").count() == 0
+        snapshot = httpx.get(server.base_url + f"/api/games/{game_id}").json()
+        assert snapshot["result"] == {"winner": "white", "reason": "abandoned"}
+        assert errors == []
+    finally:
+        for context in contexts:
+            context.close()

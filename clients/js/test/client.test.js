@@ -9,6 +9,7 @@ import {
   GameClient,
   GameSocketError,
   PROTOCOL_VERSION,
+  claimVictory,
   connect,
   createGame,
   getGame,
@@ -333,6 +334,37 @@ test("draw offers pass through as extension messages; accepting ends the game", 
     a.close();
     b.close();
   }
+});
+
+test("claiming the win: refused (forbidden) while the opponent is online, and against the AI", options, async () => {
+  const white = await guest();
+  const black = await guest();
+  const game = await createGame(white.conn, { game_type: "chess", seats: { white: "me" } });
+  await joinGame(black.conn, game.game_id, { seat: "black" });
+  const a = open({ gameType: "chess", gameId: game.game_id, token: white.token });
+  const b = open({ gameType: "chess", gameId: game.game_id, token: black.token });
+  try {
+    await firstSnapshot(a);
+    await firstSnapshot(b);
+    await until(() => a.presence && a.presence.online.black === true, { what: "Black online" });
+    await assert.rejects(a.claimVictory(), (err) => {
+      assert.ok(err instanceof GameSocketError);
+      assert.equal(err.code, "forbidden");
+      assert.match(err.message, /online|recently/);
+      return true;
+    });
+    await assert.rejects(claimVictory(white.conn, game.game_id), { code: "forbidden", status: 403 });
+    assert.equal((await getGame(white.conn, game.game_id)).status, "active");
+  } finally {
+    a.close();
+    b.close();
+  }
+  const solo = await createGame(white.conn, { game_type: "chess", seats: { white: "me", black: { kind: "ai", level: 1 } } });
+  await assert.rejects(claimVictory(white.conn, solo.game_id), (err) => {
+    assert.equal(err.code, "forbidden");
+    assert.match(err.message, /AI/);
+    return true;
+  });
 });
 
 test("AI thinking and every update of an AI-vs-AI game, in version order, each once", options, async () => {
