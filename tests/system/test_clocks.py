@@ -365,7 +365,7 @@ async def test_a_late_move_stores_the_timeout_and_is_refused(
     api: Api, server: ServerThread
 ) -> None:
     """The move's frame arrived after the mover's flag, before the timer fired."""
-    game, alice, _ = await seated(api, "tictactoe", {"initial_ms": 5000})
+    game, alice, _ = await seated(api, "tictactoe", {"initial_ms": 2000})
     flag_at = flag_of(game)
     late = server.context.service.move(
         Actor(user_id=alice["user_id"]), game["game_id"], 4, at_ms=flag_at + 1, request_id="late"
@@ -612,7 +612,7 @@ async def test_late_move_on_postgres_stores_the_timeout_as_the_server(
 ) -> None:
     server = start_server(database_url=postgres_url)
     api = Api(server.base_url)
-    game, alice, _ = await seated(api, "tictactoe", {"initial_ms": 5000})
+    game, alice, _ = await seated(api, "tictactoe", {"initial_ms": 2000})
     flag_at = flag_of(game)
     late = server.context.service.move(
         Actor(user_id=alice["user_id"]), game["game_id"], 4, at_ms=flag_at + 1
