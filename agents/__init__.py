@@ -8,8 +8,13 @@ chess with Stockfish installed, in long-lived engine processes; the server calls
 from agents.base import Agent, ProgressCallback, SearchInfo, SearchLimit, SearchResult
 from agents.chess import BuiltinChessAgent, ChessAgent, close_engines
 from agents.connect4 import Connect4Agent
-from agents.pool import shutdown_pool
+from agents.pool import get_pool, shutdown_pool
 from agents.tictactoe import TicTacToeAgent
+
+
+async def warm_up() -> None:
+    """Start the search workers ahead of the first search (the server does at start)."""
+    await get_pool().warm_up()
 
 
 def shutdown() -> None:
@@ -29,4 +34,5 @@ __all__ = [
     "SearchResult",
     "TicTacToeAgent",
     "shutdown",
+    "warm_up",
 ]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+import agents
 from agents.base import Agent, SearchInfo
 from games import GameState, Move
 from socket_server import protocol
@@ -345,6 +346,18 @@ class AiTurns:
                 self._start(record.game_id, self._turn(record.game_id, *turn, None, wait=False))
                 started += 1
         return started
+
+    def warm_up(self) -> None:
+        """Start the search workers now, in the background: on a clock, an AI's first
+        move must not pay for their start."""
+        if any(entry.agent_builder is not None for entry in self.game_types):
+            self._spawn(self._warm_up())
+
+    async def _warm_up(self) -> None:
+        try:
+            await agents.warm_up()
+        except Exception as error:  # a search starts its workers itself all the same
+            log.warning("search workers did not start ahead: %r", error)
 
     def start_sweep(self) -> None:
         """Adopt orphaned AI turns every AI_SWEEP_INTERVAL (several processes)."""

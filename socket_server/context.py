@@ -12,6 +12,7 @@ from typing import Any
 import agents
 from socket_server.ai_turns import AiTurns
 from socket_server.auth import Authenticator
+from socket_server.chat import ChatRooms
 from socket_server.clocks import ClockTimers
 from socket_server.fanout import Broker, create_broker
 from socket_server.hub import Hub
@@ -37,6 +38,7 @@ class ServerContext:
     clocks: ClockTimers
     hub: Hub
     metrics: Metrics
+    chat: ChatRooms
     _stopping: asyncio.Task[None] | None = None
 
     @classmethod
@@ -50,14 +52,18 @@ class ServerContext:
         clocks = ClockTimers(service)
         hub = Hub(service, broker)
         auth = Authenticator(settings)
+        chat = ChatRooms(service, broker)
         return cls(
-            settings, store, broker, auth, game_types, service, ai_turns, clocks, hub, metrics
+            settings, store, broker, auth, game_types, service, ai_turns, clocks, hub, metrics, chat
         )
 
     async def start(self) -> None:
         await self.store.open()
         await self.broker.start()
+        await self.hub.start()
         await self.auth.start()
+        if self.settings.ai_warm_up:
+            self.ai_turns.warm_up()
         resumed = await self.ai_turns.resume()
         timed = await self.clocks.resume()
         if self.settings.redis_url:

@@ -56,8 +56,12 @@ class Settings:
     # Network lag credited to each human move on a clock (ms): the frame left the
     # player at least this long before it arrived (lichess credits lag similarly).
     lag_credit_ms: int = 100
+    # Start the AI's search workers with the server (else on the first search).
+    ai_warm_up: bool = True
     # An opponent offline this long (every socket, every process) lets a player claim.
     claim_after_seconds: float = 60.0
+    # A seek neither fetched nor watched on a lobby socket for this long lapses.
+    seek_ttl_seconds: float = 60.0
     # A socket resuming (or catching up) more versions behind than this gets one
     # `state` instead of the updates in between.
     max_replay_updates: int = 128
@@ -81,6 +85,9 @@ class Settings:
     # Origins (scheme://host[:port]) whose pages may call the REST API (CORS) and open
     # sockets; "*" allows any. Empty: no CORS headers, and sockets are not checked.
     cors_origins: tuple[str, ...] = ()
+    # A bearer token that makes its holder an administrator (POST /api/admin/announce);
+    # None: only a Supabase service_role token does.
+    admin_token: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -126,7 +133,9 @@ class Settings:
                 "GAMESOCKET_AI_SEARCH_TIMEOUT", cls.ai_search_timeout_seconds
             ),
             lag_credit_ms=_env_int("GAMESOCKET_LAG_CREDIT_MS", cls.lag_credit_ms),
+            ai_warm_up=env("GAMESOCKET_AI_WARM_UP", "1") != "0",
             claim_after_seconds=_env_float("GAMESOCKET_CLAIM_AFTER", cls.claim_after_seconds),
+            seek_ttl_seconds=_env_float("GAMESOCKET_SEEK_TTL", cls.seek_ttl_seconds),
             max_sockets=_env_optional_int("GAMESOCKET_MAX_SOCKETS"),
             max_sockets_per_ip=_env_int("GAMESOCKET_MAX_SOCKETS_PER_IP", cls.max_sockets_per_ip),
             handshake_timeout_seconds=_env_float(
@@ -139,6 +148,7 @@ class Settings:
             ),
             forwarded_allow_ips=env("GAMESOCKET_FORWARDED_ALLOW_IPS", cls.forwarded_allow_ips),
             cors_origins=_env_list("GAMESOCKET_CORS_ORIGINS"),
+            admin_token=env("GAMESOCKET_ADMIN_TOKEN") or None,
             # Keeps deployments (or test runs) sharing one Redis apart.
             extra={"redis_prefix": prefix} if (prefix := env("GAMESOCKET_REDIS_PREFIX")) else {},
         )
@@ -173,6 +183,10 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
         f" (default {Settings.ai_search_timeout_seconds:g})",
     ),
     (
+        "GAMESOCKET_AI_WARM_UP",
+        "0: start the AI's search workers on the first search, not with the server (default 1)",
+    ),
+    (
         "GAMESOCKET_LAG_CREDIT_MS",
         "network lag credited to each human move on a clock, in ms"
         f" (default {Settings.lag_credit_ms})",
@@ -181,6 +195,11 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
         "GAMESOCKET_CLAIM_AFTER",
         "seconds every opponent must be offline before a player may claim victory"
         f" (default {Settings.claim_after_seconds:g})",
+    ),
+    (
+        "GAMESOCKET_SEEK_TTL",
+        "seconds after which a seek neither fetched nor watched on a lobby socket lapses"
+        f" (default {Settings.seek_ttl_seconds:g})",
     ),
     ("SUPABASE_URL", "the Supabase project URL: tokens are verified against its JWKS"),
     ("SUPABASE_JWT_SECRET", "the Supabase project's JWT secret, for HS256 tokens"),
@@ -244,6 +263,11 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
         "GAMESOCKET_FORWARDED_ALLOW_IPS",
         "proxies trusted for X-Forwarded-For, comma-separated or *"
         f" (default {Settings.forwarded_allow_ips})",
+    ),
+    (
+        "GAMESOCKET_ADMIN_TOKEN",
+        "a bearer token that may POST /api/admin/announce (default: none; a Supabase"
+        " service_role token always may)",
     ),
     ("GAMESOCKET_LOG_FORMAT", "text, or json for one JSON object per log line (default text)"),
 )

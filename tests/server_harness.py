@@ -38,8 +38,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RECV_TIMEOUT = 10.0
 # The suite's servers serve many guests and polls from 127.0.0.1: the REST and guest
 # rate limits are off for them (tests/system/test_hardening_limits.py turns them on).
-UNLIMITED_REST = {"rest_rate_limit": 0, "guest_rate_limit": 0}
-UNLIMITED_REST_ENV = {"GAMESOCKET_REST_RATE_LIMIT": "0", "GAMESOCKET_GUEST_RATE_LIMIT": "0"}
+# Nor do they start the AI's search workers with the server (hundreds of servers start
+# in one run; a test of AIs on a clock warms them itself).
+SUITE_SETTINGS: dict[str, Any] = {"rest_rate_limit": 0, "guest_rate_limit": 0, "ai_warm_up": False}
+SUITE_ENV = {
+    "GAMESOCKET_REST_RATE_LIMIT": "0",
+    "GAMESOCKET_GUEST_RATE_LIMIT": "0",
+    "GAMESOCKET_AI_WARM_UP": "0",
+}
 T = TypeVar("T")
 
 
@@ -98,7 +104,7 @@ class ServerProcess:
         self.port = port or free_port()
         self.data_dir = data_dir
         self.env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(PROJECT_ROOT)}
-        self.env.update(UNLIMITED_REST_ENV)
+        self.env.update(SUITE_ENV)
         self.env.pop("REDIS_URL", None)
         self.process: subprocess.Popen[bytes] | None = None
         # Run in the child before the server starts (say, to lower its descriptor limit).
@@ -278,7 +284,7 @@ def server_settings(tmp_path: Path, database_url: str) -> Settings:
         data_dir=tmp_path / "data",
         database_url=database_url,
         default_ai_delay_ms=0,
-        **UNLIMITED_REST,
+        **SUITE_SETTINGS,
     )
 
 

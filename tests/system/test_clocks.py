@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 import asyncpg
 import pytest
 
+import agents
+import agents.pool
 from agents import Connect4Agent
 from agents.base import Agent, ProgressCallback, SearchInfo, SearchLimit, SearchResult
 from games import Connect4State, GameState, TicTacToeState
@@ -403,6 +405,19 @@ async def warm_search_pool(server: ServerThread) -> None:
     on a loaded machine) would count against the first AI move of a 3 s clock: the
     tests start one first, as any search since the process started would have."""
     await server.call(Connect4Agent(1).search(Connect4State.initial()))
+
+
+async def test_a_server_starts_its_search_workers_with_it(
+    start_server: Callable[..., ServerThread],
+) -> None:
+    agents.shutdown()  # no worker left from an earlier test
+    start_server(ai_warm_up=True)
+    pool = agents.pool.get_pool()
+    for _ in range(300):
+        if pool.started == pool.size:
+            break
+        await asyncio.sleep(0.05)
+    assert pool.started == pool.size  # before any game asked for a search
 
 
 @pytest.mark.parametrize(("game_type", "levels"), [("tictactoe", (5, 10)), ("connect4", (5, 10))])
