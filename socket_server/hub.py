@@ -86,6 +86,8 @@ class Connection:
         self.cut_off = False
         # The task reading this socket, while it waits for a frame (cancelled on cut-off).
         self.waiting_reader: asyncio.Task[Any] | None = None
+        # Users whose chat this socket does not get (`mute`, for this session only).
+        self.muted: set[str] = set()
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop())
@@ -267,6 +269,10 @@ class Hub:
             self.channels[connection.game_id] = channel
             await self.broker.subscribe(connection.game_id, self._on_message)
         channel.connections.add(connection)
+        if seats_held_by(channel.seats, connection.actor.user_id):
+            # A player is online at once for every process (a claim of victory against
+            # them must fail now, not after the next presence round).
+            await self.broker.put_presence(connection.game_id, self.local_presence(channel.game_id))
         self.presence_changed(connection.game_id)
 
     async def detach(self, connection: Connection) -> None:
@@ -294,6 +300,9 @@ class Hub:
         self.service.note_published(game_id, header, data)
         text = data.decode()
         fanout = self.service.metrics.fanout
+        if header.type == "chat":
+            self._deliver_chat(channel, header, text)
+            return
         if header.type == "update" and header.version is not None:
             channel.history.append((header.version, text))
             started = time.perf_counter()
@@ -308,6 +317,31 @@ class Hub:
         for connection in channel.connections:
             connection.broadcast(text)
         fanout.observe(time.perf_counter() - started)
+
+    @staticmethod
+    def _deliver_chat(channel: GameChannel, header: protocol.Header, text: str) -> None:
+        """A chat message to the sockets that read its room and have not muted its author.
+
+        `players` is read by every socket of the game; `spectators` only by those whose
+        user holds no seat (as this process last heard of the seats).
+        """
+        spectators_only = header.room != "players"
+        for connection in channel.connections:
+            if header.user_id in connection.muted:
+                continue
+            if spectators_only and seats_held_by(channel.seats, connection.actor.user_id):
+                continue
+            connection.broadcast(text)
+
+    async def start(self) -> None:
+        """Receive the broker-wide messages (announcements) for every socket here."""
+        await self.broker.subscribe_all(self._on_broadcast)
+
+    def _on_broadcast(self, data: bytes) -> None:
+        text = data.decode()
+        for channel in list(self.channels.values()):
+            for connection in channel.connections:
+                connection.broadcast(text)
 
     def recent_updates(self, game_id: str, after: int, upto: int) -> list[tuple[int, str]] | None:
         """Updates after..upto from this process's history, if it holds all of them."""
