@@ -94,6 +94,9 @@ return 1
 """
 
 _MAX_RECONNECT_DELAY = 5.0
+# stop(): how often its tasks are cancelled again, and for how long at most.
+_RECANCEL_INTERVAL = 0.05
+_STOP_TASKS_WITHIN = 5.0
 
 
 def _default_node_id() -> str:
@@ -197,13 +200,7 @@ class RedisBroker:
         if not self._started:
             return
         self._started = False
-        for task in (self._heartbeat, self._reader, self._catch_up):
-            if task is not None:
-                task.cancel()
-        for task in (self._heartbeat, self._reader, self._catch_up):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._end_tasks(self._heartbeat, self._reader, self._catch_up)
         self._heartbeat = self._reader = self._catch_up = None
         for waiters in self._waiters.values():
             for waiter in waiters:
@@ -225,6 +222,36 @@ class RedisBroker:
         await self._sub_redis.aclose()
         self._presence.clear()
         self._held_locks.clear()
+
+    async def _end_tasks(self, *tasks: asyncio.Task[None] | None) -> None:
+        """Cancel `tasks` and wait until they have ended, cancelling again meanwhile.
+
+        One cancel is not always enough: redis-py sends every command through
+        asyncio.wait_for (its socket_timeout is 5 s by default), and on Python 3.11
+        wait_for drops a cancel that arrives when the wrapped send has just finished
+        (CPython gh-86296). The heartbeat then carried on, and stop() waited on it
+        forever. A task still running after _STOP_TASKS_WITHIN seconds of cancels is
+        logged and left behind: stop() always returns.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _STOP_TASKS_WITHIN
+        pending = {task for task in tasks if task is not None}
+        while pending:
+            for task in pending:
+                task.cancel()
+            done, pending = await asyncio.wait(pending, timeout=_RECANCEL_INTERVAL)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error(
+                        "task %s of node %s failed",
+                        task.get_name(),
+                        self.node_id,
+                        exc_info=task.exception(),
+                    )
+            if pending and loop.time() >= deadline:
+                names = sorted(task.get_name() for task in pending)
+                log.error("node %s stops without %s: they ignore cancellation", self.node_id, names)
+                return
 
     # -- fan-out -----------------------------------------------------------------------
 
