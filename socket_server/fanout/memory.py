@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from socket_server.fanout.base import MessageHandler, Presence, ResubscribeHandler
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gamesocket.fanout")
 
 # Redis takes TTLs in whole milliseconds and never less than one.
 _MIN_TTL = 0.001
