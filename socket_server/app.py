@@ -51,6 +51,7 @@ def _dependencies(context: ServerContext) -> dict[str, Provide]:
         "settings": context.settings,
         "store": context.store,
         "broker": context.broker,
+        "chat": context.chat,
     }
     return {name: Provide(_constant(part), use_cache=True) for name, part in parts.items()}
 

@@ -23,6 +23,7 @@ from socket_server.hub import Connection
 from socket_server.limits import TokenBucket
 from socket_server.protocol import (
     AiMove,
+    Chat,
     ClaimVictory,
     ClientMessage,
     CloseCode,
@@ -30,6 +31,7 @@ from socket_server.protocol import (
     ErrorCode,
     Join,
     Move,
+    Mute,
     Ping,
     ProtocolError,
     Resign,
@@ -343,6 +345,21 @@ class GameEndpoint:
             connection.actor, connection.game_id, message.level, message.id
         )
 
+    async def _chat(self, connection: Connection, message: Chat, _arrived_ms: int) -> int:
+        chat = self.context.chat
+        return await chat.post(
+            connection.actor, connection.game_id, message.text, message.room, message.id
+        )
+
+    async def _mute(self, connection: Connection, message: Mute, _arrived_ms: int) -> int:
+        """Extension: this socket stops (or resumes) getting `user_id`'s chat."""
+        if message.muted:
+            connection.muted.add(message.user_id)
+        else:
+            connection.muted.discard(message.user_id)
+        record, _ = await self.context.service.load(connection.game_id)
+        return record.version
+
 
 HANDLERS: dict[type[ClientMessage], Handler] = {
     ClaimVictory: GameEndpoint._claim_victory,
@@ -352,6 +369,8 @@ HANDLERS: dict[type[ClientMessage], Handler] = {
     Draw: GameEndpoint._draw,
     protocol.Abort: GameEndpoint._abort,
     AiMove: GameEndpoint._ai_move,
+    Chat: GameEndpoint._chat,
+    Mute: GameEndpoint._mute,
 }
 
 

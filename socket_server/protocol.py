@@ -118,6 +118,24 @@ class Ping(ClientMessage, tag="ping"):
     pass
 
 
+ChatRoomName = Literal["players", "spectators"]
+CHAT_MAX_CHARS = 500
+
+
+class Chat(ClientMessage, tag="chat"):
+    """A chat message; `room` defaults to the caller's own (PROTOCOL.md "Chat")."""
+
+    text: str
+    room: ChatRoomName | None = None
+
+
+class Mute(ClientMessage, tag="mute"):
+    """Extension: stop (or resume) delivering `user_id`'s chat to this socket."""
+
+    user_id: Annotated[str, msgspec.Meta(max_length=64)]
+    muted: bool
+
+
 CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
     Join,
     Move,
@@ -128,6 +146,8 @@ CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
     ClaimVictory,
     Sync,
     Ping,
+    Chat,
+    Mute,
 )
 _BY_TYPE: dict[str, type[ClientMessage]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
@@ -332,6 +352,25 @@ class DrawDeclined(ServerMessage, tag="draw_declined"):
     seat: str
 
 
+class ChatMessage(ServerMessage, tag="chat"):
+    """A stored chat message, to every socket that reads `room`."""
+
+    game_id: str
+    room: ChatRoomName
+    seq: int
+    user_id: str
+    name: str
+    text: str
+    at: str
+
+
+class Announcement(ServerMessage, tag="announcement"):
+    """An administrator's message to every open socket of every process."""
+
+    text: str
+    at: str
+
+
 SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     Hello,
     State,
@@ -343,6 +382,8 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     Pong,
     DrawOffer,
     DrawDeclined,
+    ChatMessage,
+    Announcement,
 )
 
 _encoder = msgspec.json.Encoder()
@@ -387,6 +428,14 @@ def draw_declined(game_id: str, seat: str) -> bytes:
     return encode(DrawDeclined(game_id=game_id, seat=seat))
 
 
+def chat(message: ChatMessage) -> bytes:
+    return encode(message)
+
+
+def announcement(text: str, at: str) -> bytes:
+    return encode(Announcement(text=text, at=at))
+
+
 PONG = encode(Pong())
 
 
@@ -419,6 +468,8 @@ class Header(msgspec.Struct):
     version: int | None = None
     seat: str | None = None  # of a draw offer
     seats: dict[str, Any] | None = None  # of an update: who sits where now
+    room: str | None = None  # of a chat message: who reads it
+    user_id: str | None = None  # of a chat message: its author (for mutes)
 
 
 _header_decoder = msgspec.json.Decoder(Header)

@@ -6,6 +6,7 @@ Every change goes through the same `GameService` as the sockets. Errors are
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -22,9 +23,17 @@ from litestar.types import BeforeRequestHookHandler, ControllerRouterHandler, Me
 from games import ChessState
 from socket_server.auth import Authenticator, AuthError
 from socket_server.changes import Refused
+from socket_server.chat import MAX_HISTORY, ChatRooms
 from socket_server.fanout.base import Broker
 from socket_server.limits import GUEST_LIMIT, LIMIT_OPT
-from socket_server.protocol import ErrorCode, Snapshot, check_request_id, has_control_chars
+from socket_server.protocol import (
+    ChatMessage,
+    ChatRoomName,
+    ErrorCode,
+    Snapshot,
+    check_request_id,
+    has_control_chars,
+)
 from socket_server.service import GameService
 from socket_server.settings import Settings
 from socket_server.store.base import Actor, GameStatus, GameStore
@@ -105,6 +114,17 @@ class PlainAction(msgspec.Struct, forbid_unknown_fields=False):
 
     def __post_init__(self) -> None:
         check_request_id(self.id)
+
+
+class Announce(msgspec.Struct, forbid_unknown_fields=False):
+    text: str
+
+
+class AnnouncementReply(msgspec.Struct):
+    """The announcement as every socket received it."""
+
+    text: str
+    at: str  # ISO 8601
 
 
 class VersionReply(msgspec.Struct):
@@ -526,6 +546,74 @@ class GamesController(Controller):
         request_id = data.id if data else None
         return VersionReply(await service.claim_victory(actor, game_id, request_id))
 
+    @get(
+        "/{game_id:str}/chat",
+        security=TOKEN_OPTIONAL,
+        before_request=single_values("room", "after", "limit"),
+        responses={
+            200: ResponseSpec(list[ChatMessage], description="the room's messages, by seq"),
+            **errors(
+                400,
+                401,
+                403,
+                404,
+                notes={403: "a private game, or a player asking for the spectators' room"},
+            ),
+        },
+    )
+    async def chat(
+        self,
+        chat: Given[ChatRooms],
+        actor: NamedDependency[Actor],
+        game_id: FromPath[str],
+        room: FromQuery[ChatRoomName] = "players",
+        after: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_HISTORY)] = 50,
+    ) -> list[ChatMessage]:
+        """The stored chat messages of `room` with a seq above `after`, oldest first."""
+        return await chat.history(actor, game_id, room, after, limit)
+
+
+async def provide_admin(
+    request: Request[Any, Any, Any], auth: Given[Authenticator], settings: Given[Settings]
+) -> None:
+    """Only an administrator passes: the bearer token is `GAMESOCKET_ADMIN_TOKEN`, or a
+    verified Supabase token whose `role` claim is `service_role`; 401 or 403 otherwise."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Refused(ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <admin token>")
+    admin_token = settings.admin_token
+    if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+        return
+    try:
+        actor = await auth.verify(token)
+    except AuthError as error:
+        raise Refused(ErrorCode.UNAUTHORIZED, str(error)) from None
+    if (actor.claims or {}).get("role") != "service_role":
+        raise Refused(ErrorCode.FORBIDDEN, "administrators only")
+
+
+class AdminController(Controller):
+    path = "/api/admin"
+    tags = ["admin"]
+    before_request = staticmethod(strict_body)
+
+    @post(
+        "/announce",
+        status_code=200,
+        security=SIGNED_IN,
+        dependencies={"admin": Provide(provide_admin)},
+        responses=errors(400, 401, 403, 413),
+    )
+    async def announce(
+        self, chat: Given[ChatRooms], admin: NamedDependency[None], data: JSONBody[Announce]
+    ) -> AnnouncementReply:
+        """Send `{"type": "announcement", "text", "at"}` to every open socket of every
+        process (text: 1..500 characters after trimming)."""
+        sent = await chat.announce(data.text)
+        return AnnouncementReply(sent["text"], sent["at"])
+
 
 def _seat_name(seat: dict[str, Any] | None) -> str:
     if seat is None:
@@ -584,6 +672,7 @@ async def config(settings: Given[Settings]) -> ConfigReply:
 ROUTES: list[ControllerRouterHandler] = [
     AuthController,
     GamesController,
+    AdminController,
     health,
     connections,
     config,

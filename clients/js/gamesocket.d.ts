@@ -70,6 +70,25 @@ export interface Ping {
   id?: string | null;
 }
 
+/** A chat message; `room` defaults to the caller's own (PROTOCOL.md "Chat"). */
+export interface Chat {
+  type: "chat";
+  text: string;
+  room?: "players" | "spectators" | null;
+  /** at most 64 characters */
+  id?: string | null;
+}
+
+/** Extension: stop (or resume) delivering `user_id`'s chat to this socket. */
+export interface Mute {
+  type: "mute";
+  /** at most 64 characters */
+  user_id: string;
+  muted: boolean;
+  /** at most 64 characters */
+  id?: string | null;
+}
+
 export interface Hello {
   type: "hello";
   protocol?: number;
@@ -223,17 +242,7 @@ export interface DrawDeclined {
   seat: string;
 }
 
-/** Write to the game's chat. (From PROTOCOL.md: the server's schemas do not have it yet.) */
-export interface Chat {
-  type: "chat";
-  /** 1..500 characters */
-  text: string;
-  room?: "players" | "spectators";
-  /** at most 64 characters */
-  id?: string | null;
-}
-
-/** A chat message, to every socket that reads its room. (From PROTOCOL.md: the server's schemas do not have it yet.) */
+/** A stored chat message, to every socket that reads `room`. */
 export interface ChatMessage {
   type: "chat";
   game_id: string;
@@ -245,19 +254,19 @@ export interface ChatMessage {
   at: string;
 }
 
+/** An administrator's message to every open socket of every process. */
+export interface Announcement {
+  type: "announcement";
+  text: string;
+  at: string;
+}
+
 /** A rematch offer (`offered_by`), or the new game (`new_game_id`). (From PROTOCOL.md: the server's schemas do not have it yet.) */
 export interface Rematch {
   type: "rematch";
   game_id: string;
   offered_by?: string;
   new_game_id?: string;
-}
-
-/** An administrator's announcement, to every open socket. (From PROTOCOL.md: the server's schemas do not have it yet.) */
-export interface Announcement {
-  type: "announcement";
-  text: string;
-  at: string;
 }
 
 /** (From PROTOCOL.md: the server's schemas do not have it yet.) */
@@ -313,6 +322,7 @@ export interface ClientMessages {
   "sync": Sync;
   "ping": Ping;
   "chat": Chat;
+  "mute": Mute;
 }
 
 /** Every message a game socket sends, by `type`. */
@@ -328,8 +338,8 @@ export interface ServerMessages {
   "draw_offer": DrawOffer;
   "draw_declined": DrawDeclined;
   "chat": ChatMessage;
-  "rematch": Rematch;
   "announcement": Announcement;
+  "rematch": Rematch;
 }
 
 /** Every message the lobby socket (`/ws/lobby`) sends, by `type`. */

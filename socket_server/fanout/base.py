@@ -17,6 +17,8 @@ MessageHandler = Callable[[str, bytes], Awaitable[None] | None]
 # Called with the ids of the games resubscribed after the broker lost its connection:
 # what was published to them meanwhile never arrived.
 ResubscribeHandler = Callable[[list[str]], Awaitable[None] | None]
+# Called with the serialised message for every broker-wide message (announcements).
+BroadcastHandler = Callable[[bytes], Awaitable[None] | None]
 
 
 @dataclass
@@ -48,6 +50,18 @@ class Broker(Protocol):
         """Start delivering `game_id`'s messages to `handler` (one handler per game)."""
 
     async def unsubscribe(self, game_id: str) -> None: ...
+
+    async def publish_all(self, data: bytes) -> None:
+        """Deliver `data` to the broadcast handler of every process (this one included)."""
+
+    async def subscribe_all(self, handler: BroadcastHandler) -> None:
+        """Deliver every `publish_all` message to `handler` (one handler per process)."""
+
+    async def publish_lobby(self, data: bytes) -> None:
+        """Deliver `data` to the lobby handler of every process (this one included)."""
+
+    async def subscribe_lobby(self, handler: BroadcastHandler) -> None:
+        """Deliver every `publish_lobby` message to `handler` (one handler per process)."""
 
     def on_resubscribe(self, handler: ResubscribeHandler) -> None:
         """Call `handler` whenever messages of subscribed games may have been lost."""

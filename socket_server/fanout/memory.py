@@ -21,7 +21,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from socket_server.fanout.base import MessageHandler, Presence, ResubscribeHandler
+from socket_server.fanout.base import (
+    BroadcastHandler,
+    MessageHandler,
+    Presence,
+    ResubscribeHandler,
+)
 
 log = logging.getLogger("gamesocket.fanout")
 
@@ -56,6 +61,10 @@ class MemoryBackplane:
         # game id -> messages not yet delivered to every recipient; a game has an
         # entry exactly while some call is delivering its messages.
         self._pending: dict[str, deque[_Pending]] = {}
+        # handle -> its handler of broker-wide messages
+        self.broadcast_handlers: dict[MemoryBroker, BroadcastHandler] = {}
+        # handle -> its handler of lobby messages
+        self.lobby_handlers: dict[MemoryBroker, BroadcastHandler] = {}
         # Deliveries carried on after the call delivering them was cancelled.
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -108,6 +117,28 @@ class MemoryBackplane:
                 await result
         except Exception:
             log.exception("message handler of game %s failed", game_id)
+
+    async def publish_lobby(self, data: bytes) -> None:
+        await self._broadcast(self.lobby_handlers, data)
+
+    @staticmethod
+    async def _broadcast(handlers: dict[MemoryBroker, BroadcastHandler], data: bytes) -> None:
+        for handler in list(handlers.values()):
+            try:
+                result = handler(data)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("lobby handler failed")
+
+    async def publish_all(self, data: bytes) -> None:
+        for handler in list(self.broadcast_handlers.values()):
+            try:
+                result = handler(data)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("broadcast handler failed")
 
     def subscribe(self, handle: MemoryBroker, game_id: str, handler: MessageHandler) -> None:
         self.subscriptions.setdefault(game_id, {})[handle] = handler
@@ -165,6 +196,8 @@ class MemoryBackplane:
         """Drop everything of `handle`: its subscriptions, locks and presence."""
         for game_id in list(self.subscriptions):
             self.unsubscribe(handle, game_id)
+        self.broadcast_handlers.pop(handle, None)
+        self.lobby_handlers.pop(handle, None)
         for key in [key for key, (holder, _) in self.locks.items() if holder is handle]:
             del self.locks[key]
         for game_id in list(self.presence):
@@ -197,6 +230,18 @@ class MemoryBroker:
 
     async def unsubscribe(self, game_id: str) -> None:
         self.backplane.unsubscribe(self, game_id)
+
+    async def publish_all(self, data: bytes) -> None:
+        await self.backplane.publish_all(data)
+
+    async def subscribe_all(self, handler: BroadcastHandler) -> None:
+        self.backplane.broadcast_handlers[self] = handler
+
+    async def publish_lobby(self, data: bytes) -> None:
+        await self.backplane.publish_lobby(data)
+
+    async def subscribe_lobby(self, handler: BroadcastHandler) -> None:
+        self.backplane.lobby_handlers[self] = handler
 
     def on_resubscribe(self, handler: ResubscribeHandler) -> None:
         # Publishing calls the handlers directly: no message is ever lost on the way.

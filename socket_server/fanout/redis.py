@@ -43,7 +43,12 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.utils import str_if_bytes
 
-from socket_server.fanout.base import MessageHandler, Presence, ResubscribeHandler
+from socket_server.fanout.base import (
+    BroadcastHandler,
+    MessageHandler,
+    Presence,
+    ResubscribeHandler,
+)
 
 log = logging.getLogger("gamesocket.fanout")
 
@@ -178,6 +183,16 @@ class RedisBroker:
     def _channel(self, game_id: str) -> bytes:
         return f"{self.prefix}:game:{game_id}".encode()
 
+    @property
+    def _all_channel(self) -> bytes:
+        """The broker-wide channel (announcements); its `_handlers` entry has no game id."""
+        return f"{self.prefix}:all".encode()
+
+    @property
+    def _lobby_channel(self) -> bytes:
+        """The lobby's channel (games and seeks coming and going, pairings)."""
+        return f"{self.prefix}:lobby".encode()
+
     def _node_key(self, node_id: str, what: str) -> str:
         return f"{self.prefix}:node:{node_id}:{what}"
 
@@ -264,9 +279,33 @@ class RedisBroker:
         Waits for Redis's confirmation (across a reconnect if need be); raises
         ConnectionError, subscribed to nothing, if none comes within subscribe_timeout.
         """
+        await self._subscribe(self._channel(game_id), game_id, handler)
+
+    async def publish_all(self, data: bytes) -> None:
+        await self._redis.publish(self._all_channel, data)
+
+    async def subscribe_all(self, handler: BroadcastHandler) -> None:
+        """Deliver every `publish_all` message to `handler` (as `subscribe` does)."""
+
+        def deliver(_game_id: str, data: bytes) -> Any:
+            return handler(data)
+
+        await self._subscribe(self._all_channel, "", deliver)
+
+    async def publish_lobby(self, data: bytes) -> None:
+        await self._redis.publish(self._lobby_channel, data)
+
+    async def subscribe_lobby(self, handler: BroadcastHandler) -> None:
+        """Deliver every `publish_lobby` message to `handler` (as `subscribe` does)."""
+
+        def deliver(_game_id: str, data: bytes) -> Any:
+            return handler(data)
+
+        await self._subscribe(self._lobby_channel, "", deliver)
+
+    async def _subscribe(self, channel: bytes, game_id: str, handler: MessageHandler) -> None:
         if self._reader is None:
             raise RuntimeError("RedisBroker is not started")
-        channel = self._channel(game_id)
         # Registered before SUBSCRIBE is sent: a message that follows the confirmation
         # on the connection finds its handler.
         self._handlers[channel] = (game_id, handler)
@@ -278,9 +317,10 @@ class RedisBroker:
                 await waiter
         except TimeoutError:
             if self._handlers.get(channel) == (game_id, handler):
-                await self.unsubscribe(game_id)
+                del self._handlers[channel]
+                await self._send_on_pubsub("UNSUBSCRIBE", channel)
             raise ConnectionError(
-                f"Redis did not confirm the subscription to game {game_id!r}"
+                f"Redis did not confirm the subscription to {channel.decode()!r}"
             ) from None
         finally:
             waiters = self._waiters.get(channel, [])
@@ -356,7 +396,7 @@ class RedisBroker:
                     self.node_id,
                     len(self._handlers),
                 )
-                games = [game_id for game_id, _ in self._handlers.values()]
+                games = [game_id for game_id, _ in self._handlers.values() if game_id]
                 if self._on_resubscribe is not None and games:
                     # Beside the reader: catching up reads the store, and messages
                     # arriving meanwhile are ordered by version on the server's side.

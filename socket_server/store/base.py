@@ -45,6 +45,10 @@ class NotPermitted(StoreError):
     """The database refused the change for this actor (row-level security)."""
 
 
+class ChatRateLimited(StoreError):
+    """The author already wrote as many chat messages to this game as the window allows."""
+
+
 def is_ai_seat(seat: Seat) -> bool:
     return seat is not None and seat.get("kind") == "ai"
 
@@ -127,6 +131,30 @@ class EventRecord:
     at: datetime = field(default_factory=utc_now)
 
 
+ChatRoom = Literal["players", "spectators"]
+
+
+@dataclass
+class ChatRecord:
+    """One chat message of a game; `seq` (1, 2, ... per game) is assigned by the store."""
+
+    game_id: str
+    room: ChatRoom
+    user_id: str
+    text: str
+    request_id: str | None = None  # the client message `id`: stored once per author
+    seq: int = 0
+    at: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True)
+class ChatLimit:
+    """At most `count` messages per author and game within `window_seconds`."""
+
+    count: int = 5
+    window_seconds: float = 10.0
+
+
 def check_event_matches(game: GameRecord, event: EventRecord) -> None:
     """A programming error, not a race: the event must describe this game's new version."""
     if event.game_id != game.game_id or event.version != game.version:
@@ -195,4 +223,22 @@ class GameStore(Protocol):
         """Active games with at least one AI seat, read as the server identity.
 
         The server calls it on start to resume AI turns (AI-vs-AI games) after a restart.
+        """
+
+    async def append_chat(self, message: ChatRecord, limit: ChatLimit, actor: Actor) -> int:
+        """Store `message` with its game's next `seq` (returned), atomically across processes.
+
+        Raises `DuplicateRequest` (its `version` is the stored seq) if the author stored
+        this `request_id` in this game before, `ChatRateLimited` if the author already
+        has `limit.count` messages in this game within `limit.window_seconds` before
+        `message.at`, and `NotPermitted` if row-level security refuses the actor.
+        Nothing is stored in either case.
+        """
+
+    async def chat_after(
+        self, game_id: str, room: ChatRoom, after: int, limit: int, actor: Actor
+    ) -> list[ChatRecord]:
+        """The messages of `room` with a seq above `after`, in seq order, at most `limit`.
+
+        Empty when `actor` may not see the game (the service checks the room's readers).
         """

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from datetime import timedelta
 
 from socket_server.store.base import (
     Actor,
+    ChatLimit,
+    ChatRateLimited,
+    ChatRecord,
+    ChatRoom,
     DuplicateRequest,
     EventRecord,
     GameRecord,
@@ -29,6 +34,7 @@ class MemoryStore:
         self._events: dict[str, list[EventRecord]] = {}
         # (game_id, user_id, request_id) -> version of the event that request produced
         self._requests: dict[tuple[str, str, str], int] = {}
+        self._chat: dict[str, list[ChatRecord]] = {}  # game id -> messages in seq order
 
     async def open(self) -> None:
         """Nothing to connect to."""
@@ -117,3 +123,27 @@ class MemoryStore:
         ]
         games.sort(key=lambda g: (g.created_at, g.game_id))
         return copy.deepcopy(games)
+
+    async def append_chat(self, message: ChatRecord, limit: ChatLimit, actor: Actor) -> int:
+        messages = self._chat.setdefault(message.game_id, [])
+        mine = [m for m in messages if m.user_id == message.user_id]
+        if message.request_id is not None:
+            for stored in mine:
+                if stored.request_id == message.request_id:
+                    raise DuplicateRequest(stored.seq)
+        since = message.at - timedelta(seconds=limit.window_seconds)
+        if sum(1 for m in mine if m.at > since) >= limit.count:
+            raise ChatRateLimited(f"at most {limit.count} messages per {limit.window_seconds:g} s")
+        stored = copy.deepcopy(message)
+        stored.seq = len(messages) + 1
+        messages.append(stored)
+        return stored.seq
+
+    async def chat_after(
+        self, game_id: str, room: ChatRoom, after: int, limit: int, actor: Actor
+    ) -> list[ChatRecord]:
+        game = self._games.get(game_id)
+        if game is None or not may_see(game, actor):
+            return []
+        found = [m for m in self._chat.get(game_id, []) if m.room == room and m.seq > after]
+        return copy.deepcopy(found[: max(limit, 0)])

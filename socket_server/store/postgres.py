@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,10 @@ import msgspec
 
 from socket_server.store.base import (
     Actor,
+    ChatLimit,
+    ChatRateLimited,
+    ChatRecord,
+    ChatRoom,
     DuplicateRequest,
     EventRecord,
     GameRecord,
@@ -50,6 +55,8 @@ _GAME_COLUMNS = (
 _EVENT_COLUMNS = (
     "game_id::text, version, kind, seat, move, san, user_id::text, request_id, data, at"
 )
+
+_CHAT_COLUMNS = "game_id::text, seq, room, user_id::text, text, request_id, at"
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -340,3 +347,83 @@ class PostgresStore:
                 " order by created_at, id"
             )
         return [_game_record(row) for row in rows]
+
+    async def append_chat(self, message: ChatRecord, limit: ChatLimit, actor: Actor) -> int:
+        """As the author (gamesocket_player): the game's chat lock, then the checks and
+        the insert, so every process counts and numbers the same rows."""
+        if _uuid(message.game_id) is None or _uuid(message.user_id) is None:
+            raise NotPermitted("no such game or user")
+        try:
+            async with self._as(actor, write=True) as conn:
+                await conn.execute(
+                    "select pg_advisory_xact_lock(hashtextextended('gamesocket.chat:' || $1, 0))",
+                    message.game_id,
+                )
+                seq = await _next_chat_seq(conn, message, limit)
+                await conn.execute(
+                    "insert into public.game_chat"
+                    " (game_id, seq, room, user_id, text, request_id, at)"
+                    " values ($1, $2, $3, $4, $5, $6, $7)",
+                    message.game_id,
+                    seq,
+                    message.room,
+                    message.user_id,
+                    message.text,
+                    message.request_id,
+                    message.at,
+                )
+        except asyncpg.PostgresError as error:
+            raise _store_error(error) or error from None
+        return seq
+
+    async def chat_after(
+        self, game_id: str, room: ChatRoom, after: int, limit: int, actor: Actor
+    ) -> list[ChatRecord]:
+        if _uuid(game_id) is None:
+            return []
+        async with self._as(actor) as conn:
+            rows = await conn.fetch(
+                f"select {_CHAT_COLUMNS} from public.game_chat"
+                " where game_id = $1 and room = $2 and seq > $3 order by seq limit $4",
+                game_id,
+                room,
+                after,
+                max(limit, 0),
+            )
+        return [_chat_record(row) for row in rows]
+
+
+async def _next_chat_seq(conn: asyncpg.Connection, message: ChatRecord, limit: ChatLimit) -> int:
+    """The seq `message` gets, unless it was stored before or its author is over the limit."""
+    if message.request_id is not None:
+        seen = await conn.fetchval(
+            "select seq from public.game_chat"
+            " where game_id = $1 and user_id = $2 and request_id = $3",
+            message.game_id,
+            message.user_id,
+            message.request_id,
+        )
+        if seen is not None:
+            raise DuplicateRequest(seen)
+    recent = await conn.fetchval(
+        "select count(*) from public.game_chat where game_id = $1 and user_id = $2 and at > $3",
+        message.game_id,
+        message.user_id,
+        message.at - timedelta(seconds=limit.window_seconds),
+    )
+    if recent >= limit.count:
+        raise ChatRateLimited(f"at most {limit.count} messages per {limit.window_seconds:g} s")
+    last: int = await conn.fetchval("select private.chat_last_seq($1)", message.game_id)
+    return last + 1
+
+
+def _chat_record(row: asyncpg.Record) -> ChatRecord:
+    return ChatRecord(
+        game_id=row["game_id"],
+        seq=row["seq"],
+        room=row["room"],
+        user_id=row["user_id"],
+        text=row["text"],
+        request_id=row["request_id"],
+        at=row["at"],
+    )

@@ -24,7 +24,7 @@ import os
 import sqlite3
 import stat
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,10 @@ import msgspec
 
 from socket_server.store.base import (
     Actor,
+    ChatLimit,
+    ChatRateLimited,
+    ChatRecord,
+    ChatRoom,
     DuplicateRequest,
     EventRecord,
     GameRecord,
@@ -81,6 +85,22 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE games ADD COLUMN clock TEXT;
     CREATE INDEX games_timed ON games (status) WHERE clock IS NOT NULL;
+    """,
+    # Chat: seq 1, 2, ... per game; one message per (author, request id).
+    """
+    CREATE TABLE chat (
+        game_id TEXT NOT NULL REFERENCES games (game_id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        room TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        request_id TEXT,
+        at TEXT NOT NULL,
+        PRIMARY KEY (game_id, seq)
+    );
+    CREATE UNIQUE INDEX chat_request ON chat (game_id, user_id, request_id)
+        WHERE request_id IS NOT NULL;
+    CREATE INDEX chat_author ON chat (game_id, user_id, at);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -302,6 +322,68 @@ def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
             _encode(event.data),
             _time_text(event.at),
         ),
+    )
+
+
+_CHAT_COLUMNS = "game_id, seq, room, user_id, text, request_id, at"
+
+
+def _append_chat(conn: sqlite3.Connection, message: ChatRecord, limit: ChatLimit) -> int:
+    """One transaction: the author's duplicate and rate checks, then the next seq."""
+    conn.execute("BEGIN IMMEDIATE")  # the write lock: one writer at a time, any process
+    try:
+        seq = _chat_seq(conn, message, limit)
+        conn.execute(
+            f"INSERT INTO chat ({_CHAT_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+            (
+                message.game_id,
+                seq,
+                message.room,
+                message.user_id,
+                message.text,
+                message.request_id,
+                _time_text(message.at),
+            ),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return seq
+
+
+def _chat_seq(conn: sqlite3.Connection, message: ChatRecord, limit: ChatLimit) -> int:
+    """The seq `message` gets, unless it was stored before or its author is over the limit."""
+    if message.request_id is not None:
+        row = conn.execute(
+            "SELECT seq FROM chat WHERE game_id = ? AND user_id = ? AND request_id = ?",
+            (message.game_id, message.user_id, message.request_id),
+        ).fetchone()
+        if row is not None:
+            raise DuplicateRequest(row[0])
+    since = _time_text(message.at - timedelta(seconds=limit.window_seconds))
+    (recent,) = conn.execute(
+        "SELECT count(*) FROM chat WHERE game_id = ? AND user_id = ? AND at > ?",
+        (message.game_id, message.user_id, since),
+    ).fetchone()
+    if recent >= limit.count:
+        raise ChatRateLimited(f"at most {limit.count} messages per {limit.window_seconds:g} s")
+    (last,) = conn.execute(
+        "SELECT coalesce(max(seq), 0) FROM chat WHERE game_id = ?", (message.game_id,)
+    ).fetchone()
+    return int(last) + 1
+
+
+def _chat_record(row: aiosqlite.Row) -> ChatRecord:
+    return ChatRecord(
+        game_id=row[0],
+        seq=row[1],
+        room=row[2],
+        user_id=row[3],
+        text=row[4],
+        request_id=row[5],
+        at=_time_value(row[6]),
     )
 
 
@@ -562,3 +644,20 @@ class SqliteStore:
             "ORDER BY created_at, game_id"
         )
         return [_game_record(row) for row in rows]
+
+    async def append_chat(self, message: ChatRecord, limit: ChatLimit, actor: Actor) -> int:
+        seq: int = await self._write(_append_chat, message, limit)
+        return seq
+
+    async def chat_after(
+        self, game_id: str, room: ChatRoom, after: int, limit: int, actor: Actor
+    ) -> list[ChatRecord]:
+        condition, params = _visible(actor)
+        columns = ", ".join(f"chat.{c.strip()}" for c in _CHAT_COLUMNS.split(","))
+        rows = await self._rows(
+            f"SELECT {columns} FROM chat JOIN games ON games.game_id = chat.game_id "
+            f"WHERE chat.game_id = ? AND chat.room = ? AND chat.seq > ? AND {condition} "
+            "ORDER BY chat.seq LIMIT ?",
+            [game_id, room, after, *params, max(limit, 0)],
+        )
+        return [_chat_record(row) for row in rows]

@@ -30,6 +30,7 @@ from socket_server.store import (
     StaleVersion,
     create_store,
 )
+from socket_server.store.base import ChatLimit, ChatRateLimited, ChatRecord, ChatRoom
 from socket_server.store.sqlite import SqliteStore
 from tests.pgutil import postgres_store
 
@@ -418,6 +419,110 @@ async def test_concurrent_commits_have_one_winner(store: GameStore) -> None:
     stored = await store.get_game(game.game_id, ALICE)
     assert stored == attempts[winners[0]][0]
     assert await store.events_after(game.game_id, 0, ALICE) == [attempts[winners[0]][1]]
+
+
+# Chat: seq per game over both rooms, history per room, request ids, the rate limit.
+CHAT_LIMIT = ChatLimit(count=5, window_seconds=10.0)
+
+
+def chat(
+    game: GameRecord,
+    actor: Actor,
+    text: str,
+    room: ChatRoom = "players",
+    *,
+    at: datetime = T0,
+    request_id: str | None = None,
+) -> ChatRecord:
+    assert actor.user_id is not None
+    return ChatRecord(game.game_id, room, actor.user_id, text, request_id, at=at)
+
+
+async def test_chat_seq_counts_both_rooms_and_history_reads_one(store: GameStore) -> None:
+    game = make_game()
+    await store.create_game(game, Actor.SERVER)
+    written: list[tuple[Actor, ChatRoom, str]] = [
+        (ALICE, "players", "hi"),
+        (CAROL, "spectators", "go bob"),
+        (BOB, "players", "hello"),
+        (CAROL, "spectators", "nice"),
+    ]
+    seqs = [
+        await store.append_chat(chat(game, actor, text, room), CHAT_LIMIT, actor)
+        for actor, room, text in written
+    ]
+    assert seqs == [1, 2, 3, 4]
+    players = await store.chat_after(game.game_id, "players", 0, 50, CAROL)
+    assert [(m.seq, m.user_id, m.text, m.room) for m in players] == [
+        (1, ALICE.user_id, "hi", "players"),
+        (3, BOB.user_id, "hello", "players"),
+    ]
+    assert players[0].at == T0 and players[0].game_id == game.game_id
+    spectators = await store.chat_after(game.game_id, "spectators", 0, 50, CAROL)
+    assert [m.seq for m in spectators] == [2, 4]
+    assert [m.seq for m in await store.chat_after(game.game_id, "spectators", 2, 50, CAROL)] == [4]
+    assert [m.seq for m in await store.chat_after(game.game_id, "players", 0, 1, ALICE)] == [1]
+    other = make_game()
+    await store.create_game(other, Actor.SERVER)
+    assert await store.append_chat(chat(other, ALICE, "first"), CHAT_LIMIT, ALICE) == 1
+
+
+async def test_a_chat_request_id_is_stored_once_per_author(store: GameStore) -> None:
+    game = make_game()
+    await store.create_game(game, Actor.SERVER)
+    first = chat(game, ALICE, "once", request_id="c-1")
+    assert await store.append_chat(first, CHAT_LIMIT, ALICE) == 1
+    with pytest.raises(DuplicateRequest) as refused:
+        await store.append_chat(chat(game, ALICE, "again", request_id="c-1"), CHAT_LIMIT, ALICE)
+    assert refused.value.version == 1
+    # Another author's message with the same id is a message of its own.
+    assert await store.append_chat(chat(game, BOB, "mine", request_id="c-1"), CHAT_LIMIT, BOB) == 2
+    stored = await store.chat_after(game.game_id, "players", 0, 50, ALICE)
+    assert [m.text for m in stored] == ["once", "mine"]
+
+
+async def test_chat_rate_limit_counts_the_authors_window(store: GameStore) -> None:
+    game = make_game()
+    await store.create_game(game, Actor.SERVER)
+    for n in range(5):
+        at = T0 + timedelta(seconds=n)
+        await store.append_chat(chat(game, ALICE, f"m{n}", at=at), CHAT_LIMIT, ALICE)
+    with pytest.raises(ChatRateLimited):
+        at = T0 + timedelta(seconds=9)
+        await store.append_chat(chat(game, ALICE, "m5", at=at), CHAT_LIMIT, ALICE)
+    # Bob has his own allowance; alice's first message leaves the window after 10 s.
+    assert await store.append_chat(chat(game, BOB, "b", at=T0), CHAT_LIMIT, BOB) == 6
+    later = T0 + timedelta(seconds=10, milliseconds=500)
+    assert await store.append_chat(chat(game, ALICE, "m6", at=later), CHAT_LIMIT, ALICE) == 7
+    texts = [m.text for m in await store.chat_after(game.game_id, "players", 0, 50, ALICE)]
+    assert texts == ["m0", "m1", "m2", "m3", "m4", "b", "m6"]
+
+
+async def test_a_private_games_chat_is_hidden_from_strangers(store: GameStore) -> None:
+    game = make_game(public=False)
+    await store.create_game(game, Actor.SERVER)
+    await store.append_chat(chat(game, ALICE, "secret"), CHAT_LIMIT, ALICE)
+    assert [m.text for m in await store.chat_after(game.game_id, "players", 0, 50, BOB)] == [
+        "secret"
+    ]
+    for stranger in (CAROL, Actor.ANONYMOUS):
+        assert await store.chat_after(game.game_id, "players", 0, 50, stranger) == []
+
+
+async def test_concurrent_chat_gets_contiguous_seqs(store: GameStore) -> None:
+    game = make_game()
+    await store.create_game(game, Actor.SERVER)
+    writers = [Actor(user_id=str(uuid.uuid4()), claims={"role": "authenticated"}) for _ in range(6)]
+    results = await asyncio.gather(
+        *(
+            store.append_chat(chat(game, actor, f"w{n}", "spectators"), CHAT_LIMIT, actor)
+            for n, actor in enumerate(writers)
+            for _ in range(2)
+        )
+    )
+    assert sorted(results) == list(range(1, 13))
+    stored = await store.chat_after(game.game_id, "spectators", 0, 50, writers[0])
+    assert [m.seq for m in stored] == list(range(1, 13))
 
 
 # create_store: the URL in the settings picks the store.

@@ -564,6 +564,18 @@ def every_builder_output() -> list[bytes]:
         PONG,
         protocol.draw_offer(GAME_ID, "x"),
         protocol.draw_declined(GAME_ID, "o"),
+        protocol.chat(
+            protocol.ChatMessage(
+                game_id=GAME_ID,
+                room="players",
+                seq=1,
+                user_id="u1",
+                name="Guest u1",
+                text="hi",
+                at="2026-01-01T00:00:00+00:00",
+            )
+        ),
+        protocol.announcement("maintenance", "2026-01-01T00:00:00+00:00"),
     ]
 
 
