@@ -19,12 +19,14 @@ import logging
 import re
 import uuid
 import weakref
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
+
+import msgspec
 
 from games import GameState
 from socket_server import protocol
@@ -37,7 +39,10 @@ from socket_server.changes import (
     derive_status,
     epoch_ms,
     initial_seats,
+    invite_opens,
+    invite_shown,
     new_clock,
+    new_invite,
     next_version,
     only_ai,
     plan_abort,
@@ -45,7 +50,7 @@ from socket_server.changes import (
     plan_draw_accept,
     plan_draw_decline,
     plan_draw_offer,
-    plan_join,
+    plan_invited_join,
     plan_player_move,
     plan_resign,
     plan_seat_move,
@@ -57,6 +62,7 @@ from socket_server.changes import (
 from socket_server.fanout.base import Broker
 from socket_server.metrics import Metrics
 from socket_server.protocol import ErrorCode, Header, Snapshot
+from socket_server.publisher import OrderedPublisher
 from socket_server.registry import GameTypes
 from socket_server.settings import Settings
 from socket_server.snapshot import build_snapshot, event_of, with_clock_now
@@ -89,9 +95,6 @@ UPDATE_LOG_BYTES = 64 * 1024 * 1024
 # After an unexpected error from `commit_change`, the store is asked whether the change
 # landed all the same, after each of these pauses (seconds) until it answers.
 LANDED_CHECK_DELAYS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
-# A publish the broker refused is tried again after this long, doubled up to the cap.
-PUBLISH_RETRY_FIRST = 0.05
-PUBLISH_RETRY_MAX = 2.0
 
 # (record, state) -> the change to store, or None when there is nothing to store
 Plan = Callable[[GameRecord, GameState], Change | None]
@@ -108,6 +111,7 @@ class Request:
     request_id: str | None
     plan: Plan
     expected_version: int | None = None
+    invite: str | None = None  # an invite code: it admits a stranger to a private game
 
 
 @dataclass(frozen=True)
@@ -150,10 +154,7 @@ class GameService:
         self._draw_offers: dict[str, str] = {}
         self._commit_hooks: list[CommitHook] = []
         self._forget_hooks: list[ForgetHook] = []
-        # Per game, the messages the broker refused, oldest first: a background task
-        # publishes them in order, and the game's later messages queue behind them.
-        self._unsent: dict[str, deque[bytes]] = {}
-        self._resenders: set[asyncio.Task[None]] = set()
+        self._publisher = OrderedPublisher(broker)
         self._changes_in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -235,7 +236,16 @@ class GameService:
     async def snapshot(self, game_id: str, actor: Actor) -> Snapshot:
         """The game now, its clock exact at this moment (`server_time_ms`)."""
         record, state = await self.view(game_id, actor)
-        return with_clock_now(await self.built_snapshot(record, state), record)
+        return self.personal(
+            with_clock_now(await self.built_snapshot(record, state), record), record, actor
+        )
+
+    @staticmethod
+    def personal(snapshot: Snapshot, record: GameRecord, actor: Actor) -> Snapshot:
+        """`snapshot` as sent to `actor` alone: with the invite code for a seated player
+        of a private game with a free seat (never in the shared `update` bytes)."""
+        code = invite_shown(record, actor)
+        return snapshot if code is None else msgspec.structs.replace(snapshot, invite=code)
 
     def snapshot_of(self, record: GameRecord, state: GameState) -> Snapshot:
         """The snapshot of a stored version, built once per version and reused."""
@@ -410,6 +420,46 @@ class GameService:
         self._remember(record, state)
         log.info("game created game=%s type=%s user=%s", record.game_id, game_type, actor.user_id)
         self._run_commit_hooks(record, state)
+        return self.personal(self.snapshot_of(record, state), record, actor)
+
+    async def create_paired_game(
+        self,
+        game_id: str,
+        game_type: str,
+        players: Mapping[str, str],
+        clock: Mapping[str, Any] | None = None,
+    ) -> Snapshot:
+        """A public game with the given human seats (`{seat: user_id}`, every seat), stored
+        by the server: a seek's pairing. `active` at once, its clock running."""
+        entry = self.game_types.get(game_type)
+        if entry is None:
+            raise Refused(ErrorCode.BAD_MESSAGE, f"unknown game type {game_type!r}")
+        state = entry.state_class.initial({})
+        seats: dict[str, Any] = {
+            name: {"kind": "human", "user_id": players[name]} for name in entry.state_class.seats
+        }
+        status = derive_status(seats, state)
+        now = utc_now()
+        record = GameRecord(
+            game_id=game_id,
+            game_type=game_type,
+            status=status,
+            seats=seats,
+            state=state.to_json(),
+            version=0,
+            public=True,
+            turn=turn_of(status, state),
+            clock=new_clock(clock, state, status, epoch_ms(now)),
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            await self.store.create_game(record, Actor.SERVER)
+        except StoreUnavailable as error:
+            raise _unavailable(error) from None
+        self._remember(record, state)
+        log.info("paired game created game=%s type=%s", game_id, game_type)
+        self._run_commit_hooks(record, state)
         return self.snapshot_of(record, state)
 
     @asynccontextmanager
@@ -461,19 +511,28 @@ class GameService:
             created_by=actor.user_id,
             turn=turn_of(status, state),
             clock=new_clock(clock, state, status, epoch_ms(now)),
+            invite=new_invite(public, chosen),
             created_at=now,
             updated_at=now,
         )
         return record, state
 
     async def join(
-        self, actor: Actor, game_id: str, seat: str | None, request_id: str | None = None
+        self,
+        actor: Actor,
+        game_id: str,
+        seat: str | None,
+        request_id: str | None = None,
+        invite: str | None = None,
     ) -> int:
+        """Take `seat` (the first free one if None); a private game's with its `invite`."""
         if actor.user_id is None:
             raise Refused(ErrorCode.UNAUTHORIZED, "sign in to take a seat")
-        return await self._commit(
-            Request(actor, game_id, request_id, lambda r, s: plan_join(r, s, actor, seat))
-        )
+
+        def plan(record: GameRecord, state: GameState) -> Change | None:
+            return plan_invited_join(record, state, actor, seat, invite)
+
+        return await self._commit(Request(actor, game_id, request_id, plan, invite=invite))
 
     async def move(
         self,
@@ -588,7 +647,7 @@ class GameService:
                 seat = plan_draw_decline(record, state, actor, offered_by)
                 del self._draw_offers[game_id]
                 message = protocol.draw_declined(game_id, seat)
-            await self._send(game_id, message)
+            await self._publisher.send(game_id, message)
             return record.version
 
     # -- the commit path ------------------------------------------------------------
@@ -677,8 +736,10 @@ class GameService:
 
     @staticmethod
     def _plan_on(record: GameRecord, state: GameState, request: Request) -> Change | None:
-        # Visibility first: a stranger must not learn a private game's version.
-        check_viewer(record, request.actor)
+        # Visibility first: a stranger must not learn a private game's version (unless
+        # invited: the code admits the caller to the join, and nothing else).
+        if not invite_opens(record, request.invite):
+            check_viewer(record, request.actor)
         expected = request.expected_version
         if expected is not None and expected != record.version:
             raise Refused(
@@ -756,60 +817,9 @@ class GameService:
             event.move,
             event.user_id,
         )
-        await self._send(record.game_id, data)
+        await self._publisher.send(record.game_id, data)
         if event.kind == "move":
             self.metrics.moves.labels(record.game_type).inc()
-
-    async def _send(self, game_id: str, data: bytes) -> None:
-        """Publish `data` after the game's earlier messages; never raises for the broker.
-
-        If the broker refuses it, it waits with the game's later messages for a
-        background task that publishes them in order (`_resend`).
-        """
-        backlog = self._unsent.get(game_id)
-        if backlog is None:
-            error = await self._try_publish(game_id, data)
-            if error is None:
-                return
-            log.warning(
-                "publish failed game=%s error=%r: retrying in the background", game_id, error
-            )
-            backlog = self._unsent[game_id] = deque()
-            task = asyncio.create_task(self._resend(game_id, backlog))
-            self._resenders.add(task)
-            task.add_done_callback(self._resenders.discard)
-        backlog.append(data)
-
-    async def _try_publish(self, game_id: str, data: bytes) -> Exception | None:
-        """None once the broker took `data`, else its error."""
-        try:
-            await self.broker.publish(game_id, data)
-        except Exception as error:  # the broker is unreachable: the caller retries
-            return error
-        return None
-
-    async def _resend(self, game_id: str, backlog: deque[bytes]) -> None:
-        """Publish the game's refused messages, oldest first, until the broker takes them."""
-        delay = PUBLISH_RETRY_FIRST
-        try:
-            while backlog:
-                await asyncio.sleep(delay)
-                error = await self._try_publish(game_id, backlog[0])
-                if error is None:
-                    backlog.popleft()
-                    delay = 0.0
-                    continue
-                delay = min(max(delay * 2, PUBLISH_RETRY_FIRST), PUBLISH_RETRY_MAX)
-                log.warning(
-                    "publish retry failed game=%s queued=%d retry_in=%.2fs error=%r",
-                    game_id,
-                    len(backlog),
-                    delay,
-                    error,
-                )
-            log.info("published after retrying game=%s", game_id)
-        finally:
-            del self._unsent[game_id]
 
     def _run_commit_hooks(self, record: GameRecord, state: GameState) -> None:
         for hook in self._commit_hooks:
@@ -822,20 +832,7 @@ class GameService:
             await asyncio.wait_for(self._idle.wait(), grace_seconds)
         except TimeoutError:
             log.warning("shutdown: %d change(s) still in flight", self._changes_in_flight)
-        await self._flush_unsent(grace_seconds)
-
-    async def _flush_unsent(self, grace_seconds: float) -> None:
-        """Give the background publishes `grace_seconds`; then drop what is left.
-
-        Every socket is closed next, and clients resume from the store with `since`.
-        """
-        if not self._resenders:
-            return
-        _, pending = await asyncio.wait(set(self._resenders), timeout=grace_seconds)
-        for task in pending:
-            task.cancel()
-        if pending:
-            log.error("shutdown: unpublished messages of %d game(s) dropped", len(pending))
+        await self._publisher.flush(grace_seconds)
 
 
 def _same_event(stored: EventRecord, ours: EventRecord) -> bool:
