@@ -187,6 +187,48 @@ async def test_an_unsubscribed_handle_gets_nothing(make_broker: MakeBroker) -> N
     assert inboxes[stranger].of("g") == []
 
 
+def broadcasts_to(inbox: Inbox) -> Callable[[bytes], None]:
+    """A broadcast handler that files what it gets under the game "*" of `inbox`."""
+
+    def handler(data: bytes) -> None:
+        inbox.handler("*", data)
+
+    return handler
+
+
+async def test_publish_all_reaches_every_handle_but_no_game(make_broker: MakeBroker) -> None:
+    handles = [await make_broker(name) for name in "abc"]
+    inboxes = [Inbox() for _ in handles]
+    for handle, inbox in zip(handles, inboxes, strict=True):
+        await handle.subscribe_all(broadcasts_to(inbox))
+        await handle.subscribe("g", inbox.handler)
+    # A game whose id is empty is no broker-wide channel either.
+    await handles[0].subscribe("", inboxes[0].handler)
+
+    for data in numbered(20):
+        await handles[1].publish_all(data)
+    await handles[2].publish("g", b"game")
+    for inbox in inboxes:
+        assert await inbox.wait_for("*", 20) == numbered(20)
+        assert await inbox.wait_for("g", 1) == [b"game"]
+    await settle()
+    for inbox in inboxes:
+        assert inbox.of("*") == numbered(20) and inbox.of("g") == [b"game"]
+    assert inboxes[0].of("") == []
+
+
+async def test_a_stopped_handle_gets_no_broadcast(make_broker: MakeBroker) -> None:
+    stays, leaves = await make_broker("a"), await make_broker("b")
+    inboxes = {stays: Inbox(), leaves: Inbox()}
+    for handle, inbox in inboxes.items():
+        await handle.subscribe_all(broadcasts_to(inbox))
+    await leaves.stop()
+    await stays.publish_all(b"after")
+    assert await inboxes[stays].wait_for("*", 1) == [b"after"]
+    await settle()
+    assert inboxes[leaves].of("*") == []
+
+
 async def test_a_handle_has_one_handler_per_game(make_broker: MakeBroker) -> None:
     publisher, subscriber = await make_broker("a"), await make_broker("b")
     first, second = Inbox(), Inbox()
