@@ -19,6 +19,7 @@ from socket_server.changes import Refused
 from socket_server.context import ServerContext
 from socket_server.factory import GameSocketFactory
 from socket_server.limits import limit_middleware
+from socket_server.lobby import Lobby, lobby_socket
 from socket_server.metrics import metrics_endpoint
 from socket_server.openapi import openapi_config
 from socket_server.protocol import CloseCode
@@ -75,21 +76,26 @@ def _cors(settings: Settings) -> CORSConfig | None:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     context = ServerContext.build(settings)
+    lobby = Lobby(context)  # seeks and the lobby socket: socket_server/lobby.py
     app = Litestar(
         route_handlers=[
             *ROUTES,
             metrics_endpoint,
             asyncapi_json,  # the sockets' AsyncAPI document: socket_server/asyncapi.py
             unknown_game_type,
+            lobby_socket,
             create_static_files_router(path="/", directories=[STATIC_DIR], html_mode=True),
         ],
-        dependencies=_dependencies(context),
+        dependencies={
+            **_dependencies(context),
+            "lobby": Provide(_constant(lobby), use_cache=True),
+        },
         # Socket caps (1013 beyond them) and REST rate limits (429): socket_server/limits.py
         middleware=limit_middleware(settings, context.auth),
         cors_config=_cors(settings),
         before_send=[complete_allow],
-        lifespan=[context.lifespan],
-        state=State({"gamesocket": context}),
+        lifespan=[context.lifespan, lobby.lifespan],
+        state=State({"gamesocket": context, "lobby": lobby}),
         # /schema, /schema/openapi.json and the page /schema/swagger: socket_server/openapi.py
         openapi_config=openapi_config(),
         exception_handlers={

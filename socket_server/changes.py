@@ -9,6 +9,7 @@ itself live in `games`.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -252,6 +253,47 @@ def plan_join(
         raise Refused(ErrorCode.SEAT_TAKEN, "that seat is taken" if seat else "no free seat")
     seats = {**record.seats, chosen: {"kind": "human", "user_id": actor.user_id}}
     return Change(seats, state, "join", seat=chosen)
+
+
+# -- invites ---------------------------------------------------------------------------
+INVITE_BYTES = 18  # secrets.token_urlsafe(18): 24 characters
+
+
+def new_invite(public: bool, seats: Mapping[str, Seat]) -> str | None:
+    """A fresh invite code for a private game with a free seat; None otherwise."""
+    if public or all(seat is not None for seat in seats.values()):
+        return None
+    return secrets.token_urlsafe(INVITE_BYTES)
+
+
+def invite_opens(record: GameRecord, code: str | None) -> bool:
+    """`code` is the invite of this private game and a seat is still free for it."""
+    return (
+        code is not None
+        and record.invite is not None
+        and not record.public
+        and record.status == "waiting"
+        and any(seat is None for seat in record.seats.values())
+        and secrets.compare_digest(code.encode(), record.invite.encode())
+    )
+
+
+def invite_shown(record: GameRecord, actor: Actor) -> str | None:
+    """The invite code `actor` may see: a seated player's, while it still opens the game."""
+    if not seats_held_by(record.seats, actor.user_id) or not invite_opens(record, record.invite):
+        return None
+    return record.invite
+
+
+def plan_invited_join(
+    record: GameRecord, state: GameState, actor: Actor, seat: str | None, code: str | None
+) -> Change | None:
+    """`plan_join`, carrying the invite code in the event of a private game's join (the
+    database compares it: under RLS only a join with the code seats a stranger)."""
+    change = plan_join(record, state, actor, seat)
+    if change is None or record.public or code is None:
+        return change
+    return replace(change, data={**change.data, "invite": code})
 
 
 def plan_move(record: GameRecord, state: GameState, seat: str, raw: Any) -> Change:

@@ -193,8 +193,11 @@ class GameEndpoint:
                 connection.start_updates(current)
                 return
         if since != current:
-            snapshot = await self.context.service.built_snapshot(record, state)
-            connection.send_bytes(protocol.state(with_clock_now(snapshot, record)))
+            service = self.context.service
+            snapshot = with_clock_now(await service.built_snapshot(record, state), record)
+            connection.send_bytes(
+                protocol.state(service.personal(snapshot, record, connection.actor))
+            )
         connection.start_updates(current)
 
     def _replayable(self, connection: Connection, gap: int) -> bool:

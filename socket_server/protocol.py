@@ -282,6 +282,9 @@ class Snapshot(msgspec.Struct, kw_only=True):
     public: bool
     created_at: str
     clock: ClockView | None = None
+    # Only in the `state` and REST snapshot of a seated player of a private game with a
+    # free seat (never in an `update`, whose bytes every socket shares); absent otherwise.
+    invite: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class ServerMessage(msgspec.Struct, kw_only=True, tag_field="type"):
@@ -386,6 +389,57 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     Announcement,
 )
 
+
+# -- the lobby socket (/ws/lobby): its own messages, not a game channel's ---------------
+class LobbyMessage(msgspec.Struct, kw_only=True, tag_field="type"):
+    pass
+
+
+class LobbyYou(msgspec.Struct):
+    user_id: str | None
+
+
+class LobbyHello(LobbyMessage, tag="hello", kw_only=True):
+    protocol: int = PROTOCOL_VERSION
+    you: LobbyYou
+
+
+class SeekView(msgspec.Struct):
+    """A waiting seek as the lobby shows it (`name`: its owner's display name)."""
+
+    seek_id: str
+    game_type: str
+    clock: dict[str, Any] | None
+    rated: bool
+    name: str
+
+
+class LobbyList(LobbyMessage, tag="lobby"):
+    games: list[Snapshot]
+    seeks: list[SeekView]
+
+
+class LobbyUpdate(LobbyMessage, tag="lobby_update"):
+    added: list[Snapshot | SeekView]
+    removed: list[str]  # game or seek ids
+
+
+class Paired(LobbyMessage, tag="paired"):
+    seek_id: str
+    game_id: str
+    game_type: str
+
+
+class SeekReply(msgspec.Struct, omit_defaults=True):
+    """`POST/GET/DELETE /api/seeks`: `game_id` only once paired."""
+
+    seek_id: str
+    status: Literal["waiting", "paired", "expired", "withdrawn"]
+    game_id: str | None = None
+
+
+LOBBY_MESSAGES: tuple[type[LobbyMessage], ...] = (LobbyHello, LobbyList, LobbyUpdate, Paired)
+
 _encoder = msgspec.json.Encoder()
 encode = _encoder.encode
 
@@ -399,7 +453,10 @@ def state(snapshot: Snapshot) -> bytes:
 
 
 def update(snapshot: Snapshot, event: Event) -> bytes:
-    return encode(Update(event=event, **msgspec.structs.asdict(snapshot)))
+    """Shared by every socket of the game: never with an invite code."""
+    fields = msgspec.structs.asdict(snapshot)
+    fields["invite"] = msgspec.UNSET
+    return encode(Update(event=event, **fields))
 
 
 def thinking(game_id: str, seat: str, depth: int, score: Any, pv: list[Any], nodes: int) -> bytes:

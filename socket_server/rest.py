@@ -11,7 +11,7 @@ import logging
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import MutableScopeHeaders
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
@@ -26,10 +26,12 @@ from socket_server.changes import Refused
 from socket_server.chat import MAX_HISTORY, ChatRooms
 from socket_server.fanout.base import Broker
 from socket_server.limits import GUEST_LIMIT, LIMIT_OPT
+from socket_server.lobby import Lobby
 from socket_server.protocol import (
     ChatMessage,
     ChatRoomName,
     ErrorCode,
+    SeekReply,
     Snapshot,
     check_request_id,
     has_control_chars,
@@ -86,6 +88,8 @@ class CreateGame(msgspec.Struct, forbid_unknown_fields=False):
 class JoinGame(msgspec.Struct, forbid_unknown_fields=False):
     seat: str | None = None
     id: RequestId | None = None
+    # The invite code of a private game (its seated players see it in their snapshot).
+    invite: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
 
     def __post_init__(self) -> None:
         check_request_id(self.id)  # control characters: a 400, like the socket's
@@ -452,7 +456,7 @@ class GamesController(Controller):
     ) -> Snapshot:
         """Take a seat (the first free one without `seat`); the snapshot."""
         body = data or JoinGame()
-        await service.join(actor, game_id, body.seat, body.id)
+        await service.join(actor, game_id, body.seat, body.id, invite=body.invite)
         return await service.snapshot(game_id, actor)
 
     @post(
@@ -669,9 +673,46 @@ async def config(settings: Given[Settings]) -> ConfigReply:
     )
 
 
+class SeekBody(msgspec.Struct, forbid_unknown_fields=False):
+    game_type: str
+    clock: dict[str, Any] | None = None
+    rated: bool = False
+
+
+class SeeksController(Controller):
+    """Quick pairing (PROTOCOL.md "Seeks"): socket_server/lobby.py does the work."""
+
+    path = "/api/seeks"
+    tags = ["seeks"]
+    dependencies = SIGNED_IN_ACTOR
+    before_request = staticmethod(strict_body)
+
+    @post("/", status_code=201, security=SIGNED_IN, responses=errors(400, 401, 413, 503))
+    async def create(
+        self, lobby: Given[Lobby], actor: NamedDependency[Actor], data: JSONBody[SeekBody]
+    ) -> SeekReply:
+        """Seek a game: paired at once with a compatible waiting seek, or waiting."""
+        return await lobby.seek(actor, data.game_type, data.clock, data.rated)
+
+    @get("/{seek_id:str}", security=SIGNED_IN, responses=errors(401, 404))
+    async def read(
+        self, lobby: Given[Lobby], actor: NamedDependency[Actor], seek_id: FromPath[str]
+    ) -> SeekReply:
+        """The caller's seek (reading it keeps it alive)."""
+        return await lobby.get_seek(actor, seek_id)
+
+    @delete("/{seek_id:str}", status_code=200, security=SIGNED_IN, responses=errors(401, 404))
+    async def withdraw(
+        self, lobby: Given[Lobby], actor: NamedDependency[Actor], seek_id: FromPath[str]
+    ) -> SeekReply:
+        """Withdraw the caller's seek (a paired one stays paired)."""
+        return await lobby.withdraw(actor, seek_id)
+
+
 ROUTES: list[ControllerRouterHandler] = [
     AuthController,
     GamesController,
+    SeeksController,
     AdminController,
     health,
     connections,

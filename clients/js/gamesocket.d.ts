@@ -132,6 +132,7 @@ export interface State {
   public: boolean;
   created_at: string;
   clock?: ClockView | null;
+  invite?: string;
 }
 
 export interface Result {
@@ -181,6 +182,7 @@ export interface Update {
   public: boolean;
   created_at: string;
   clock?: ClockView | null;
+  invite?: string;
 }
 
 /** What moved a game from `version - 1` to `version`. */

@@ -102,6 +102,9 @@ class GameRecord:
     # for writing, derived from `state`: not every store reads it back.
     turn: str | None = field(default=None, compare=False)
     clock: dict[str, Any] | None = None  # timecontrol.Clock.to_json(); None: untimed
+    # The invite code of a private game (None: none); set at creation, never changed.
+    # Read back only for the server and the game's seated players.
+    invite: str | None = field(default=None, compare=False)
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
 

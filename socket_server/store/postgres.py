@@ -50,7 +50,9 @@ INSUFFICIENT_PRIVILEGE_SQLSTATE = "42501"
 
 _GAME_COLUMNS = (
     "id::text, game_type, status, seats, state, version, public, options,"
-    " created_by::text, created_at, updated_at, clock"
+    " created_by::text, created_at, updated_at, clock,"
+    # Under RLS: the code is read back for the server and the game's seated players only.
+    " (select i.code from public.game_invites i where i.game_id = games.id) as invite"
 )
 _EVENT_COLUMNS = (
     "game_id::text, version, kind, seat, move, san, user_id::text, request_id, data, at"
@@ -105,6 +107,7 @@ def _game_record(row: asyncpg.Record) -> GameRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         clock=None if row["clock"] is None else _decode(row["clock"]),
+        invite=row["invite"],
     )
 
 
@@ -133,6 +136,14 @@ def _store_error(error: asyncpg.PostgresError) -> StoreError | None:
     if code == INSUFFICIENT_PRIVILEGE_SQLSTATE:
         return NotPermitted(str(error))
     return None
+
+
+async def _offer_invite(conn: asyncpg.Connection, event: EventRecord) -> None:
+    """A join carrying an invite code: the transaction's `gamesocket.invite` setting, so
+    the invited player may read the game row being joined (the policies compare it)."""
+    code = event.data.get("invite") if event.kind == "join" else None
+    if isinstance(code, str):
+        await conn.execute("select set_config('gamesocket.invite', $1, true)", code)
 
 
 async def _check_database(pool: asyncpg.Pool) -> None:
@@ -228,6 +239,12 @@ class PostgresStore:
                     game.updated_at,
                     None if game.clock is None else _json(game.clock),
                 )
+                if game.invite is not None:
+                    await conn.execute(
+                        "insert into public.game_invites (game_id, code) values ($1, $2)",
+                        game.game_id,
+                        game.invite,
+                    )
         except asyncpg.PostgresError as error:
             raise _store_error(error) or error from None
 
@@ -266,6 +283,7 @@ class PostgresStore:
             raise StaleVersion(f"no game {game.game_id!r}")
         try:
             async with self._as(actor, write=True) as conn:
+                await _offer_invite(conn, event)
                 await conn.execute(
                     "select gamesocket.append_event($1, $2, $3, $4::json, $5::jsonb, $6, $7,"
                     " $8, $9, $10::jsonb, $11, $12, $13, $14::jsonb, $15, $16::jsonb)",

@@ -102,12 +102,32 @@ MIGRATIONS: list[str] = [
         WHERE request_id IS NOT NULL;
     CREATE INDEX chat_author ON chat (game_id, user_id, at);
     """,
+    # The invite code of a private game (NULL: none); written once, with the game.
+    """
+    ALTER TABLE games ADD COLUMN invite TEXT;
+    """,
+    # Seeks (quick pairing): store/seeks.py.
+    """
+    CREATE TABLE seeks (
+        seek_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        game_type TEXT NOT NULL,
+        clock TEXT,
+        rated INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        game_id TEXT,
+        created_at REAL NOT NULL,
+        seen_at REAL NOT NULL
+    );
+    CREATE INDEX seeks_waiting ON seeks (pool, created_at) WHERE status = 'waiting';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _GAME_COLUMNS = (
     "game_id, game_type, status, seats, state, version, public, options, "
-    "created_by, created_at, updated_at, clock"
+    "created_by, created_at, updated_at, clock, invite"
 )
 _EVENT_COLUMNS = "game_id, version, kind, seat, move, san, user_id, request_id, data, at"
 
@@ -165,6 +185,7 @@ def _game_row(game: GameRecord) -> tuple[Any, ...]:
         _time_text(game.created_at),
         _time_text(game.updated_at),
         None if game.clock is None else _encode(game.clock),
+        game.invite,
     )
 
 
@@ -182,6 +203,7 @@ def _game_record(row: aiosqlite.Row) -> GameRecord:
         created_at=_time_value(row[9]),
         updated_at=_time_value(row[10]),
         clock=None if row[11] is None else _decode(row[11]),
+        invite=row[12],
     )
 
 
@@ -253,7 +275,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
 def _insert_game(conn: sqlite3.Connection, game: GameRecord) -> None:
     try:
         conn.execute(
-            f"INSERT INTO games ({_GAME_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO games ({_GAME_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             _game_row(game),
         )
     except sqlite3.IntegrityError as error:
@@ -304,7 +326,7 @@ def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
         "UPDATE games SET game_type = ?, status = ?, seats = ?, state = ?, version = ?, "
         "public = ?, options = ?, created_by = ?, created_at = ?, updated_at = ?, clock = ? "
         "WHERE game_id = ? AND version = ?",
-        (*row_values[1:], game.game_id, game.version - 1),
+        (*row_values[1:-1], game.game_id, game.version - 1),  # the invite never changes
     )
     if cursor.rowcount != 1:
         raise StaleVersion(f"game {game.game_id} is not at version {game.version - 1}")

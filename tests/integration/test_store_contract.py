@@ -31,6 +31,7 @@ from socket_server.store import (
     create_store,
 )
 from socket_server.store.base import ChatLimit, ChatRateLimited, ChatRecord, ChatRoom
+from socket_server.store.seeks import SeekRecord, seeks_for
 from socket_server.store.sqlite import SqliteStore
 from tests.pgutil import postgres_store
 
@@ -568,3 +569,55 @@ def test_create_store_refuses_unknown_urls(url: str) -> None:
         create_store(Settings(database_url=url))
     assert "hunter2" not in str(raised.value)
     assert "sqlite:///" in str(raised.value)
+
+
+# -- seeks (store/seeks.py, in each store's database) -----------------------------------
+def a_seek(user: str, at: float, game_type: str = "chess") -> SeekRecord:
+    return SeekRecord(str(uuid.uuid4()), user, game_type, None, False, created_at=at, seen_at=at)
+
+
+async def test_seeks_pair_the_oldest_compatible_once(store: GameStore) -> None:
+    seeks = seeks_for(store)
+    alice, bob, carol = (str(uuid.uuid4()) for _ in range(3))
+    first = await seeks.place(a_seek(alice, 100.0), str(uuid.uuid4()), 60)
+    assert first.seek.status == "waiting" and first.partner is None
+    await seeks.place(a_seek(bob, 101.0, "connect4"), str(uuid.uuid4()), 60)  # another pool
+    game_id = str(uuid.uuid4())
+    paired = await seeks.place(a_seek(carol, 102.0), game_id, 60)
+    assert paired.seek.status == "paired" and paired.seek.game_id == game_id
+    assert paired.partner is not None and paired.partner.seek_id == first.seek.seek_id
+    stored = await seeks.get(first.seek.seek_id, 103.0, 60)
+    assert stored is not None and (stored.status, stored.game_id) == ("paired", game_id)
+    # Paired once: a fourth seeker waits.
+    fourth = await seeks.place(a_seek(str(uuid.uuid4()), 104.0), str(uuid.uuid4()), 60)
+    assert fourth.partner is None
+    assert [s.game_type for s in await seeks.waiting()] == ["connect4", "chess"]
+
+
+async def test_a_users_second_seek_replaces_the_first(store: GameStore) -> None:
+    seeks = seeks_for(store)
+    alice = str(uuid.uuid4())
+    first = await seeks.place(a_seek(alice, 100.0), str(uuid.uuid4()), 60)
+    second = await seeks.place(a_seek(alice, 101.0), str(uuid.uuid4()), 60)
+    assert second.partner is None and [s.seek_id for s in second.gone] == [first.seek.seek_id]
+    replaced = await seeks.get(first.seek.seek_id, 102.0, 60)
+    assert replaced is not None and replaced.status == "withdrawn"
+    assert [s.seek_id for s in await seeks.waiting()] == [second.seek.seek_id]
+
+
+async def test_seeks_lapse_unless_seen_and_are_withdrawn_by_their_owner(store: GameStore) -> None:
+    seeks = seeks_for(store)
+    alice, bob, carol = (str(uuid.uuid4()) for _ in range(3))
+    kept = await seeks.place(a_seek(alice, 100.0), str(uuid.uuid4()), 60)
+    lapsing = await seeks.place(a_seek(bob, 100.0, "connect4"), str(uuid.uuid4()), 60)
+    await seeks.touch([alice], 150.0)
+    assert [s.seek_id for s in await seeks.lapse(170.0, 60)] == [lapsing.seek.seek_id]
+    assert (await seeks.get(kept.seek.seek_id, 171.0, 60)).status == "waiting"  # type: ignore[union-attr]
+    assert await seeks.withdraw(kept.seek.seek_id, carol) is None
+    withdrawn = await seeks.withdraw(kept.seek.seek_id, alice)
+    assert withdrawn is not None and withdrawn.status == "withdrawn"
+    # Neither a lapsed nor a withdrawn seek pairs.
+    late = await seeks.place(a_seek(carol, 172.0), str(uuid.uuid4()), 60)
+    assert late.partner is None
+    # A seek unseen for the ttl lapses when fetched.
+    assert (await seeks.get(late.seek.seek_id, 240.0, 60)).status == "expired"  # type: ignore[union-attr]
