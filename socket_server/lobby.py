@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ from socket_server.protocol import (
     SeekView,
     Snapshot,
 )
-from socket_server.store.base import Actor, GameRecord
+from socket_server.store.base import Actor, GameRecord, StoreUnavailable
 from socket_server.store.seeks import Placed, SeekRecord, seeks_for
 from socket_server.timecontrol import BadTimeControl, Clock
 
@@ -194,7 +194,8 @@ class Lobby:
             created_at=now,
             seen_at=now,
         )
-        placed = await self.seeks.place(seek, str(uuid.uuid4()), self.ttl)
+        with _store_writes():
+            placed = await self.seeks.place(seek, str(uuid.uuid4()), self.ttl)
         if placed.partner is not None:
             await self._create_pairing(placed)
         await self._announce_placed(placed)
@@ -234,7 +235,8 @@ class Lobby:
     async def withdraw(self, actor: Actor, seek_id: str) -> SeekReply:
         seek = await self._own(actor, seek_id)
         assert actor.user_id is not None
-        withdrawn = await self.seeks.withdraw(seek.seek_id, actor.user_id)
+        with _store_writes():
+            withdrawn = await self.seeks.withdraw(seek.seek_id, actor.user_id)
         assert withdrawn is not None
         if seek.status == "waiting":
             await self._publish(LobbyEvent(removed=[seek.seek_id]))
@@ -248,7 +250,8 @@ class Lobby:
             seek_id = str(uuid.UUID(seek_id))
         except ValueError:
             raise Refused(ErrorCode.NOT_FOUND, "no such seek") from None
-        seek = await self.seeks.get(seek_id, time.time(), self.ttl)
+        with _store_writes():
+            seek = await self.seeks.get(seek_id, time.time(), self.ttl)
         if seek is None or seek.user_id != actor.user_id:
             raise Refused(ErrorCode.NOT_FOUND, "no such seek")
         if seek.status == "expired":
@@ -383,6 +386,17 @@ class Lobby:
             except (WebSocketDisconnect, RuntimeError):
                 return
             lobby_socket.send(_answer(text))
+
+
+@contextlib.contextmanager
+def _store_writes() -> Iterator[None]:
+    """A store that cannot write now (a full disk): `unavailable` (503), nothing changed."""
+    try:
+        yield
+    except StoreUnavailable as error:
+        raise Refused(
+            ErrorCode.UNAVAILABLE, f"{error}: nothing was changed; try again in a while"
+        ) from None
 
 
 def _answer(text: str) -> bytes:

@@ -694,14 +694,14 @@ class SeeksController(Controller):
         """Seek a game: paired at once with a compatible waiting seek, or waiting."""
         return await lobby.seek(actor, data.game_type, data.clock, data.rated)
 
-    @get("/{seek_id:str}", security=SIGNED_IN, responses=errors(401, 404))
+    @get("/{seek_id:str}", security=SIGNED_IN, responses=errors(401, 404, 503))
     async def read(
         self, lobby: Given[Lobby], actor: NamedDependency[Actor], seek_id: FromPath[str]
     ) -> SeekReply:
         """The caller's seek (reading it keeps it alive)."""
         return await lobby.get_seek(actor, seek_id)
 
-    @delete("/{seek_id:str}", status_code=200, security=SIGNED_IN, responses=errors(401, 404))
+    @delete("/{seek_id:str}", status_code=200, security=SIGNED_IN, responses=errors(401, 404, 503))
     async def withdraw(
         self, lobby: Given[Lobby], actor: NamedDependency[Actor], seek_id: FromPath[str]
     ) -> SeekReply:
