@@ -5,14 +5,15 @@ waiting seek of the same pool, and pairs the new seek with the oldest waiting se
 another user in the pool, or stores it waiting. The pool (game type, clock, rated) is
 serialised: on SQLite by the single writer (`BEGIN IMMEDIATE` also between processes
 sharing the file), on Postgres by a transaction-level advisory lock on the pool plus
-`for update` on the partner, so two seeks never both pair with a third, on any process.
+`for update` on the partner, all in one call of `gamesocket.place_seek` (so the lock is
+never held across the server's awaits), so two seeks never both pair with a third, on
+any process.
 Times are Unix epoch seconds (float).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -290,11 +291,6 @@ _PG_COLUMNS = (
 )
 
 
-def _pool_key(pool: str) -> int:
-    """A signed 64-bit advisory lock key for the pool."""
-    return int.from_bytes(hashlib.sha256(pool.encode()).digest()[:8], "big", signed=True)
-
-
 class PostgresSeeks:
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
@@ -303,40 +299,29 @@ class PostgresSeeks:
         return self.store._as(Actor.SERVER, write=True)
 
     async def place(self, seek: SeekRecord, game_id: str, ttl: float) -> Placed:
-        placed = Placed(copy.deepcopy(seek))
+        """One call of gamesocket.place_seek: the pool's lock is held for its run only."""
         async with self._server() as conn:
-            await conn.execute("select pg_advisory_xact_lock($1)", _pool_key(seek.pool))
-            gone = await conn.fetch(
-                "update public.seeks set status = case when user_id = $1 then 'withdrawn'"
-                " else 'expired' end where pool = $2 and status = 'waiting'"
-                f" and (user_id = $1 or seen_at < $3) returning {_PG_COLUMNS}",
+            rows = await conn.fetch(
+                "select * from gamesocket.place_seek($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)",
+                seek.seek_id,
                 seek.user_id,
                 seek.pool,
-                seek.created_at - ttl,
+                seek.game_type,
+                None if seek.clock is None else msgspec.json.encode(seek.clock).decode(),
+                seek.rated,
+                seek.created_at,
+                ttl,
+                game_id,
             )
-            placed.gone = [_record(row) for row in gone]
-            row = await conn.fetchrow(
-                f"select {_PG_COLUMNS} from public.seeks where pool = $1 and status = 'waiting'"
-                " and user_id <> $2 order by created_at, seek_id limit 1 for update",
-                seek.pool,
-                seek.user_id,
-            )
-            if row is not None:
-                await conn.execute(
-                    "update public.seeks set status = 'paired', game_id = $1 where seek_id = $2",
-                    game_id,
-                    row[0],
-                )
-                placed.partner = _record(row)
-                placed.partner.status, placed.partner.game_id = "paired", game_id
-                placed.seek.status, placed.seek.game_id = "paired", game_id
-            await conn.execute(
-                f"insert into public.seeks ({_COLUMNS})"
-                " values ($1, $2, $3, $4, $5::jsonb, $6::boolean, $7, $8, $9, $10)",
-                *_row(placed.seek)[:5],
-                placed.seek.rated,
-                *_row(placed.seek)[6:],
-            )
+        placed = Placed(copy.deepcopy(seek))
+        for row in rows:
+            record = _record(list(row.values())[1:])
+            if row["role"] == "gone":
+                placed.gone.append(record)
+            elif row["role"] == "partner":
+                placed.partner = record
+            else:
+                placed.seek = record
         return placed
 
     async def get(self, seek_id: str, now: float, ttl: float) -> SeekRecord | None:
