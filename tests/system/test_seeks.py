@@ -183,3 +183,17 @@ async def test_fifty_seekers_at_once_are_each_paired_exactly_once(
     finally:
         for api in apis:
             await api.close()
+
+
+async def test_seats_are_drawn_at_random(api: Api) -> None:
+    """Over 20 pairings the older seeker gets each seat at least once (a fixed order
+    would fail this; a fair draw fails it with probability 2 ** -19)."""
+    older_seats: Counter[str] = Counter()
+    for _ in range(20):
+        older, newer = await api.guest(), await api.guest()
+        await seek(api, older, game_type="tictactoe")
+        paired = (await seek(api, newer, game_type="tictactoe")).json()
+        game = await api.snapshot(paired["game_id"])
+        (seat,) = [name for name, s in game["seats"].items() if s["user_id"] == older["user_id"]]
+        older_seats[seat] += 1
+    assert set(older_seats) == {"x", "o"}
