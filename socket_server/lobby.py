@@ -56,7 +56,6 @@ log = logging.getLogger("gamesocket.lobby")
 
 LOBBY_GAMES = 100  # public waiting games listed on connect, newest first
 SOCKET_QUEUE = 256  # lobby messages queued per socket; beyond: closed (1008)
-IDLE_SECONDS = 120.0  # a lobby socket that sends nothing (not even ping) this long
 # Games and seeks coming and going within this long reach the sockets as one
 # `lobby_update` (an id added and removed within it, not at all): with many watchers
 # and many seeks a message per change would cost watchers x changes sends.
@@ -376,10 +375,12 @@ class Lobby:
                 await writer
 
     async def _receive_loop(self, lobby_socket: LobbySocket) -> None:
-        """`ping` is answered with `pong`; anything else with an error. Idle: closed."""
+        """`ping` is answered with `pong`; anything else with an error. A socket silent
+        for the game sockets' idle limit is closed with 4408 as they are."""
+        idle = self.context.settings.idle_timeout_seconds
         while True:
             try:
-                text = await asyncio.wait_for(lobby_socket.socket.receive_text(), IDLE_SECONDS)
+                text = await asyncio.wait_for(lobby_socket.socket.receive_text(), idle)
             except TimeoutError:
                 await lobby_socket.socket.close(CloseCode.IDLE)
                 return

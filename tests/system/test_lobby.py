@@ -160,6 +160,22 @@ async def test_watching_on_the_lobby_keeps_a_seek_alive(start_server: Any) -> No
         await api.close()
 
 
+async def test_a_silent_lobby_socket_is_closed_and_a_pinging_one_is_not(
+    start_server: Any,
+) -> None:
+    server: ServerThread = start_server(idle_timeout_seconds=0.6)
+    silent = await open_lobby(server.settings.port)
+    pinging = await open_lobby(server.settings.port)
+    for _ in range(5):
+        await pinging.client.send(type="ping")
+        assert await pinging.client.expect("pong") == {"type": "pong"}
+        await asyncio.sleep(0.3)
+    assert await silent.client.closed_with() == 4408
+    await pinging.client.send(type="hello")
+    assert (await pinging.client.recv())["code"] == "unknown_type"
+    await pinging.close()
+
+
 async def test_a_bad_token_is_refused(server: ServerThread) -> None:
     client = await connect(lobby_url(server.settings.port, "not-a-token"))
     assert await client.closed_with() == 4401
