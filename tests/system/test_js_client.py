@@ -44,9 +44,7 @@ REQUIRED_TESTS = (
     "the lobby lists public waiting games and follows them as they come and go",
 )
 # Features of PROTOCOL.md the server may not serve yet: these tests skip until it does.
-MAY_SKIP = (
-    "chat, when the server has it, arrives as a chat message",
-)
+MAY_SKIP = ("chat, when the server has it, arrives as a chat message",)
 
 
 def node_major() -> int:
