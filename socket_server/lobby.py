@@ -196,9 +196,24 @@ class Lobby:
         with _store_writes():
             placed = await self.seeks.place(seek, str(uuid.uuid4()), self.ttl)
         if placed.partner is not None:
-            await self._create_pairing(placed)
+            try:
+                await self._create_pairing(placed)
+            except BaseException:
+                await self._undo_pairing(placed)
+                raise
         await self._announce_placed(placed)
         return seek_reply(placed.seek)
+
+    async def _undo_pairing(self, placed: Placed) -> None:
+        """The game of a pairing could not be created: the partner waits again and the
+        new seek is withdrawn (its caller gets the error), as if it never came."""
+        assert placed.partner is not None
+        log.error("paired game not created game=%s: pairing undone", placed.seek.game_id)
+        try:
+            await self.seeks.undo_pairing(placed.partner.seek_id, placed.seek.seek_id)
+        except Exception:
+            log.exception("undoing the pairing of game %s failed", placed.seek.game_id)
+        await self._publish(LobbyEvent(removed=[gone.seek_id for gone in placed.gone]))
 
     async def _create_pairing(self, placed: Placed) -> None:
         partner, seek = placed.partner, placed.seek

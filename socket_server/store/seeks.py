@@ -83,6 +83,10 @@ class SeekStore(Protocol):
     async def waiting(self) -> list[SeekRecord]:
         """Every waiting seek, oldest first."""
 
+    async def undo_pairing(self, partner_id: str, seek_id: str) -> None:
+        """The pairing's game could not be created: the partner waits again (keeping its
+        age), the new seek is withdrawn."""
+
 
 def _lapsed(seek: SeekRecord, now: float, ttl: float) -> bool:
     return seek.status == "waiting" and seek.seen_at < now - ttl
@@ -144,6 +148,16 @@ class MemorySeeks:
     async def waiting(self) -> list[SeekRecord]:
         seeks = [s for s in self._seeks.values() if s.status == "waiting"]
         return copy.deepcopy(sorted(seeks, key=lambda s: (s.created_at, s.seek_id)))
+
+    async def undo_pairing(self, partner_id: str, seek_id: str) -> None:
+        undone: tuple[tuple[str, SeekStatus], ...] = (
+            (partner_id, "waiting"),
+            (seek_id, "withdrawn"),
+        )
+        for key, status in undone:
+            seek = self._seeks.get(key)
+            if seek is not None and seek.status == "paired":
+                seek.status, seek.game_id = status, None
 
 
 # -- SQLite (on the store's writer thread, each call one transaction) ---------------------
@@ -251,6 +265,14 @@ def _sqlite_lapse(conn: sqlite3.Connection, now: float, ttl: float) -> list[Any]
     ).fetchall()
 
 
+def _sqlite_undo(conn: sqlite3.Connection, partner_id: str, seek_id: str) -> None:
+    conn.execute(
+        "UPDATE seeks SET status = CASE WHEN seek_id = ? THEN 'waiting' ELSE 'withdrawn' END,"
+        " game_id = NULL WHERE seek_id IN (?, ?) AND status = 'paired'",
+        (partner_id, partner_id, seek_id),
+    )
+
+
 class SqliteSeeks:
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
@@ -282,6 +304,9 @@ class SqliteSeeks:
             f"SELECT {_COLUMNS} FROM seeks WHERE status = 'waiting' ORDER BY created_at, seek_id"
         )
         return [_record(row) for row in rows]
+
+    async def undo_pairing(self, partner_id: str, seek_id: str) -> None:
+        await self._tx(_sqlite_undo, partner_id, seek_id)
 
 
 # -- Postgres (as the server's role; users read their own seeks under RLS) ----------------
@@ -383,6 +408,16 @@ class PostgresSeeks:
                 " order by created_at, seek_id"
             )
         return [_record(row) for row in rows]
+
+    async def undo_pairing(self, partner_id: str, seek_id: str) -> None:
+        async with self._server() as conn:
+            await conn.execute(
+                "update public.seeks set game_id = null, status = case when seek_id::text = $1"
+                " then 'waiting' else 'withdrawn' end"
+                " where seek_id::text in ($1, $2) and status = 'paired'",
+                partner_id,
+                seek_id,
+            )
 
 
 def seeks_for(store: GameStore) -> SeekStore:

@@ -621,3 +621,17 @@ async def test_seeks_lapse_unless_seen_and_are_withdrawn_by_their_owner(store: G
     assert late.partner is None
     # A seek unseen for the ttl lapses when fetched.
     assert (await seeks.get(late.seek.seek_id, 240.0, 60)).status == "expired"  # type: ignore[union-attr]
+
+
+async def test_an_undone_pairing_leaves_the_partner_waiting(store: GameStore) -> None:
+    seeks = seeks_for(store)
+    alice, bob, carol = (str(uuid.uuid4()) for _ in range(3))
+    first = await seeks.place(a_seek(alice, 100.0), str(uuid.uuid4()), 60)
+    paired = await seeks.place(a_seek(bob, 101.0), str(uuid.uuid4()), 60)
+    await seeks.undo_pairing(first.seek.seek_id, paired.seek.seek_id)
+    partner = await seeks.get(first.seek.seek_id, 102.0, 60)
+    newcomer = await seeks.get(paired.seek.seek_id, 102.0, 60)
+    assert partner is not None and (partner.status, partner.game_id) == ("waiting", None)
+    assert newcomer is not None and (newcomer.status, newcomer.game_id) == ("withdrawn", None)
+    again = await seeks.place(a_seek(carol, 103.0), str(uuid.uuid4()), 60)
+    assert again.partner is not None and again.partner.seek_id == first.seek.seek_id

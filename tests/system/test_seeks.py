@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.pgutil import migrated_database
@@ -197,3 +198,29 @@ async def test_seats_are_drawn_at_random(api: Api) -> None:
         (seat,) = [name for name, s in game["seats"].items() if s["user_id"] == older["user_id"]]
         older_seats[seat] += 1
     assert set(older_seats) == {"x", "o"}
+
+
+async def test_a_pairing_whose_game_cannot_be_stored_is_undone(database_url: str, api: Api) -> None:
+    """The database refuses the paired game (the server's insert right revoked, for
+    real): the older seek waits again, keeping its place; the newcomer's is withdrawn."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("revokes a Postgres privilege")
+    alice, bob, carol = await api.guest(), await api.guest(), await api.guest()
+    first = (await seek(api, alice, game_type="connect4")).json()
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute("revoke insert on public.games from gamesocket_server")
+        refused = await seek(api, bob, game_type="connect4")
+        assert refused.status_code >= 400, refused.text
+        await admin.execute("grant insert on public.games to gamesocket_server")
+    finally:
+        await admin.close()
+    url = f"/api/seeks/{first['seek_id']}"
+    assert (await api.http.get(url, headers=alice["headers"])).json() == first
+    paired = (await seek(api, carol, game_type="connect4")).json()
+    assert paired["status"] == "paired"
+    game = await api.snapshot(paired["game_id"])
+    assert {s["user_id"] for s in game["seats"].values()} == {alice["user_id"], carol["user_id"]}
+    # Bob's refused seek was withdrawn: it pairs with nobody later.
+    dave = await api.guest()
+    assert (await seek(api, dave, game_type="connect4")).json()["status"] == "waiting"
