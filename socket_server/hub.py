@@ -245,6 +245,8 @@ class Hub:
         self.service = service
         self.broker = broker
         self.channels: dict[str, GameChannel] = {}
+        # Other sockets of this process that hear announcements (the lobby's).
+        self._broadcast_listeners: list[Callable[[bytes], None]] = []
         broker.on_resubscribe(self._catch_up)
 
     async def _catch_up(self, game_ids: list[str]) -> None:
@@ -337,11 +339,17 @@ class Hub:
         """Receive the broker-wide messages (announcements) for every socket here."""
         await self.broker.subscribe_all(self._on_broadcast)
 
+    def on_broadcast(self, listener: Callable[[bytes], None]) -> None:
+        """Hand every broker-wide message (announcement) to `listener` as well."""
+        self._broadcast_listeners.append(listener)
+
     def _on_broadcast(self, data: bytes) -> None:
         text = data.decode()
         for channel in list(self.channels.values()):
             for connection in channel.connections:
                 connection.broadcast(text)
+        for listener in self._broadcast_listeners:
+            listener(data)
 
     def recent_updates(self, game_id: str, after: int, upto: int) -> list[tuple[int, str]] | None:
         """Updates after..upto from this process's history, if it holds all of them."""

@@ -150,6 +150,7 @@ class Lobby:
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         await self.context.broker.subscribe_lobby(self._on_event)
+        self.context.hub.on_broadcast(self._on_announcement)
         self.context.service.on_commit(self._on_commit)
         waiting = await self.context.store.list_games(
             Actor.ANONYMOUS, status="waiting", limit=LOBBY_GAMES
@@ -330,6 +331,11 @@ class Lobby:
             for lobby_socket in list(self.sockets):
                 if lobby_socket.actor.user_id == paired["user_id"]:
                     lobby_socket.send(message)
+
+    def _on_announcement(self, data: bytes) -> None:
+        """An announcement of any process: to every lobby socket here as well."""
+        for lobby_socket in list(self.sockets):
+            lobby_socket.send(data)
 
     def _batch(self, event: LobbyEvent) -> None:
         """Add `event`'s changes to the next `lobby_update` (sent BATCH_SECONDS after its
