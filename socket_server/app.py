@@ -53,6 +53,7 @@ def _dependencies(context: ServerContext) -> dict[str, Provide]:
         "store": context.store,
         "broker": context.broker,
         "chat": context.chat,
+        "rematches": context.rematches,
     }
     return {name: Provide(_constant(part), use_cache=True) for name, part in parts.items()}
 

@@ -19,6 +19,7 @@ from socket_server.hub import Hub
 from socket_server.metrics import Metrics
 from socket_server.protocol import CloseCode
 from socket_server.registry import GameTypes
+from socket_server.rematch import Rematches
 from socket_server.service import GameService
 from socket_server.settings import Settings
 from socket_server.store import GameStore, create_store
@@ -39,6 +40,7 @@ class ServerContext:
     hub: Hub
     metrics: Metrics
     chat: ChatRooms
+    rematches: Rematches
     _stopping: asyncio.Task[None] | None = None
 
     @classmethod
@@ -53,8 +55,20 @@ class ServerContext:
         hub = Hub(service, broker)
         auth = Authenticator(settings)
         chat = ChatRooms(service, broker)
+        rematches = Rematches(service, broker)
         return cls(
-            settings, store, broker, auth, game_types, service, ai_turns, clocks, hub, metrics, chat
+            settings,
+            store,
+            broker,
+            auth,
+            game_types,
+            service,
+            ai_turns,
+            clocks,
+            hub,
+            metrics,
+            chat,
+            rematches,
         )
 
     async def start(self) -> None:

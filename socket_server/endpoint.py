@@ -354,6 +354,14 @@ class GameEndpoint:
             connection.actor, connection.game_id, message.text, message.room, message.id
         )
 
+    async def _rematch(
+        self, connection: Connection, message: protocol.Rematch, _arrived_ms: int
+    ) -> int:
+        """Extension: as POST /api/games/{id}/rematch; the old game's version."""
+        await self.context.rematches.ask(connection.actor, connection.game_id)
+        record, _ = await self.context.service.load(connection.game_id)
+        return record.version
+
     async def _mute(self, connection: Connection, message: Mute, _arrived_ms: int) -> int:
         """Extension: this socket stops (or resumes) getting `user_id`'s chat."""
         if message.muted:
@@ -374,6 +382,7 @@ HANDLERS: dict[type[ClientMessage], Handler] = {
     AiMove: GameEndpoint._ai_move,
     Chat: GameEndpoint._chat,
     Mute: GameEndpoint._mute,
+    protocol.Rematch: GameEndpoint._rematch,
 }
 
 

@@ -129,6 +129,10 @@ class Chat(ClientMessage, tag="chat"):
     room: ChatRoomName | None = None
 
 
+class Rematch(ClientMessage, tag="rematch"):
+    """Extension: ask for a rematch of this finished game (as POST /api/games/{id}/rematch)."""
+
+
 class Mute(ClientMessage, tag="mute"):
     """Extension: stop (or resume) delivering `user_id`'s chat to this socket."""
 
@@ -148,6 +152,7 @@ CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
     Ping,
     Chat,
     Mute,
+    Rematch,
 )
 _BY_TYPE: dict[str, type[ClientMessage]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
@@ -367,6 +372,21 @@ class ChatMessage(ServerMessage, tag="chat"):
     at: str
 
 
+class RematchMessage(ServerMessage, tag="rematch", omit_defaults=True):
+    """A seat asked for a rematch (`offered_by`), or its new game exists (`new_game_id`)."""
+
+    game_id: str
+    offered_by: str | None = None
+    new_game_id: str | None = None
+
+
+class RematchReply(msgspec.Struct, omit_defaults=True):
+    """`POST /api/games/{id}/rematch`: `game_id` (the new game) once created."""
+
+    status: Literal["offered", "created"]
+    game_id: str | None = None
+
+
 class Announcement(ServerMessage, tag="announcement"):
     """An administrator's message to every open socket of every process."""
 
@@ -387,6 +407,7 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     DrawDeclined,
     ChatMessage,
     Announcement,
+    RematchMessage,
 )
 
 
@@ -487,6 +508,14 @@ def draw_declined(game_id: str, seat: str) -> bytes:
 
 def chat(message: ChatMessage) -> bytes:
     return encode(message)
+
+
+def rematch_offered(game_id: str, seat: str) -> bytes:
+    return encode(RematchMessage(game_id=game_id, offered_by=seat))
+
+
+def rematch_created(game_id: str, new_game_id: str) -> bytes:
+    return encode(RematchMessage(game_id=game_id, new_game_id=new_game_id))
 
 
 def announcement(text: str, at: str) -> bytes:

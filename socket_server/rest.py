@@ -31,11 +31,13 @@ from socket_server.protocol import (
     ChatMessage,
     ChatRoomName,
     ErrorCode,
+    RematchReply,
     SeekReply,
     Snapshot,
     check_request_id,
     has_control_chars,
 )
+from socket_server.rematch import Rematches
 from socket_server.service import GameService
 from socket_server.settings import Settings
 from socket_server.store.base import Actor, GameStatus, GameStore
@@ -549,6 +551,26 @@ class GamesController(Controller):
         """Win a game whose every opponent has been offline (every process) long enough."""
         request_id = data.id if data else None
         return VersionReply(await service.claim_victory(actor, game_id, request_id))
+
+    @post(
+        "/{game_id:str}/rematch",
+        status_code=200,
+        security=SIGNED_IN,
+        dependencies=SIGNED_IN_ACTOR,
+        responses=errors(
+            400, 401, 403, 404, 409, 413, 503, notes={409: "the game is not finished"}
+        ),
+    )
+    async def rematch(
+        self,
+        rematches: Given[Rematches],
+        actor: NamedDependency[Actor],
+        game_id: FromPath[str],
+        data: JSONBody[PlainAction | None] = None,
+    ) -> RematchReply:
+        """Ask for a rematch of a finished game: `offered` until the opponent (or an AI)
+        asks too, then `created` with the new game's id (seats swapped)."""
+        return await rematches.ask(actor, game_id)
 
     @get(
         "/{game_id:str}/chat",

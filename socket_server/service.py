@@ -462,6 +462,17 @@ class GameService:
         self._run_commit_hooks(record, state)
         return self.snapshot_of(record, state)
 
+    async def store_server_game(self, record: GameRecord, state: GameState) -> Snapshot:
+        """Store a new game the server built (a rematch) as the server; its snapshot."""
+        try:
+            await self.store.create_game(record, Actor.SERVER)
+        except StoreUnavailable as error:
+            raise _unavailable(error) from None
+        self._remember(record, state)
+        log.info("server game created game=%s type=%s", record.game_id, record.game_type)
+        self._run_commit_hooks(record, state)
+        return self.snapshot_of(record, state)
+
     @asynccontextmanager
     async def _ai_game_slot(self, user_id: str, seats: Mapping[str, Any]) -> AsyncIterator[None]:
         """Around storing a new game: an AI-vs-AI one only within the user's cap.

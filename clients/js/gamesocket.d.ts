@@ -89,6 +89,13 @@ export interface Mute {
   id?: string | null;
 }
 
+/** Extension: ask for a rematch of this finished game (as POST /api/games/{id}/rematch). */
+export interface Rematch {
+  type: "rematch";
+  /** at most 64 characters */
+  id?: string | null;
+}
+
 export interface Hello {
   type: "hello";
   protocol?: number;
@@ -263,12 +270,12 @@ export interface Announcement {
   at: string;
 }
 
-/** A rematch offer (`offered_by`), or the new game (`new_game_id`). (From PROTOCOL.md: the server's schemas do not have it yet.) */
-export interface Rematch {
+/** A seat asked for a rematch (`offered_by`), or its new game exists (`new_game_id`). */
+export interface RematchMessage {
   type: "rematch";
   game_id: string;
-  offered_by?: string;
-  new_game_id?: string;
+  offered_by?: string | null;
+  new_game_id?: string | null;
 }
 
 /** (From PROTOCOL.md: the server's schemas do not have it yet.) */
@@ -325,6 +332,7 @@ export interface ClientMessages {
   "ping": Ping;
   "chat": Chat;
   "mute": Mute;
+  "rematch": Rematch;
 }
 
 /** Every message a game socket sends, by `type`. */
@@ -341,7 +349,7 @@ export interface ServerMessages {
   "draw_declined": DrawDeclined;
   "chat": ChatMessage;
   "announcement": Announcement;
-  "rematch": Rematch;
+  "rematch": RematchMessage;
 }
 
 /** Every message the lobby socket (`/ws/lobby`) sends, by `type`. */

@@ -122,6 +122,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX seeks_waiting ON seeks (pool, created_at) WHERE status = 'waiting';
     """,
+    # Rematches (store/rematches.py): the seats that asked, the new game once decided.
+    """
+    CREATE TABLE rematches (
+        game_id TEXT PRIMARY KEY REFERENCES games (game_id) ON DELETE CASCADE,
+        offered_by TEXT NOT NULL,
+        new_game_id TEXT
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -43,6 +43,7 @@ ROUTES: dict[str, tuple[Any, set[int]]] = {
     "POST /api/games/{game_id}/draw": (BEARER, {400, 401, 403, 404, 409, 413, 422, 429, 503}),
     "POST /api/games/{game_id}/abort": (BEARER, {400, 401, 403, 404, 409, 413, 429, 503}),
     "POST /api/games/{game_id}/claim": (BEARER, {400, 401, 403, 404, 409, 413, 429, 503}),
+    "POST /api/games/{game_id}/rematch": (BEARER, {400, 401, 403, 404, 409, 413, 429, 503}),
     "GET /api/games/{game_id}/chat": (OPTIONAL, {400, 401, 403, 404, 429}),
     "POST /api/admin/announce": (BEARER, {400, 401, 403, 413, 429}),
     "POST /api/seeks": (BEARER, {400, 401, 413, 429, 503}),

@@ -576,6 +576,8 @@ def every_builder_output() -> list[bytes]:
             )
         ),
         protocol.announcement("maintenance", "2026-01-01T00:00:00+00:00"),
+        protocol.rematch_offered(GAME_ID, "x"),
+        protocol.rematch_created(GAME_ID, "00000000-0000-4000-8000-000000000001"),
     ]
 
 
