@@ -115,8 +115,8 @@ test("a spectator: role spectator, presence of the player, no moves allowed", op
   const watcher = await guest();
   const spectator = open({ gameType: "connect4", gameId: game.game_id, token: watcher.token });
   try {
-    await player.waitFor("hello");
-    const hello = await spectator.waitFor("hello");
+    // Both waits first: the spectator's hello may come while the player's is awaited.
+    const [, hello] = await Promise.all([player.waitFor("hello"), spectator.waitFor("hello")]);
     assert.equal(hello.you.role, "spectator");
     assert.equal(hello.you.seat, null);
     // The latest presence message is kept (it may have come before this line ran).
