@@ -678,13 +678,7 @@ class GameService:
         """Plan `request` on the current game, store it, publish it; its version."""
         with self._in_flight():
             async with self._lock(request.game_id):
-                try:
-                    outcome = await self._store_with_retry(request)
-                except Refused:
-                    landed = await self._landed(request)
-                    if landed is None:
-                        raise
-                    return landed
+                outcome = await self._store_or_landed(request)
                 if isinstance(outcome, int):  # nothing was stored
                     return outcome
                 await self._publish(outcome)
@@ -692,6 +686,16 @@ class GameService:
         if outcome.then_refuse is not None:
             raise outcome.then_refuse
         return outcome.record.version
+
+    async def _store_or_landed(self, request: Request) -> Committed | int:
+        """The stored change; for a refused retry of an earlier request, its version."""
+        try:
+            return await self._store_with_retry(request)
+        except Refused:
+            landed = await self._landed(request)
+            if landed is None:
+                raise
+            return landed
 
     async def _store_with_retry(self, request: Request) -> Committed | int:
         """Store the planned change; once more on a fresh read if another process won."""
