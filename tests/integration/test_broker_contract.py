@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from socket_server.fanout.base import Broker, Presence
 from socket_server.fanout.memory import MemoryBackplane, MemoryBroker
 from socket_server.fanout.redis import RedisBroker
+from tests.broker_helpers import Inbox, eventually, numbered
 from tests.conftest import require
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -94,41 +95,6 @@ BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[MakeBroker]]] = {
 async def make_broker(request: pytest.FixtureRequest) -> AsyncIterator[MakeBroker]:
     async with BACKENDS[request.param]() as make:
         yield make
-
-
-class Inbox:
-    """Records what a handle's handlers receive, per game."""
-
-    def __init__(self) -> None:
-        self.received: dict[str, list[bytes]] = {}
-        self._arrived = asyncio.Event()
-
-    def handler(self, game_id: str, data: bytes) -> None:
-        self.received.setdefault(game_id, []).append(data)
-        self._arrived.set()
-
-    def of(self, game_id: str) -> list[bytes]:
-        return self.received.get(game_id, [])
-
-    async def wait_for(self, game_id: str, count: int, within: float = 10.0) -> list[bytes]:
-        async with asyncio.timeout(within):
-            while len(self.of(game_id)) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
-        return self.of(game_id)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> None:
-    """Poll `check` until it holds; fail after `within` seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.02)
-
-
-def numbered(count: int, start: int = 0) -> list[bytes]:
-    return [f"{i}".encode() for i in range(start, start + count)]
 
 
 async def settle() -> None:
