@@ -16,6 +16,7 @@ version and appends the event and the new row together; its error codes map to
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,6 +48,13 @@ PLAYER_ROLE = "gamesocket_player"  # a signed-in user's writes
 STALE_VERSION_SQLSTATE = "GS409"
 DUPLICATE_REQUEST_SQLSTATE = "GS208"
 INSUFFICIENT_PRIVILEGE_SQLSTATE = "42501"
+# What a connection whose backend is gone raises on its next use.
+DEAD_CONNECTION: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.InterfaceError,
+    OSError,
+)
 
 _GAME_COLUMNS = (
     "id::text, game_type, status, seats, state, version, public, options,"
@@ -201,13 +209,31 @@ class PostgresStore:
         if self._pool is None:
             raise RuntimeError("PostgresStore.open() was not called")
         role, claims = _role_and_claims(actor, write=write)
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)",
-                role,
-                claims,
-            )
-            yield conn
+        for attempt in (1, 2):
+            async with self._pool.acquire() as conn:
+                transaction = conn.transaction()
+                try:
+                    await transaction.start()
+                    await conn.execute(
+                        "select set_config('role', $1, true),"
+                        " set_config('request.jwt.claims', $2, true)",
+                        role,
+                        claims,
+                    )
+                except DEAD_CONNECTION:
+                    if attempt == 2:
+                        raise
+                    # The pooled connection died while idle (its backend was terminated):
+                    # nothing of the call ran on it, so it goes to a new connection.
+                    continue
+                try:
+                    yield conn
+                except BaseException:
+                    with contextlib.suppress(*DEAD_CONNECTION):
+                        await transaction.rollback()
+                    raise
+                await transaction.commit()
+                return
 
     async def health(self) -> bool:
         if self._pool is None:

@@ -358,8 +358,10 @@ async def serving(settings: Settings) -> AsyncIterator[Served]:
 
 
 def other_spellings(game_id: str) -> list[str]:
+    """Other spellings of the same UUID (an id without letters in a part spells the
+    same in upper case: such a spelling is left out)."""
     value = uuid.UUID(game_id)
-    return [
+    spellings = [
         game_id.upper(),
         value.hex,
         "{" + game_id + "}",
@@ -369,6 +371,7 @@ def other_spellings(game_id: str) -> list[str]:
         game_id + "\x00",
         game_id.replace("-", "\x00", 1),
     ]
+    return [spelling for spelling in spellings if spelling != game_id]
 
 
 async def test_game_ids_in_other_spellings_are_not_found_on_every_route(any_store: Served) -> None:
