@@ -9,7 +9,10 @@ fresh clone) is read through `shared_file(...)` / `shared_data(...)`, which do t
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,20 @@ def shared_file(*parts: str) -> Path:
 def shared_data(*parts: str) -> Path:
     """A reference data set of `../shared/data`, as `shared_file` finds it."""
     return shared_file("data", *parts)
+
+
+def npm_ci(package: Path) -> None:
+    """`npm ci` in `package` unless its node_modules already matches package-lock.json."""
+    stamp = package / "node_modules" / ".gamesocket-lock-sha256"
+    digest = hashlib.sha256((package / "package-lock.json").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    npm = shutil.which("npm")
+    assert npm is not None
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=package,
+        check=True,
+        timeout=300,
+    )
+    stamp.write_text(digest)

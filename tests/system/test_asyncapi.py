@@ -11,7 +11,6 @@ schemas require.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import shutil
 import subprocess
@@ -20,11 +19,10 @@ from typing import Any
 
 from socket_server.asyncapi import CLOSE_MEANINGS, ERROR_MEANINGS, SUMMARIES
 from socket_server.protocol import CLIENT_MESSAGES, SERVER_MESSAGES, CloseCode, ErrorCode
-from tests.conftest import PROJECT_ROOT, require
+from tests.conftest import PROJECT_ROOT, npm_ci, require
 from tests.server_harness import Api, ServerThread, connect
 
 PACKAGE = PROJECT_ROOT / "tests" / "asyncapi"
-LOCK_STAMP = PACKAGE / "node_modules" / ".gamesocket-lock-sha256"
 # PROTOCOL.md's messages, both ways.
 PROTOCOL_CLIENT = {"join", "move", "ai_move", "resign", "draw", "sync", "ping"}
 PROTOCOL_SERVER = {"hello", "state", "update", "thinking", "ack", "error", "presence", "pong"}
@@ -37,20 +35,8 @@ def tags(classes: tuple[type, ...]) -> set[str]:
 
 
 def install_parser() -> None:
-    """`npm ci` unless node_modules already matches package-lock.json."""
     require(shutil.which("node") is not None and shutil.which("npm") is not None, "node and npm")
-    digest = hashlib.sha256((PACKAGE / "package-lock.json").read_bytes()).hexdigest()
-    if LOCK_STAMP.exists() and LOCK_STAMP.read_text() == digest:
-        return
-    npm = shutil.which("npm")
-    assert npm is not None
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=PACKAGE,
-        check=True,
-        timeout=300,
-    )
-    LOCK_STAMP.write_text(digest)
+    npm_ci(PACKAGE)
 
 
 def validate(document: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -9,7 +9,6 @@ module file.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import re
@@ -17,12 +16,11 @@ import shutil
 import subprocess
 from types import ModuleType
 
-from tests.conftest import PROJECT_ROOT, require
+from tests.conftest import PROJECT_ROOT, npm_ci, require
 from tests.server_harness import ServerThread
 
 PACKAGE = PROJECT_ROOT / "clients" / "js"
 STATIC_COPY = PROJECT_ROOT / "socket_server" / "static" / "gamesocket.js"
-LOCK_STAMP = PACKAGE / "node_modules" / ".gamesocket-lock-sha256"
 # Node tests that must pass (not skip) against today's server.
 REQUIRED_TESTS = (
     "REST helpers: sign in, create, list, get, join, moves, PGN; errors are GameSocketErrors",
@@ -55,22 +53,6 @@ def node_major() -> int:
     return int(version.stdout.strip().lstrip("v").split(".")[0])
 
 
-def install_dev_dependencies() -> None:
-    """`npm ci` unless node_modules already matches package-lock.json."""
-    digest = hashlib.sha256((PACKAGE / "package-lock.json").read_bytes()).hexdigest()
-    if LOCK_STAMP.exists() and LOCK_STAMP.read_text() == digest:
-        return
-    npm = shutil.which("npm")
-    assert npm is not None
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=PACKAGE,
-        check=True,
-        timeout=240,
-    )
-    LOCK_STAMP.write_text(digest)
-
-
 def load_generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location("gen_types", PACKAGE / "scripts" / "gen-types.py")
     assert spec is not None and spec.loader is not None
@@ -95,7 +77,7 @@ def tap_results(output: str) -> dict[str, str]:
 
 def test_node_tests_against_a_real_server(server: ServerThread) -> None:
     require(node_major() >= 20 and shutil.which("npm") is not None, "node 20+ and npm")
-    install_dev_dependencies()
+    npm_ci(PACKAGE)
     env = {**os.environ, "GAMESOCKET_URL": server.base_url}
     env.pop("NODE_OPTIONS", None)
     run = subprocess.run(
