@@ -35,6 +35,7 @@ from socket_server.service import GameService
 from socket_server.settings import Settings
 from socket_server.store import Actor, EventRecord, GameRecord, GameStatus, NotPermitted
 from socket_server.store.postgres import PostgresStore
+from tests.integration.test_postgres_rls import human, new_game
 from tests.integration.test_store_contract import next_version
 from tests.pgutil import migrated_database
 
@@ -42,24 +43,6 @@ ALICE = Actor(user_id=str(uuid.uuid4()))
 BOB = Actor(user_id=str(uuid.uuid4()))
 CAROL = Actor(user_id=str(uuid.uuid4()))  # a stranger to every game below
 AI = {"kind": "ai", "level": 1}
-
-
-def human(actor: Actor) -> dict[str, Any]:
-    return {"kind": "human", "user_id": actor.user_id}
-
-
-def new_game(x: Any, o: Any, *, public: bool, status: GameStatus) -> GameRecord:
-    return GameRecord(
-        game_id=str(uuid.uuid4()),
-        game_type="tictactoe",
-        status=status,
-        seats={"x": x, "o": o},
-        state=TicTacToeState.initial().to_json(),
-        version=0,
-        public=public,
-        created_by=ALICE.user_id,
-        turn="x" if status == "active" else None,
-    )
 
 
 @dataclass
@@ -77,9 +60,9 @@ async def world() -> AsyncIterator[World]:
         store = PostgresStore(url)
         await store.open()
         try:
-            private = new_game(human(ALICE), human(BOB), public=False, status="active")
-            waiting = new_game(human(ALICE), None, public=True, status="waiting")
-            robot = new_game(human(ALICE), AI, public=True, status="active")
+            private = new_game(human(ALICE), human(BOB), public=False, creator=ALICE)
+            waiting = new_game(human(ALICE), None, public=True, creator=ALICE, status="waiting")
+            robot = new_game(human(ALICE), AI, public=True, creator=ALICE)
             await store.create_game(private, Actor.SERVER)
             await store.create_game(waiting, ALICE)
             await store.create_game(robot, ALICE)
