@@ -67,7 +67,7 @@ def test_an_invite_link_seats_a_friend_in_a_private_game(
     link = owner.input_value("#share-link")
     assert link.endswith(f"#/game/chess/{game_id}?invite={code}")
     assert owner.inner_text("#share-label").startswith("Invite link")
-    screenshot(owner, "invite")
+    screenshot(owner, "invite", doc=True)
 
     friend = new_page(link.removeprefix(web_server.base_url))
     friend.wait_for_selector("#status[data-status='active']")
@@ -109,7 +109,7 @@ def test_play_someone_pairs_two_guests_into_one_game(web_server: WebServer, new_
     seek_row.wait_for()
     assert "Connect Four · 3+2" in seek_row.inner_text()
     assert first.get_attribute("#seeks li[data-game-type='connect4']", "data-mine") == "true"
-    screenshot(second, "seeks")
+    screenshot(second, "seeks", doc=True)
 
     second.select_option("#seek-game-type", "connect4")
     second.select_option("#seek-clock", "3+2")
@@ -167,7 +167,7 @@ def test_a_rematch_swaps_the_seats(web_server: WebServer, new_page: Any) -> None
     x.wait_for_selector("#rematch-text:not([hidden])")
     assert x.inner_text("#rematch-text") == "Your opponent wants a rematch."
     assert x.inner_text("#rematch") == "Accept the rematch"
-    screenshot(x, "rematch")
+    screenshot(x, "rematch", doc=True)
     x.click("#rematch")
     for page in (x, o):
         page.wait_for_url(re.compile(rf"#/game/tictactoe/(?!{old_id})"))
