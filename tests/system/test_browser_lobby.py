@@ -259,3 +259,48 @@ def test_chat_rooms_mute_and_text_never_markup(web_server: WebServer, new_page: 
     late.click("#chat-tabs [data-room='spectators']")
     late.wait_for_selector("#chat-log[data-room='spectators'][data-count='1']", state="attached")
     assert chat_texts(late) == ["hello from the stands"]
+
+
+NAME_XSS = "<img src=x onerror=__xss=1>"  # within the 32 characters a name may have
+
+
+def test_guests_name_themselves_and_names_show_as_text(
+    web_server: WebServer, new_page: Any
+) -> None:
+    ann = new_page()
+    ann.wait_for_selector("#name-card:not([hidden])")
+    # A name of spaces only is refused by the server, which says why.
+    ann.fill("#name-input", "   ")
+    ann.click("#name-save")
+    ann.wait_for_selector("#name-error:not([hidden])")
+    ann.fill("#name-input", NAME_XSS)
+    ann.click("#name-save")
+    ann.wait_for_selector("#name-card", state="hidden")
+    assert ann.inner_text("#me") == NAME_XSS
+    assert web_server.get("/api/me", token_of(ann))["name"] == NAME_XSS
+    ann.reload()
+    ann.wait_for_selector("body[data-ready='true']")
+    assert ann.is_hidden("#name-card") and ann.inner_text("#me") == NAME_XSS
+
+    bea = new_page()
+    bea.click("#name-skip")
+    bea.click("#rename")
+    bea.fill("#name-input", "Bea")
+    bea.click("#name-save")
+    bea.wait_for_selector("#me:text-is('Bea')")
+
+    game_id = create_game(ann, "tictactoe", "friend", side="x")
+    bea.click("#refresh-games")
+    row = bea.locator(f"#games tr[data-game-id='{game_id}'] .game-players")
+    row.wait_for()
+    assert row.inner_text() == f"X: {NAME_XSS} · O: open"
+    bea.goto(f"/#/game/tictactoe/{game_id}")
+    bea.click(".join-seat[data-seat='o']")
+    ann.wait_for_selector("#players [data-seat='o'] .seat-name:text-is('Bea')")
+    assert bea.inner_text("#players [data-seat='x'] .seat-name") == NAME_XSS
+    send_chat(ann, "hi")
+    bea.wait_for_selector("#chat-log[data-count='1']", state="attached")
+    assert bea.inner_text("#chat-log .chat-name") == NAME_XSS
+    for page in (ann, bea):
+        assert_no_html_ran(page)
+    screenshot(bea, "names", doc=True)
