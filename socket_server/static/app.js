@@ -115,6 +115,7 @@ const auth = {
   supabase: null,
 
   name: null, // the display name from GET /api/me (null: the server has no profiles)
+  canRate: false, // a signed-in account (not a guest): may play rated games
 
   async init() {
     const config = await fetchConfig();
@@ -180,6 +181,7 @@ const auth = {
     if (!session) return;
     this.token = session.access_token;
     this.userId = session.user.id;
+    this.canRate = !session.user.is_anonymous; // guests play unrated only
     $("#me").textContent = session.user.email || `anonymous ${session.user.id.slice(0, 8)}`;
   },
 
@@ -329,7 +331,7 @@ function updateNewGameForm() {
   $("#new-level-label").textContent = opponent === "aivsai" ? `${seatLabel(first)} AI level` : "AI level";
   $("#new-level-2-label").textContent = `${seatLabel(second)} AI level`;
   for (const label of document.querySelectorAll("#new-game [data-for]")) {
-    label.hidden = !label.dataset.for.split(" ").includes(opponent);
+    label.hidden = !label.dataset.for.split(" ").includes(opponent) || ("rated" in label.dataset && !auth.canRate);
   }
   $("#new-advanced").hidden = type !== "chess";
 }
@@ -363,6 +365,7 @@ $("#new-game").addEventListener("submit", async (event) => {
   const fen = $("#new-fen").value.trim();
   if (type === "chess" && fen) options.fen = fen;
   const spec = { game_type: type, seats, public: $("#new-public").checked };
+  if (opponent === "friend" && auth.canRate && $("#new-rated").checked) spec.rated = true;
   if (Object.keys(options).length) spec.options = options;
   const clock = TIME_CONTROLS[$("#new-clock").value];
   if (clock) spec.clock = { ...clock };
@@ -533,7 +536,10 @@ function renderSeekStatus() {
   box.hidden = !current;
   box.dataset.state = current ? "waiting" : "idle";
   $("#seek-button").disabled = Boolean(current);
-  if (current) $("#seek-text").textContent = `Looking for an opponent: ${seekLabel(current.spec.game_type, current.spec.clock)}…`;
+  if (current) {
+    const rated = current.spec.rated ? " · rated" : "";
+    $("#seek-text").textContent = `Looking for an opponent: ${seekLabel(current.spec.game_type, current.spec.clock)}${rated}…`;
+  }
 }
 
 // The waiting seeks of the lobby socket; another player's gets a button that posts the
@@ -571,6 +577,7 @@ $("#seek-form").addEventListener("submit", (event) => {
   const spec = { game_type: $("#seek-game-type").value };
   const clock = TIME_CONTROLS[$("#seek-clock").value];
   if (clock) spec.clock = { ...clock };
+  if (auth.canRate && $("#seek-rated").checked) spec.rated = true;
   startSeek(spec);
 });
 $("#seek-cancel").addEventListener("click", withdrawSeek);
@@ -1937,7 +1944,6 @@ window.gamesocketApp = { client: null, view };
 window.GameSocketPage = { registerRenderer, renderers };
 
 async function start() {
-  updateNewGameForm();
   fillSeekForm();
   try {
     await auth.init();
@@ -1945,6 +1951,8 @@ async function start() {
     if (err.message !== "sign-in needed") showError(err);
     return;
   }
+  updateNewGameForm();
+  $("#seek-form [data-rated]").hidden = !auth.canRate;
   window.addEventListener("hashchange", route);
   route();
   document.body.dataset.ready = "true";

@@ -9,6 +9,7 @@ signed session already in supabase-js's storage, as after a sign-in.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -86,32 +87,32 @@ def signed_in(new_page: Any, who: dict[str, Any], path: str = "/") -> Any:
     return new_page(path, init_script=script)
 
 
-def post(web_server: WebServer, who: dict[str, Any], path: str, body: Any) -> Any:
-    reply = httpx.post(
-        web_server.base_url + path, json=body, headers={"Authorization": f"Bearer {who['token']}"}
-    )
-    assert reply.is_success, reply.text
-    return reply.json()
-
-
-def test_a_rated_game_shows_the_players_ratings(web_server: WebServer, new_page: Any) -> None:
+def test_a_rated_pairing_shows_the_players_ratings(web_server: WebServer, new_page: Any) -> None:
     alice, bob = member(), member()
-    game = post(
-        web_server,
-        alice,
-        "/api/games",
-        {"game_type": "tictactoe", "seats": {"x": "me"}, "rated": True},
-    )
-    post(web_server, bob, f"/api/games/{game['game_id']}/join", {})
-    page = signed_in(new_page, alice, f"/#/game/tictactoe/{game['game_id']}")
-    page.wait_for_selector("#status[data-status='active']")
-    assert page.inner_text("#players [data-seat='x'] .seat-rating") == "(1500)"
-    assert page.inner_text("#players [data-seat='o'] .seat-rating") == "(1500)"
-    lobby = signed_in(new_page, bob)
-    row = lobby.locator(f"#games tr[data-game-id='{game['game_id']}'] .game-players")
+    pages = [signed_in(new_page, who) for who in (alice, bob)]
+    for page in pages:
+        page.select_option("#seek-game-type", "tictactoe")
+        page.check("#seek-rated")
+    pages[0].click("#seek-button")
+    pages[0].wait_for_selector("#seek-text:text-is('Looking for an opponent: Tic-tac-toe · rated…')")
+    pages[1].click("#seek-button")
+    for page in pages:
+        page.wait_for_url(re.compile(r"#/game/tictactoe/"))
+        page.wait_for_selector("#status[data-status='active']")
+    game_id = pages[0].url.rsplit("/", 1)[1]
+    game = httpx.get(
+        f"{web_server.base_url}/api/games/{game_id}",
+        headers={"Authorization": f"Bearer {alice['token']}"},
+    ).json()
+    assert game["rated"] is True
+    for page in pages:
+        for seat in ("x", "o"):
+            assert page.inner_text(f"#players [data-seat='{seat}'] .seat-rating") == "(1500)"
+    # Anyone else's lobby lists the game in play with both ratings.
+    lobby = signed_in(new_page, member())
+    row = lobby.locator(f"#games tr[data-game-id='{game_id}'] .game-players")
     row.wait_for()
-    assert row.inner_text().startswith("X: ") and "(1500)" in row.inner_text()
-    assert "O: you (1500)" in row.inner_text()
+    assert row.inner_text().count("(1500)") == 2
 
 
 def seed_ratings(data_dir: Path, rows: list[tuple[str, str, float, float, int]]) -> None:
