@@ -17,6 +17,7 @@ from typing import Any
 
 from games import GameState, IllegalMove
 from socket_server.protocol import ErrorCode
+from socket_server.ratings import is_guest, is_rated
 from socket_server.store.base import (
     Actor,
     EventKind,
@@ -234,6 +235,38 @@ def _requested_seat(name: str, wanted: Any, actor: Actor, without_ai: str | None
     )
 
 
+# -- rated games (PROTOCOL.md "Ratings") ---------------------------------------------------
+def check_rated_player(actor: Actor) -> None:
+    if is_guest(actor.claims):
+        raise Refused(ErrorCode.BAD_MESSAGE, "guests play unrated games only")
+
+
+def check_rated_seats(seats: Mapping[str, Seat]) -> None:
+    """A rated game's seats: humans only, never one user in two (an empty seat waits for
+    another user to join)."""
+    if any(is_ai_seat(seat) for seat in seats.values()):
+        raise Refused(ErrorCode.BAD_MESSAGE, "a rated game has no AI seat")
+    users = [seat.get("user_id") for seat in seats.values() if seat is not None]
+    if len(set(users)) != len(users):
+        raise Refused(ErrorCode.BAD_MESSAGE, "a rated game needs two different players")
+
+
+def rated_join(
+    change: Change | None, record: GameRecord, actor: Actor, rating: int
+) -> Change | None:
+    """A join of a rated game (by a signed-in user who holds no other seat of it), its
+    seat carrying the user's `rating` as the game starts for them (kept in the event's
+    data too, so a replay shows the seat as it was)."""
+    if change is None or not is_rated(record.options):
+        return change
+    check_rated_player(actor)
+    if seats_held_by(record.seats, actor.user_id):
+        raise Refused(ErrorCode.BAD_MESSAGE, "a rated game needs two different players")
+    assert change.seat is not None
+    seats = {**change.seats, change.seat: {**(change.seats[change.seat] or {}), "rating": rating}}
+    return replace(change, seats=seats, data={**change.data, "rating": rating})
+
+
 # -- the plans -----------------------------------------------------------------------
 def plan_join(
     record: GameRecord, state: GameState, actor: Actor, seat: str | None
@@ -432,7 +465,10 @@ def replay_event(
     """One stored event applied to (seats, state) while rebuilding old versions."""
     kind = event.kind
     if kind == "join" and event.seat is not None:
-        return {**seats, event.seat: {"kind": "human", "user_id": event.user_id}}, state
+        seat: dict[str, Any] = {"kind": "human", "user_id": event.user_id}
+        if "rating" in event.data:  # a rated game's join
+            seat["rating"] = event.data["rating"]
+        return {**seats, event.seat: seat}, state
     if kind == "move":
         return seats, state.apply(event.move)
     if kind == "resign" and event.seat is not None:

@@ -23,7 +23,7 @@ from litestar.types import BeforeRequestHookHandler, ControllerRouterHandler, Me
 from games import ChessState
 from socket_server.auth import Authenticator, AuthError
 from socket_server.changes import Refused
-from socket_server.chat import MAX_HISTORY, ChatRooms
+from socket_server.chat import MAX_HISTORY, ChatRooms, display_name
 from socket_server.fanout.base import Broker
 from socket_server.limits import GUEST_LIMIT, LIMIT_OPT
 from socket_server.lobby import Lobby
@@ -37,6 +37,7 @@ from socket_server.protocol import (
     check_request_id,
     has_control_chars,
 )
+from socket_server.ratings import LEADERBOARD_MAX_DEVIATION
 from socket_server.rematch import Rematches
 from socket_server.service import GameService
 from socket_server.settings import Settings
@@ -85,6 +86,7 @@ class CreateGame(msgspec.Struct, forbid_unknown_fields=False):
     options: dict[str, Any] | None = None
     # {"initial_ms", "increment_ms"?} | {"initial_ms", "delay_ms"} | {"per_move_ms"}
     clock: dict[str, Any] | None = None
+    rated: bool = False
 
 
 class JoinGame(msgspec.Struct, forbid_unknown_fields=False):
@@ -151,6 +153,16 @@ class MoveEntry(msgspec.Struct):
     move: str | int  # normal form: chess UCI, grid games an integer
     at: str  # ISO 8601
     san: str | None = None
+
+
+class LeaderboardEntry(msgspec.Struct):
+    """One player of the leaderboard (rating and deviation to two decimals)."""
+
+    user_id: str
+    name: str
+    rating: float
+    deviation: float
+    games: int
 
 
 class HealthReply(msgspec.Struct):
@@ -380,7 +392,7 @@ class GamesController(Controller):
     ) -> Snapshot:
         """Create a game; both seats AI starts it playing by itself."""
         return await service.create_game(
-            actor, data.game_type, data.seats, data.public, data.options, data.clock
+            actor, data.game_type, data.seats, data.public, data.options, data.clock, data.rated
         )
 
     @get(
@@ -695,6 +707,39 @@ async def config(settings: Given[Settings]) -> ConfigReply:
     )
 
 
+async def player_names(user_ids: list[str]) -> dict[str, str]:
+    """The display names of `user_ids`: the one place the leaderboard takes names from."""
+    return {user_id: display_name(user_id) for user_id in user_ids}
+
+
+@get(
+    "/api/leaderboard",
+    tags=["ratings"],
+    before_request=single_values("game_type", "limit"),
+    responses=errors(400),
+)
+async def leaderboard(
+    service: Given[GameService],
+    game_type: FromQuery[str],
+    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+) -> list[LeaderboardEntry]:
+    """The best rated players of `game_type`, best first (a deviation above 150 left out)."""
+    if game_type not in service.game_types:
+        raise Refused(ErrorCode.BAD_MESSAGE, f"unknown game type {game_type!r}")
+    rows = await service.ratings.leaderboard(game_type, limit, LEADERBOARD_MAX_DEVIATION)
+    names = await player_names([row.user_id for row in rows])
+    return [
+        LeaderboardEntry(
+            row.user_id,
+            names[row.user_id],
+            round(row.rating.rating, 2),
+            round(row.rating.deviation, 2),
+            row.games,
+        )
+        for row in rows
+    ]
+
+
 class SeekBody(msgspec.Struct, forbid_unknown_fields=False):
     game_type: str
     clock: dict[str, Any] | None = None
@@ -739,4 +784,5 @@ ROUTES: list[ControllerRouterHandler] = [
     health,
     connections,
     config,
+    leaderboard,
 ]
