@@ -15,6 +15,7 @@ HTML is data: a name is stored and sent verbatim; escaping is the page's job.
 
 from __future__ import annotations
 
+import re
 import secrets
 import unicodedata
 from collections.abc import Mapping
@@ -83,6 +84,9 @@ def first_name(claims: Mapping[str, Any] | None) -> str:
 # -- the `before` cursor of a player's games: "<created_at in epoch µs>.<game id>" ----------
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+# What `next_before` looks like (the REST route's parameter pattern too).
+CURSOR_PATTERN = r"^[0-9]{1,18}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 def cursor_text(game: GameRecord) -> str:
@@ -91,9 +95,9 @@ def cursor_text(game: GameRecord) -> str:
 
 def parse_cursor(text: str) -> GameCursor:
     """A `before` cursor as `next_before` spells it; else `Refused` (bad_message)."""
-    micros, _, game_id = text.partition(".")
-    if not (micros.isascii() and micros.isdigit() and len(micros) <= 18 and game_id):
+    if _CURSOR.fullmatch(text) is None:
         raise Refused(ErrorCode.BAD_MESSAGE, "`before` is a `next_before` of an earlier page")
+    micros, _, game_id = text.partition(".")
     return _EPOCH + int(micros) * _MICROSECOND, game_id
 
 

@@ -29,7 +29,7 @@ from socket_server.chat import MAX_HISTORY, ChatRooms
 from socket_server.fanout.base import Broker
 from socket_server.limits import GUEST_LIMIT, LIMIT_OPT
 from socket_server.lobby import Lobby
-from socket_server.profiles import UserReply, checked_name
+from socket_server.profiles import CURSOR_PATTERN, UserReply, checked_name
 from socket_server.protocol import (
     ChatMessage,
     ChatRoomName,
@@ -444,7 +444,7 @@ class UsersController(Controller):
         actor: NamedDependency[Actor],
         user_id: FromPath[str],
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        before: FromQuery[str | None] = None,
+        before: Annotated[str | None, QueryParameter(pattern=CURSOR_PATTERN)] = None,
     ) -> UserGames:
         """The user's games that the caller may see, newest first; the next page with
         `before` set to this page's `next_before`."""
