@@ -44,7 +44,7 @@ async def api(rated_server: ServerThread) -> AsyncIterator[Api]:
     await client.close()
 
 
-def user(*, guest: bool = False) -> dict[str, Any]:
+def user(*, guest: bool = False, name: str | None = None) -> dict[str, Any]:
     """A signed-in Supabase user (an anonymous one with `guest`) and its headers."""
     user_id = str(uuid.uuid4())
     now = datetime.now(UTC)
@@ -56,6 +56,7 @@ def user(*, guest: bool = False) -> dict[str, Any]:
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(hours=1)).timestamp()),
         "is_anonymous": guest,
+        "user_metadata": {"name": name} if name else {},
     }
     token = jwt.encode(claims, SECRET, algorithm="HS256")
     return {"user_id": user_id, "headers": {"Authorization": f"Bearer {token}"}}
@@ -88,6 +89,13 @@ async def ratings(server: ServerThread, *users: dict[str, Any]) -> dict[str, Pla
     return await server.call(server.context.service.ratings.ratings_of(GAME, ids))
 
 
+def seat_of(game: dict[str, Any], seat: str) -> tuple[str, int]:
+    """The user and rating a human seat shows (it carries the player's name too)."""
+    shown = game["seats"][seat]
+    assert shown["kind"] == "human" and isinstance(shown["name"], str)
+    return shown["user_id"], shown["rating"]
+
+
 def close_to(found: Rating, expected: Rating) -> bool:
     return (
         found.rating == pytest.approx(expected.rating, abs=1e-6)
@@ -102,8 +110,8 @@ async def test_a_rated_game_played_to_its_end_rates_both_players(
     alice, bob = user(), user()
     game = await rated_game(api, alice, bob)
     assert game["rated"] is True and game["status"] == "active"
-    assert game["seats"]["x"] == {"kind": "human", "user_id": alice["user_id"], "rating": 1500}
-    assert game["seats"]["o"] == {"kind": "human", "user_id": bob["user_id"], "rating": 1500}
+    assert seat_of(game, "x") == (alice["user_id"], 1500)
+    assert seat_of(game, "o") == (bob["user_id"], 1500)
     before = await ratings(rated_server, alice, bob)
     assert before[alice["user_id"]].games == 0  # nothing stored before the end
 
@@ -127,6 +135,18 @@ async def test_a_rated_game_played_to_its_end_rates_both_players(
     assert close_to(final[alice["user_id"]].rating, won_again)
     assert close_to(final[bob["user_id"]].rating, lost_again)
     assert final[bob["user_id"]].games == 2
+    # The profiles show them (rounded to two decimals).
+    profile = await api.http.get(f"/api/users/{alice['user_id']}")
+    assert profile.status_code == 200, profile.text
+    assert profile.json()["ratings"] == {
+        GAME: {
+            "rating": round(won_again.rating, 2),
+            "deviation": round(won_again.deviation, 2),
+            "games": 2,
+        }
+    }
+    me = await api.http.get("/api/me", headers=bob["headers"])
+    assert me.json()["ratings"][GAME]["rating"] == round(lost_again.rating, 2)
 
 
 async def test_a_rated_draw_scores_half_each(api: Api, rated_server: ServerThread) -> None:
@@ -226,12 +246,8 @@ async def test_a_rematch_of_a_rated_game_is_rated_with_the_new_ratings(api: Api)
     new = await api.snapshot(asked.json()["game_id"])
     won, lost = after_game(Rating(), Rating(), 1.0)
     assert new["rated"] is True
-    assert new["seats"]["x"] == {"kind": "human", "user_id": bob["user_id"], "rating": 1338}
-    assert new["seats"]["o"] == {
-        "kind": "human",
-        "user_id": alice["user_id"],
-        "rating": seat_rating(won),
-    }
+    assert seat_of(new, "x") == (bob["user_id"], 1338)
+    assert seat_of(new, "o") == (alice["user_id"], seat_rating(won))
     assert seat_rating(lost) == 1338
 
 
@@ -252,6 +268,9 @@ async def test_the_leaderboard_is_best_first_without_unsettled_players(
     if not rated_server.settings.effective_database_url.startswith("sqlite"):
         pytest.skip("seeds the SQLite file (the store tests seed every store)")
     ids = [str(uuid.uuid4()) for _ in range(5)]
+    ada = user(name="Ada")
+    ids[3] = ada["user_id"]
+    assert (await api.http.get("/api/me", headers=ada["headers"])).json()["name"] == "Ada"
     seed(
         rated_server,
         [
@@ -265,9 +284,10 @@ async def test_the_leaderboard_is_best_first_without_unsettled_players(
     board = await api.http.get("/api/leaderboard", params={"game_type": GAME})
     assert board.status_code == 200, board.text
     assert [row["user_id"] for row in board.json()] == [ids[1], ids[0], ids[3]]
+    assert board.json()[0]["name"] == ids[1]  # no profile: the id stands in
     assert board.json()[2] == {
         "user_id": ids[3],
-        "name": f"Guest {ids[3].replace('-', '')[:4]}",
+        "name": "Ada",
         "rating": 1600.12,
         "deviation": 60.46,
         "games": 80,
