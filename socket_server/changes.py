@@ -253,16 +253,17 @@ def check_rated_seats(seats: Mapping[str, Seat]) -> None:
 
 
 def rated_join(
-    change: Change | None, record: GameRecord, actor: Actor, rating: int
+    change: Change | None, record: GameRecord, actor: Actor, rating: int | None
 ) -> Change | None:
     """A join of a rated game (by a signed-in user who holds no other seat of it), its
-    seat carrying the user's `rating` as the game starts for them."""
+    seat carrying the user's `rating` as the game starts for them (read for rated games:
+    `rated` never changes)."""
     if change is None or not is_rated(record.options):
         return change
     check_rated_player(actor)
     if seats_held_by(record.seats, actor.user_id):
         raise Refused(ErrorCode.BAD_MESSAGE, "a rated game needs two different players")
-    assert change.seat is not None
+    assert change.seat is not None and rating is not None
     seats = {**change.seats, change.seat: {**(change.seats[change.seat] or {}), "rating": rating}}
     return replace(change, seats=seats)
 

@@ -509,11 +509,11 @@ class GameService:
         }
         return replace(record, seats=seats)
 
-    async def _join_rating(self, game_id: str, actor: Actor) -> int:
-        """The rating `actor` brings to the game's seat (read for a rated game only)."""
+    async def _join_rating(self, game_id: str, actor: Actor) -> int | None:
+        """The rating `actor` brings to a rated game's seat; None for an unrated game."""
         record, _ = await self.load(game_id)
         if not is_rated(record.options) or actor.user_id is None:
-            return 0
+            return None
         found = await self.ratings.ratings_of(record.game_type, [actor.user_id])
         return seat_rating(found[actor.user_id].rating)
 

@@ -34,7 +34,8 @@ DRAWN = (
 
 @pytest.fixture
 def rated_server(start_server: Callable[..., ServerThread]) -> ServerThread:
-    return start_server(supabase_jwt_secret=SECRET, jwt_issuer=ISSUER)
+    # Claims of abandoned games at once: nobody here has a socket open.
+    return start_server(supabase_jwt_secret=SECRET, jwt_issuer=ISSUER, claim_after_seconds=0)
 
 
 @pytest.fixture
@@ -66,10 +67,10 @@ async def post(api: Api, who: dict[str, Any], path: str, body: Any = None) -> An
     return await api.http.post(path, json=body or {}, headers=who["headers"])
 
 
-async def rated_game(api: Api, x: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
+async def rated_game(api: Api, x: dict[str, Any], o: dict[str, Any], **body: Any) -> dict[str, Any]:
     """A rated game x created and o joined: active, both seats rated."""
     created = await post(
-        api, x, "/api/games", {"game_type": GAME, "seats": {"x": "me"}, "rated": True}
+        api, x, "/api/games", {"game_type": GAME, "seats": {"x": "me"}, "rated": True, **body}
     )
     assert created.status_code == 201, created.text
     game_id = created.json()["game_id"]
@@ -163,6 +164,40 @@ async def test_a_rated_draw_scores_half_each(api: Api, rated_server: ServerThrea
         assert close_to(after[player["user_id"]].rating, drawn)
         assert after[player["user_id"]].games == 1
     assert drawn.rating == pytest.approx(1500) and drawn.deviation < 350
+
+
+async def test_an_agreed_draw_a_timeout_and_a_claim_rate_too(
+    api: Api, rated_server: ServerThread
+) -> None:
+    alice, bob = user(), user()
+    game = await rated_game(api, alice, bob)
+    offered = await post(api, alice, f"/api/games/{game['game_id']}/draw", {"action": "offer"})
+    assert offered.status_code == 200, offered.text
+    accepted = await post(api, bob, f"/api/games/{game['game_id']}/draw", {"action": "accept"})
+    assert accepted.status_code == 200, accepted.text
+    drawn, _ = after_game(Rating(), Rating(), 0.5)
+    assert close_to((await ratings(rated_server, alice))[alice["user_id"]].rating, drawn)
+
+    # x (alice) lets her first move's second run out: the server stores the timeout.
+    timed = await rated_game(api, alice, bob, clock={"per_move_ms": 1000})
+    over = await api.wait_for(timed["game_id"], lambda s: s["status"] == "finished", wait=15)
+    assert over["result"] == {"winner": "o", "reason": "timeout"}
+    lost, won = after_game(drawn, drawn, 0.0)
+    after = await ratings(rated_server, alice, bob)
+    assert close_to(after[alice["user_id"]].rating, lost)
+    assert close_to(after[bob["user_id"]].rating, won)
+    assert after[alice["user_id"]].games == 2
+
+    # Bob (o) abandons a game (no socket): alice claims it.
+    claimed = await rated_game(api, alice, bob)
+    moved = await post(api, alice, f"/api/games/{claimed['game_id']}/moves", {"move": 4})
+    assert moved.status_code == 200, moved.text
+    claim = await post(api, alice, f"/api/games/{claimed['game_id']}/claim")
+    assert claim.status_code == 200, claim.text
+    won_claim, lost_claim = after_game(lost, won, 1.0)
+    final = await ratings(rated_server, alice, bob)
+    assert close_to(final[alice["user_id"]].rating, won_claim)
+    assert close_to(final[bob["user_id"]].rating, lost_claim)
 
 
 async def test_an_aborted_or_unrated_game_changes_no_rating(
