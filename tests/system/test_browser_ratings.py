@@ -94,7 +94,8 @@ def test_a_rated_pairing_shows_the_players_ratings(web_server: WebServer, new_pa
         page.select_option("#seek-game-type", "tictactoe")
         page.check("#seek-rated")
     pages[0].click("#seek-button")
-    pages[0].wait_for_selector("#seek-text:text-is('Looking for an opponent: Tic-tac-toe · rated…')")
+    waiting = "Looking for an opponent: Tic-tac-toe · rated…"
+    pages[0].wait_for_selector(f"#seek-text:text-is('{waiting}')")
     pages[1].click("#seek-button")
     for page in pages:
         page.wait_for_url(re.compile(r"#/game/tictactoe/"))

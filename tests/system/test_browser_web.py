@@ -405,7 +405,7 @@ def test_page_survives_a_server_restart(web_server: WebServer, new_page: Any) ->
     assert page.is_hidden("#resign")
 
 
-def test_lobby_lists_public_games_only(new_page: Any) -> None:
+def test_lobby_lists_public_games_only(web_server: WebServer, new_page: Any) -> None:
     owner = new_page()
     public_id = create_game(owner, "tictactoe", "friend", side="x")
     owner.click(".brand")
@@ -436,7 +436,8 @@ def test_lobby_lists_public_games_only(new_page: Any) -> None:
     stranger.wait_for_selector("#games[data-count]")
     assert stranger.locator(f"#games tr[data-game-id='{private_id}']").count() == 0
     row = stranger.locator(f"#games tr[data-game-id='{public_id}']")
-    assert "X: player · O: open" in row.inner_text()
+    owner_name = web_server.get("/api/me", token_of(owner))["name"]
+    assert f"X: {owner_name} · O: open" in row.inner_text()
     assert row.locator("a").inner_text() == "Join"
     watch = stranger.locator(f"#games tr[data-game-id='{my_turn_id}'] a")
     assert watch.inner_text() == "Watch"
