@@ -162,7 +162,8 @@ def test_a_rematch_swaps_the_seats(web_server: WebServer, new_page: Any) -> None
     old_id = start_tictactoe(x, o)
     play_tictactoe_win(x, o)
     o.click("#rematch")
-    o.wait_for_selector("#rematch[disabled]")
+    o.wait_for_selector("#rematch[disabled]:text-is('Rematch offered')")
+    o.wait_for_selector("#rematch-text:not([hidden])")
     assert o.inner_text("#rematch-text") == "Waiting for your opponent to accept."
     x.wait_for_selector("#rematch-text:not([hidden])")
     assert x.inner_text("#rematch-text") == "Your opponent wants a rematch."
