@@ -130,7 +130,8 @@ const auth = {
       const profile = await this.call((conn) => getMe(conn));
       this.useProfile(profile);
     } catch (err) {
-      if (!(err instanceof GameSocketError && err.status === 404)) throw err;
+      // 404: a server without profiles; anything else: the page works on without a name.
+      if (!(err instanceof GameSocketError && err.status === 404)) showError(err);
     }
   },
 
@@ -156,7 +157,7 @@ const auth = {
   useGuest(guest) {
     this.token = guest.access_token;
     this.userId = guest.user_id;
-    $("#me").textContent = `guest ${guest.user_id.slice(0, 8)}`;
+    $("#me").textContent = this.name || `guest ${guest.user_id.slice(0, 8)}`;
   },
 
   async initSupabase(config) {
@@ -182,7 +183,7 @@ const auth = {
     this.token = session.access_token;
     this.userId = session.user.id;
     this.canRate = !session.user.is_anonymous; // guests play unrated only
-    $("#me").textContent = session.user.email || `anonymous ${session.user.id.slice(0, 8)}`;
+    $("#me").textContent = this.name || session.user.email || `anonymous ${session.user.id.slice(0, 8)}`;
   },
 
   /** A fresh token after the server refused ours (401 / 4401). */
