@@ -93,6 +93,12 @@ function showMessage(text, { code = "", sticky = false } = {}) {
   if (!sticky) messageTimer = setTimeout(() => (box.hidden = true), MESSAGE_MS);
 }
 
+// An administrator's announcement (PROTOCOL.md "Announcements"), on the lobby's or the
+// game's socket, stays until the next message.
+function showAnnouncement({ text }) {
+  showMessage(`Announcement: ${text}`, { code: "announcement", sticky: true });
+}
+
 function showError(err) {
   if (err instanceof GameSocketError) {
     const text = ERROR_TEXT[err.code] || err.message;
@@ -444,6 +450,7 @@ function openLobbySocket() {
     renderSeeks(seeks);
   });
   socket.onPaired((message) => seekPaired(message.seek_id, message.game_type, message.game_id));
+  socket.onAnnouncement(showAnnouncement);
   socket.onConnection(({ state }) => {
     const badge = $("#lobby-live");
     badge.dataset.state = state;
@@ -744,6 +751,7 @@ function openGame(gameType, gameId) {
   client.on("hello", () => render());
   client.on("message", handleExtensionMessage);
   client.onRematch(handleRematch);
+  client.onAnnouncement(showAnnouncement);
   chat.open(client, gameId);
   // A `state` (first connect, or a resume the server could not replay) carries no
   // events: fetch the move log again so the list has no holes.

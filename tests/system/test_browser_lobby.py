@@ -8,15 +8,31 @@ server says over REST.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.browser_harness import WebServer, create_game, screenshot, token_of
+from tests.browser_harness import CHROMIUM, WebServer, create_game, screenshot, token_of
+from tests.conftest import require
 
 pytestmark = pytest.mark.browser
 
 XSS = '<img src=x onerror="window.__xss=1">'
+ADMIN_TOKEN = "browser-lobby-admin-token"
+
+
+@pytest.fixture(scope="module")
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """The plugin's server, with an administrator's token for announcements."""
+    require(CHROMIUM.exists(), "chromium")
+    process = WebServer(
+        tmp_path_factory.mktemp("gamesocket-lobby"), GAMESOCKET_ADMIN_TOKEN=ADMIN_TOKEN
+    )
+    process.start()
+    yield process
+    process.stop()
 
 
 def user_id_of(page: Any) -> str:
@@ -305,3 +321,21 @@ def test_guests_name_themselves_and_names_show_as_text(
     for page in (ann, bea):
         assert_no_html_ran(page)
     screenshot(bea, "names", doc=True)
+
+
+def test_announcements_reach_the_lobby_and_the_games(web_server: WebServer, new_page: Any) -> None:
+    lobby = new_page()
+    lobby.wait_for_selector("#lobby-live[data-state='open']")
+    player = new_page()
+    create_game(player, "connect4", "friend", side="red")
+    text = f"Restart at 07:00 {XSS}"
+    reply = httpx.post(
+        web_server.base_url + "/api/admin/announce",
+        json={"text": text},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert reply.status_code == 200, reply.text
+    for page in (lobby, player):
+        page.wait_for_selector("#message[data-code='announcement']")
+        assert page.inner_text("#message") == f"Announcement: {text}"
+        assert_no_html_ran(page)
