@@ -65,14 +65,23 @@ def origin_allowed(socket: WebSocket[Any, Any, Any], allowed: tuple[str, ...]) -
     With no list every socket is let in; with one, a socket without `Origin` (a bot,
     not a browser) still is, and so is the server's own page (same host).
     """
-    origin = socket.headers.get("origin")
+    origin = _header(socket, b"origin")
     if not allowed or "*" in allowed or origin is None:
         return True
     origin = origin.rstrip("/").lower()
     if origin in (entry.rstrip("/").lower() for entry in allowed):
         return True
-    host = socket.headers.get("host", "").lower()
+    host = (_header(socket, b"host") or "").lower()
     return bool(host) and origin.partition("://")[2] == host
+
+
+def _header(socket: WebSocket[Any, Any, Any], name: bytes) -> str | None:
+    """A request header, read off the scope (`socket.headers` would keep a parsed copy
+    of them all for the socket's lifetime)."""
+    for key, value in socket.scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 # A state-changing request: (endpoint, connection, message, when its frame arrived in
@@ -119,6 +128,7 @@ class GameEndpoint:
         )
         await self.context.hub.attach(connection, record.seats)
         del record  # the game as read on admission: not kept for the socket's lifetime
+        socket.scope["headers"] = []  # read for admission only: not kept either
         await self._serve(socket, connection)
 
     async def _admit(

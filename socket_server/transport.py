@@ -14,6 +14,11 @@ side, pings and the closing handshake stay uvicorn's and Litestar's; it only put
 itself in the ASGI scope's extensions (`EXTENSION`), where `frame_protocol(socket)`
 finds it, and adds `write_frame`. `runner.make_server` runs uvicorn with it.
 
+An idle socket holds only what it needs (measured with tracemalloc): the protocol's
+receive queue and `writable` event are `Inbox` and `Gate` (asyncio's Queue and Event
+allocate four deques, about 3 KiB), and once the socket is accepted the handshake's
+request and response (headers, about 3 KiB) are dropped, the parser included.
+
 Backpressure is read off the transport's write buffer: `write_frame` answers how many
 of the frames written are still (partly) in it, not yet taken by the kernel. The hub
 closes a socket more than `max_send_backlog` frames behind (1008), so a client that
@@ -22,6 +27,7 @@ stops reading holds a bounded buffer and nobody else waits for it.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from typing import Any, Protocol
 
@@ -29,6 +35,7 @@ from litestar import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import Protocol as WebSocketProtocol
 
 EXTENSION = "gamesocket.frames"  # scope["extensions"][EXTENSION]["protocol"]
 CLOSED = -1  # `write_frame`: the socket is closing or gone, nothing was written
@@ -59,11 +66,28 @@ class FrameProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         if self.config.ws_per_message_deflate:
             raise ValueError("prebuilt frames are not compressed: turn ws_per_message_deflate off")
+        self.queue = Inbox()  # type: ignore[assignment]
+        self.writable = Gate()  # type: ignore[assignment]
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         if self.response.status_code == 101:  # the app runs: it may find this protocol
             self.scope["extensions"][EXTENSION] = {"protocol": self}
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            self._forget_handshake()
+
+    def _forget_handshake(self) -> None:
+        """Drop the handshake's request and response, which uvicorn keeps, and the
+        parser that read the request, whose frame keeps it too: a fresh frame parser
+        takes over. Only at a frame boundary: a client sends no frame before it hears
+        the handshake's answer (RFC 6455 4.1), so nothing may be buffered yet."""
+        del self.request, self.response
+        if not self.conn.reader.buffer:
+            self.conn.parser = WebSocketProtocol.parse(self.conn)
+            next(self.conn.parser)
 
     def write_frame(self, frame: bytes) -> int:
         """Write `frame` now: the frames written but not yet taken by the kernel, or
@@ -92,6 +116,62 @@ class FrameProtocol(WebSocketsSansIOProtocol):
             self._pending = None
             return 0
         return len(pending)
+
+
+class Inbox:
+    """What uvicorn's protocol uses of its receive `asyncio.Queue` (`put_nowait`, `get`,
+    `empty`) for its one reader, without the Queue's three deques and Event."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+
+class Gate:
+    """What uvicorn's protocol uses of its `writable` `asyncio.Event` (`set`, `clear`,
+    `wait`), without the Event's deque of waiters."""
+
+    __slots__ = ("_open", "_waiters")
+
+    def __init__(self) -> None:
+        self._open = True
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def set(self) -> None:
+        self._open = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._open = False
+
+    async def wait(self) -> None:
+        if self._open:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
 
 
 def frame_protocol(socket: WebSocket[Any, Any, Any]) -> FrameProtocol:
