@@ -210,11 +210,16 @@ class Connection:
         self.close(CloseCode.SLOW_CONSUMER)
 
     async def _close_socket(self) -> None:
-        # A client that stopped reading may never let the close frame out.
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(
                 self.socket.close(self.close_code or CloseCode.NORMAL), CLOSE_TIMEOUT
             )
+        except TimeoutError:
+            # A client that stopped reading may never let the close frame out: what its
+            # transport still buffers is dropped with the connection, not kept for it.
+            self._frames.abort()
+        except Exception:
+            log.debug("no close frame sent (the client is gone) game=%s", self.game_id)
 
     async def stop(self) -> None:
         """Cancel the closing and any gap fill (the socket is gone or closing)."""

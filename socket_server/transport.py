@@ -53,6 +53,8 @@ class FrameWriter(Protocol):
 
     def frames_pending(self) -> int: ...
 
+    def abort(self) -> None: ...
+
 
 class FrameProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol that also writes prebuilt frames."""
@@ -103,6 +105,10 @@ class FrameProtocol(WebSocketsSansIOProtocol):
             self._pending = deque()
         self._pending.append(self._written)
         return self.frames_pending()
+
+    def abort(self) -> None:
+        """Drop the connection now, and whatever its transport still buffers."""
+        self.transport.abort()
 
     def frames_pending(self) -> int:
         """How many written frames the kernel has not fully taken yet."""
