@@ -43,7 +43,7 @@ NOBODY: frozenset[str] = frozenset()  # no user muted (shared by every socket)
 @dataclass(frozen=True)
 class Catchup:
     """What brings a socket from one version to a later one: the updates in between, or,
-    when the gap is longer than a replay may be, one `state` text at `version`."""
+    when the gap is longer than a replay may be, one `state` at `version` (as frames)."""
 
     updates: list[tuple[int, bytes]] = field(default_factory=list)  # (version, frame)
     state: bytes | None = None  # a frame
