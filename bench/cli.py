@@ -5,6 +5,7 @@ never skew the next and a single scenario can be rerun alone:
 
     python -m bench --scenarios fanout --spectators 1000 --targets gamesocket
     python -m bench --quick                       # a small smoke run of everything
+    python -m bench --peers                       # connect4 beside Colyseus, boardgame.io
 """
 
 from __future__ import annotations
