@@ -129,10 +129,11 @@ class NodePool:
     """k spectator workers plus one player worker for a peer (`SpectatorPool`'s part)."""
 
     def __init__(self, peer: str, base_url: str, spectator_workers: int) -> None:
+        self.players = NodeWorker(peer, base_url)
         self.workers: list[NodeWorker] = []
         try:
-            self.players = NodeWorker(peer, base_url)
-            self.workers = [NodeWorker(peer, base_url) for _ in range(spectator_workers)]
+            for _ in range(spectator_workers):
+                self.workers.append(NodeWorker(peer, base_url))
         except BaseException:
             self.close()
             raise
@@ -159,7 +160,7 @@ class NodePool:
         return merge_collects(self._all([command] * len(self.workers), timeout + 60))
 
     def close(self) -> None:
-        for worker in [*self.workers, *([self.players] if hasattr(self, "players") else [])]:
+        for worker in [*self.workers, self.players]:
             worker.stop()
 
     def __enter__(self) -> NodePool:
