@@ -153,7 +153,7 @@ class Run:
     def skip_peers(self, scenario: str) -> None:
         peers = [t for t in self._targets if t in PEERS]
         if peers:
-            self.notes.append(f"{scenario} runs on gamesocket and the reference only: {peers} not")
+            self.notes.append(f"{scenario} runs on gamesocket and the reference only, not {peers}")
 
     async def measure(
         self, label: str, target: str, scenario: Scenario, busy: int = 0,
