@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import jwt
 import pytest
 
@@ -38,10 +39,17 @@ async def named_guest(api: Api, name: str | None = None) -> dict[str, Any]:
     return guest
 
 
-def profile_count(database_url: str) -> int:
-    path = Path(database_url.removeprefix("sqlite:///"))
-    with sqlite3.connect(path) as conn:
-        count: int = conn.execute("SELECT count(*) FROM profiles").fetchone()[0]
+async def profile_count(database_url: str) -> int:
+    """How many profiles the server's database holds (SQLite, or Postgres)."""
+    if database_url.startswith("sqlite:///"):
+        with sqlite3.connect(Path(database_url.removeprefix("sqlite:///"))) as conn:
+            count: int = conn.execute("SELECT count(*) FROM profiles").fetchone()[0]
+        return count
+    conn = await asyncpg.connect(database_url)
+    try:
+        count = await conn.fetchval("select count(*) from public.profiles")
+    finally:
+        await conn.close()
     return count
 
 
@@ -66,7 +74,7 @@ async def test_a_guest_is_named_as_asked_or_by_the_server(api: Api) -> None:
 
 async def test_bad_guest_names_are_refused_and_make_no_guest(api: Api, database_url: str) -> None:
     await api.guest()
-    before = profile_count(database_url)
+    before = await profile_count(database_url)
     for bad in [*BAD_NAMES, 7, None]:
         body: Any = {"name": bad} if bad is not None else {"name": None, "x": 1}
         reply = await api.http.post("/api/auth/guest", json=body)
@@ -76,7 +84,7 @@ async def test_bad_guest_names_are_refused_and_make_no_guest(api: Api, database_
             continue
         assert reply.status_code == 400, (bad, reply.text)
         assert reply.json()["error"]["code"] == "bad_message"
-    assert profile_count(database_url) == before
+    assert await profile_count(database_url) == before
 
 
 async def test_patch_me_renames_within_the_rules(api: Api) -> None:
