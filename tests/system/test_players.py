@@ -16,6 +16,7 @@ import asyncpg
 import jwt
 import pytest
 
+from gamesocket_client import GameClient
 from tests.server_harness import Api, ServerThread, connect, free_port
 
 BAD_NAMES = [
@@ -70,6 +71,13 @@ async def test_a_guest_is_named_as_asked_or_by_the_server(api: Api) -> None:
         assert re.fullmatch(r"Guest \d{4}", guest["name"]), guest["name"]
         seen = (await api.http.get("/api/me", headers=guest["headers"])).json()
         assert seen["name"] == guest["name"]
+
+
+async def test_the_python_client_learns_its_guests_name(server: ServerThread) -> None:
+    async with GameClient(server.base_url) as client:
+        assert (await client.guest("Ann")).name == "Ann"
+        picked = await client.guest()
+        assert picked.name is not None and re.fullmatch(r"Guest \d{4}", picked.name)
 
 
 async def test_bad_guest_names_are_refused_and_make_no_guest(api: Api, database_url: str) -> None:
@@ -302,3 +310,21 @@ async def test_a_supabase_user_is_first_named_from_the_token(
         assert (await api.http.get("/api/me", headers=user["headers"])).json()["name"] == "Renamed"
     finally:
         await api.close()
+
+
+async def test_a_rematch_seats_the_players_under_their_current_names(api: Api) -> None:
+    alice, bob = await named_guest(api, "Alice"), await named_guest(api, "Bob")
+    game = await api.create(alice, "tictactoe", seats={"x": "me"})
+    game_id = game["game_id"]
+    joined = await api.http.post(f"/api/games/{game_id}/join", json={}, headers=bob["headers"])
+    assert joined.status_code == 200, joined.text
+    resigned = await api.http.post(f"/api/games/{game_id}/resign", headers=alice["headers"])
+    assert resigned.status_code == 200, resigned.text
+    await api.http.patch("/api/me", json={"name": "Robert"}, headers=bob["headers"])
+    for user in (alice, bob):
+        reply = await api.http.post(f"/api/games/{game_id}/rematch", headers=user["headers"])
+        assert reply.status_code == 200, reply.text
+    rematch = await api.snapshot(reply.json()["game_id"])
+    assert rematch["seats"] == {"x": {**human(bob), "name": "Robert"}, "o": human(alice)}
+    # The finished game still says who played it, as they were named then.
+    assert (await api.snapshot(game_id))["seats"]["o"] == human(bob)
