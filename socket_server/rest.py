@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -43,7 +41,7 @@ from socket_server.protocol import (
 from socket_server.rematch import Rematches
 from socket_server.service import GameService
 from socket_server.settings import Settings
-from socket_server.store.base import Actor, GameStatus, GameStore, StoreUnavailable, may_see
+from socket_server.store.base import Actor, GameStatus, GameStore, may_see
 
 log = logging.getLogger("gamesocket.rest")
 
@@ -386,11 +384,7 @@ class AuthController(Controller):
             raise Refused(ErrorCode.NOT_FOUND, "guest tokens exist only in embedded mode")
         name = None if data is None or data.name is None else checked_name(data.name)
         token = auth.issue_guest_token()
-        try:
-            guest = await auth.verify(token.access_token)
-            profile = await service.profiles.welcome(guest, name)
-        except StoreUnavailable as error:
-            raise Refused(ErrorCode.UNAVAILABLE, f"{error}: no guest was made") from None
+        profile = await service.profiles.welcome(await auth.verify(token.access_token), name)
         return GuestToken(
             token.access_token, token.user_id, token.expires_at.isoformat(), profile.name
         )
@@ -407,8 +401,7 @@ class MeController(Controller):
     @get("/", security=SIGNED_IN, responses=errors(401, 503))
     async def me(self, service: Given[GameService], actor: NamedDependency[Actor]) -> UserReply:
         """The caller's profile (made on first sight, named from the token if it can be)."""
-        with _writes_or_unavailable():
-            return await service.profiles.me(actor)
+        return await service.profiles.me(actor)
 
     @patch("/", security=SIGNED_IN, responses=errors(400, 401, 413, 503))
     async def rename(
@@ -416,8 +409,7 @@ class MeController(Controller):
     ) -> UserReply:
         """Change the caller's display name (1..32 characters after trimming, no control
         characters); games already joined keep the name their seat was taken with."""
-        with _writes_or_unavailable():
-            return await service.profiles.rename(actor, data.name)
+        return await service.profiles.rename(actor, data.name)
 
 
 class UsersController(Controller):
@@ -453,15 +445,6 @@ class UsersController(Controller):
             (r, None) for r in records if r.game_type in service.game_types and may_see(r, actor)
         ]
         return UserGames(await service.snapshots_for(shown), next_before)
-
-
-@contextmanager
-def _writes_or_unavailable() -> Iterator[None]:
-    """A store that cannot write now (a full disk): `unavailable` (503), nothing changed."""
-    try:
-        yield
-    except StoreUnavailable as error:
-        raise Refused(ErrorCode.UNAVAILABLE, f"{error}: nothing was changed") from None
 
 
 class GamesController(Controller):
