@@ -420,8 +420,11 @@ class UsersController(Controller):
     dependencies = {"actor": Provide(provide_actor)}
 
     @get("/{user_id:str}", security=TOKEN_OPTIONAL, responses=errors(401, 404))
-    async def user(self, service: Given[GameService], user_id: FromPath[str]) -> UserReply:
+    async def user(
+        self, service: Given[GameService], actor: NamedDependency[Actor], user_id: FromPath[str]
+    ) -> UserReply:
         """A user's public profile: id, display name, ratings per game type."""
+        # Public to anyone; `actor` is asked for so that a token sent must verify (401).
         return await service.profiles.public_profile(user_id)
 
     @get(

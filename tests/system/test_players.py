@@ -120,6 +120,14 @@ async def test_patch_me_renames_within_the_rules(api: Api) -> None:
     assert (await api.http.get(f"/api/users/{alice['user_id']}")).json()["name"] == longest
 
 
+async def test_a_bad_token_is_refused_on_public_reads(api: Api) -> None:
+    alice = await named_guest(api, "Alice")
+    bad = {"Authorization": "Bearer not-a-token"}
+    for path in (f"/api/users/{alice['user_id']}", f"/api/users/{alice['user_id']}/games"):
+        reply = await api.http.get(path, headers=bad)
+        assert reply.status_code == 401 and reply.json()["error"]["code"] == "unauthorized"
+
+
 async def test_unknown_users_are_not_found(api: Api) -> None:
     for user_id in (str(uuid.uuid4()), "nobody"):
         reply = await api.http.get(f"/api/users/{user_id}")
