@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ import msgspec
 
 from socket_server.changes import Refused
 from socket_server.protocol import ErrorCode
-from socket_server.store.base import Actor, GameRecord, Seat
+from socket_server.store.base import Actor, GameRecord, Seat, StoreUnavailable
 from socket_server.store.profiles import GameCursor, Profile, ProfileStore
 
 NAME_MAX_CHARS = 32
@@ -120,7 +121,8 @@ class Profiles:
             raise Refused(ErrorCode.UNAUTHORIZED, "sign in to have a profile")
         profile = await self.store.get(actor.user_id)
         if profile is None:
-            profile = await self.store.create(actor, first_name(actor.claims))
+            with _writes():
+                profile = await self.store.create(actor, first_name(actor.claims))
         return profile
 
     async def named(self, actor: Actor) -> Actor:
@@ -131,16 +133,17 @@ class Profiles:
 
     async def welcome(self, actor: Actor, name: str | None) -> Profile:
         """The profile of a new user (a guest): `name` (checked already) or a generated one."""
-        return await self.store.create(
-            actor, name if name is not None else first_name(actor.claims)
-        )
+        chosen = name if name is not None else first_name(actor.claims)
+        with _writes():
+            return await self.store.create(actor, chosen)
 
     async def rename(self, actor: Actor, name: str) -> UserReply:
         """Store a new display name for `actor` (checked first: nothing stored if bad)."""
         checked = checked_name(name)
         if actor.user_id is None or actor.is_server:
             raise Refused(ErrorCode.UNAUTHORIZED, "sign in to change your name")
-        return self.reply(await self.store.set_name(actor, checked))
+        with _writes():
+            return self.reply(await self.store.set_name(actor, checked))
 
     async def me(self, actor: Actor) -> UserReply:
         return self.reply(await self.profile_of(actor))
@@ -154,7 +157,7 @@ class Profiles:
 
     @staticmethod
     def reply(profile: Profile) -> UserReply:
-        """The one place a profile becomes its public view (`ratings` empty: unrated)."""
+        """The one place a profile becomes its public view (rest.py adds the ratings)."""
         return UserReply(profile.user_id, profile.name)
 
     async def names(self, user_ids: list[str]) -> dict[str, str]:
@@ -185,3 +188,12 @@ class Profiles:
         if len(games) <= limit:
             return games, None
         return games[:limit], cursor_text(games[limit - 1])
+
+
+@contextmanager
+def _writes() -> Iterator[None]:
+    """A store that cannot write now (a full disk): `unavailable` (503), nothing stored."""
+    try:
+        yield
+    except StoreUnavailable as error:
+        raise Refused(ErrorCode.UNAVAILABLE, f"{error}: nothing was stored") from None

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -44,7 +42,7 @@ from socket_server.ratings import LEADERBOARD_MAX_DEVIATION
 from socket_server.rematch import Rematches
 from socket_server.service import GameService
 from socket_server.settings import Settings
-from socket_server.store.base import Actor, GameStatus, GameStore, StoreUnavailable, may_see
+from socket_server.store.base import Actor, GameStatus, GameStore, may_see
 
 log = logging.getLogger("gamesocket.rest")
 
@@ -398,11 +396,7 @@ class AuthController(Controller):
             raise Refused(ErrorCode.NOT_FOUND, "guest tokens exist only in embedded mode")
         name = None if data is None or data.name is None else checked_name(data.name)
         token = auth.issue_guest_token()
-        try:
-            guest = await auth.verify(token.access_token)
-            profile = await service.profiles.welcome(guest, name)
-        except StoreUnavailable as error:
-            raise Refused(ErrorCode.UNAVAILABLE, f"{error}: no guest was made") from None
+        profile = await service.profiles.welcome(await auth.verify(token.access_token), name)
         return GuestToken(
             token.access_token, token.user_id, token.expires_at.isoformat(), profile.name
         )
@@ -419,8 +413,7 @@ class MeController(Controller):
     @get("/", security=SIGNED_IN, responses=errors(401, 503))
     async def me(self, service: Given[GameService], actor: NamedDependency[Actor]) -> UserReply:
         """The caller's profile (made on first sight, named from the token if it can be)."""
-        with _writes_or_unavailable():
-            return await rated_profile(service, await service.profiles.me(actor))
+        return await rated_profile(service, await service.profiles.me(actor))
 
     @patch("/", security=SIGNED_IN, responses=errors(400, 401, 413, 503))
     async def rename(
@@ -428,8 +421,7 @@ class MeController(Controller):
     ) -> UserReply:
         """Change the caller's display name (1..32 characters after trimming, no control
         characters); games already joined keep the name their seat was taken with."""
-        with _writes_or_unavailable():
-            return await rated_profile(service, await service.profiles.rename(actor, data.name))
+        return await rated_profile(service, await service.profiles.rename(actor, data.name))
 
 
 async def rated_profile(service: GameService, reply: UserReply) -> UserReply:
@@ -451,8 +443,11 @@ class UsersController(Controller):
     dependencies = {"actor": Provide(provide_actor)}
 
     @get("/{user_id:str}", security=TOKEN_OPTIONAL, responses=errors(401, 404))
-    async def user(self, service: Given[GameService], user_id: FromPath[str]) -> UserReply:
+    async def user(
+        self, service: Given[GameService], actor: NamedDependency[Actor], user_id: FromPath[str]
+    ) -> UserReply:
         """A user's public profile: id, display name, ratings per game type."""
+        # Public to anyone; `actor` is asked for so that a token sent must verify (401).
         return await rated_profile(service, await service.profiles.public_profile(user_id))
 
     @get(
@@ -476,15 +471,6 @@ class UsersController(Controller):
             (r, None) for r in records if r.game_type in service.game_types and may_see(r, actor)
         ]
         return UserGames(await service.snapshots_for(shown), next_before)
-
-
-@contextmanager
-def _writes_or_unavailable() -> Iterator[None]:
-    """A store that cannot write now (a full disk): `unavailable` (503), nothing changed."""
-    try:
-        yield
-    except StoreUnavailable as error:
-        raise Refused(ErrorCode.UNAVAILABLE, f"{error}: nothing was changed") from None
 
 
 class GamesController(Controller):

@@ -5,6 +5,7 @@ only with a rated game's final event (`store/settle.py`).
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -104,13 +105,15 @@ class PostgresRatings:
         return [player_rating(row) for row in rows]
 
     async def ratings_of(self, game_type: str, user_ids: list[str]) -> dict[str, PlayerRating]:
-        found = await self._select(
-            "game_type = $1 and user_id::text = any($2::text[])", game_type, user_ids
-        )
+        # A user id that is not a UUID is no Supabase user: it has no rating.
+        ids = [user for user in user_ids if _is_uuid(user)]
+        found = await self._select("game_type = $1 and user_id = any($2::uuid[])", game_type, ids)
         return _with_starts(game_type, user_ids, found)
 
     async def user_ratings(self, user_id: str) -> list[PlayerRating]:
-        return await self._select("user_id::text = $1 order by game_type", user_id)
+        if not _is_uuid(user_id):
+            return []
+        return await self._select("user_id = $1::uuid order by game_type", user_id)
 
     async def leaderboard(
         self, game_type: str, limit: int, max_deviation: float
@@ -121,6 +124,14 @@ class PostgresRatings:
             max_deviation,
             max(limit, 0),
         )
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def ratings_for(store: GameStore) -> RatingStore:

@@ -436,6 +436,7 @@ def test_lobby_lists_public_games_only(web_server: WebServer, new_page: Any) -> 
     stranger.wait_for_selector("#games[data-count]")
     assert stranger.locator(f"#games tr[data-game-id='{private_id}']").count() == 0
     row = stranger.locator(f"#games tr[data-game-id='{public_id}']")
+    # A stranger sees the owner's display name (a guest's, picked by the server).
     owner_name = web_server.get("/api/me", token_of(owner))["name"]
     assert f"X: {owner_name} · O: open" in row.inner_text()
     assert row.locator("a").inner_text() == "Join"

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import jwt
 import pytest
 
+from gamesocket_client import GameClient
 from tests.server_harness import Api, ServerThread, connect, free_port
 
 BAD_NAMES = [
@@ -38,10 +40,17 @@ async def named_guest(api: Api, name: str | None = None) -> dict[str, Any]:
     return guest
 
 
-def profile_count(database_url: str) -> int:
-    path = Path(database_url.removeprefix("sqlite:///"))
-    with sqlite3.connect(path) as conn:
-        count: int = conn.execute("SELECT count(*) FROM profiles").fetchone()[0]
+async def profile_count(database_url: str) -> int:
+    """How many profiles the server's database holds (SQLite, or Postgres)."""
+    if database_url.startswith("sqlite:///"):
+        with sqlite3.connect(Path(database_url.removeprefix("sqlite:///"))) as conn:
+            count: int = conn.execute("SELECT count(*) FROM profiles").fetchone()[0]
+        return count
+    conn = await asyncpg.connect(database_url)
+    try:
+        count = await conn.fetchval("select count(*) from public.profiles")
+    finally:
+        await conn.close()
     return count
 
 
@@ -64,9 +73,16 @@ async def test_a_guest_is_named_as_asked_or_by_the_server(api: Api) -> None:
         assert seen["name"] == guest["name"]
 
 
+async def test_the_python_client_learns_its_guests_name(server: ServerThread) -> None:
+    async with GameClient(server.base_url) as client:
+        assert (await client.guest("Ann")).name == "Ann"
+        picked = await client.guest()
+        assert picked.name is not None and re.fullmatch(r"Guest \d{4}", picked.name)
+
+
 async def test_bad_guest_names_are_refused_and_make_no_guest(api: Api, database_url: str) -> None:
     await api.guest()
-    before = profile_count(database_url)
+    before = await profile_count(database_url)
     for bad in [*BAD_NAMES, 7, None]:
         body: Any = {"name": bad} if bad is not None else {"name": None, "x": 1}
         reply = await api.http.post("/api/auth/guest", json=body)
@@ -76,7 +92,7 @@ async def test_bad_guest_names_are_refused_and_make_no_guest(api: Api, database_
             continue
         assert reply.status_code == 400, (bad, reply.text)
         assert reply.json()["error"]["code"] == "bad_message"
-    assert profile_count(database_url) == before
+    assert await profile_count(database_url) == before
 
 
 async def test_patch_me_renames_within_the_rules(api: Api) -> None:
@@ -102,6 +118,14 @@ async def test_patch_me_renames_within_the_rules(api: Api) -> None:
     assert (await api.http.get(url)).status_code == 401
     assert (await api.http.patch(url, json={"name": "Mallory"})).status_code == 401
     assert (await api.http.get(f"/api/users/{alice['user_id']}")).json()["name"] == longest
+
+
+async def test_a_bad_token_is_refused_on_public_reads(api: Api) -> None:
+    alice = await named_guest(api, "Alice")
+    bad = {"Authorization": "Bearer not-a-token"}
+    for path in (f"/api/users/{alice['user_id']}", f"/api/users/{alice['user_id']}/games"):
+        reply = await api.http.get(path, headers=bad)
+        assert reply.status_code == 401 and reply.json()["error"]["code"] == "unauthorized"
 
 
 async def test_unknown_users_are_not_found(api: Api) -> None:
@@ -294,3 +318,21 @@ async def test_a_supabase_user_is_first_named_from_the_token(
         assert (await api.http.get("/api/me", headers=user["headers"])).json()["name"] == "Renamed"
     finally:
         await api.close()
+
+
+async def test_a_rematch_seats_the_players_under_their_current_names(api: Api) -> None:
+    alice, bob = await named_guest(api, "Alice"), await named_guest(api, "Bob")
+    game = await api.create(alice, "tictactoe", seats={"x": "me"})
+    game_id = game["game_id"]
+    joined = await api.http.post(f"/api/games/{game_id}/join", json={}, headers=bob["headers"])
+    assert joined.status_code == 200, joined.text
+    resigned = await api.http.post(f"/api/games/{game_id}/resign", headers=alice["headers"])
+    assert resigned.status_code == 200, resigned.text
+    await api.http.patch("/api/me", json={"name": "Robert"}, headers=bob["headers"])
+    for user in (alice, bob):
+        reply = await api.http.post(f"/api/games/{game_id}/rematch", headers=user["headers"])
+        assert reply.status_code == 200, reply.text
+    rematch = await api.snapshot(reply.json()["game_id"])
+    assert rematch["seats"] == {"x": {**human(bob), "name": "Robert"}, "o": human(alice)}
+    # The finished game still says who played it, as they were named then.
+    assert (await api.snapshot(game_id))["seats"]["o"] == human(bob)
