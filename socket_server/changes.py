@@ -300,11 +300,10 @@ def plan_move(record: GameRecord, state: GameState, seat: str, raw: Any) -> Chan
     """`seat` plays `raw` (any notation the game accepts)."""
     check_turn(state, seat)
     try:
-        move = state.parse_move(raw)
-        new_state = state.apply(move)
+        played = state.play(raw)
     except IllegalMove as error:
         raise Refused(ErrorCode.ILLEGAL_MOVE, str(error)) from None
-    return Change(record.seats, new_state, "move", seat=seat, move=move, san=state.move_san(move))
+    return Change(record.seats, played.state, "move", seat=seat, move=played.move, san=played.san)
 
 
 def plan_player_move(
