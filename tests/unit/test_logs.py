@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import logging
@@ -131,6 +132,17 @@ def test_environment_lists_exactly_what_from_env_reads() -> None:
     assert len(listed) == len(set(listed))
     assert set(listed) == read | {LOG_FORMAT_ENV}
     assert all(meaning for _, meaning in ENVIRONMENT)
+
+
+def test_serve_tunes_the_garbage_collector_for_a_server() -> None:
+    thresholds = gc.get_threshold()
+    try:
+        cli.tune_gc()
+        assert gc.get_threshold() == cli.GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0  # what was alive is out of the collector's sight
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def test_serve_help_lists_every_environment_variable() -> None:
