@@ -17,6 +17,7 @@ from typing import Any
 
 from games import GameState, IllegalMove
 from socket_server.protocol import ErrorCode
+from socket_server.ratings import is_guest, is_rated
 from socket_server.store.base import (
     Actor,
     EventKind,
@@ -24,6 +25,7 @@ from socket_server.store.base import (
     GameRecord,
     GameStatus,
     Seat,
+    human_seat,
     is_ai_seat,
     may_see,
     seats_held_by,
@@ -221,7 +223,7 @@ def _requested_seat(name: str, wanted: Any, actor: Actor, without_ai: str | None
     if wanted is None:
         return None
     if wanted == "me":
-        return {"kind": "human", "user_id": actor.user_id}
+        return human_seat(actor.user_id, actor.name)
     if isinstance(wanted, Mapping) and wanted.get("kind") == "ai":
         level = wanted.get("level", DEFAULT_AI_LEVEL)
         if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 10:
@@ -232,6 +234,38 @@ def _requested_seat(name: str, wanted: Any, actor: Actor, without_ai: str | None
     raise Refused(
         ErrorCode.BAD_MESSAGE, f'seat {name}: use "me" or {{"kind": "ai", "level": 1..10}}'
     )
+
+
+# -- rated games (PROTOCOL.md "Ratings") ---------------------------------------------------
+def check_rated_player(actor: Actor) -> None:
+    if is_guest(actor.claims):
+        raise Refused(ErrorCode.BAD_MESSAGE, "guests play unrated games only")
+
+
+def check_rated_seats(seats: Mapping[str, Seat]) -> None:
+    """A rated game's seats: humans only, never one user in two (an empty seat waits for
+    another user to join)."""
+    if any(is_ai_seat(seat) for seat in seats.values()):
+        raise Refused(ErrorCode.BAD_MESSAGE, "a rated game has no AI seat")
+    users = [seat.get("user_id") for seat in seats.values() if seat is not None]
+    if len(set(users)) != len(users):
+        raise Refused(ErrorCode.BAD_MESSAGE, "a rated game needs two different players")
+
+
+def rated_join(
+    change: Change | None, record: GameRecord, actor: Actor, rating: int | None
+) -> Change | None:
+    """A join of a rated game (by a signed-in user who holds no other seat of it), its
+    seat carrying the user's `rating` as the game starts for them (read for rated games:
+    `rated` never changes)."""
+    if change is None or not is_rated(record.options):
+        return change
+    check_rated_player(actor)
+    if seats_held_by(record.seats, actor.user_id):
+        raise Refused(ErrorCode.BAD_MESSAGE, "a rated game needs two different players")
+    assert change.seat is not None and rating is not None
+    seats = {**change.seats, change.seat: {**(change.seats[change.seat] or {}), "rating": rating}}
+    return replace(change, seats=seats)
 
 
 # -- the plans -----------------------------------------------------------------------
@@ -251,7 +285,7 @@ def plan_join(
     chosen = seat if seat is not None else (free[0] if free else None)
     if chosen is None or record.seats[chosen] is not None:
         raise Refused(ErrorCode.SEAT_TAKEN, "that seat is taken" if seat else "no free seat")
-    seats = {**record.seats, chosen: {"kind": "human", "user_id": actor.user_id}}
+    seats = {**record.seats, chosen: human_seat(actor.user_id, actor.name)}
     return Change(seats, state, "join", seat=chosen)
 
 
@@ -444,12 +478,14 @@ def seats_before_joins(record: GameRecord, events: list[EventRecord]) -> dict[st
 
 
 def replay_event(
-    seats: dict[str, Seat], state: GameState, event: EventRecord
+    seats: dict[str, Seat], state: GameState, event: EventRecord, stored: Mapping[str, Seat]
 ) -> tuple[dict[str, Seat], GameState]:
-    """One stored event applied to (seats, state) while rebuilding old versions."""
+    """One stored event applied to (seats, state) while rebuilding old versions; a join
+    fills its seat as `stored` (the game's stored seats) has it: no seat changes after
+    its join, so that is the seat the join took, its player's name included."""
     kind = event.kind
     if kind == "join" and event.seat is not None:
-        return {**seats, event.seat: {"kind": "human", "user_id": event.user_id}}, state
+        return {**seats, event.seat: stored[event.seat]}, state
     if kind == "move":
         return seats, state.apply(event.move)
     if kind == "resign" and event.seat is not None:

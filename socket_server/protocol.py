@@ -199,7 +199,10 @@ def decode_client_message(frame: str | bytes) -> ClientMessage:
 
 # -- server to client --------------------------------------------------------------------
 SEAT_SCHEMA = {
-    "description": 'null (empty), {"kind": "human", "user_id"} or {"kind": "ai", "level"}',
+    "description": (
+        'null (empty), {"kind": "human", "user_id", "name"} (the display name the seat was'
+        ' taken with) or {"kind": "ai", "level"}'
+    ),
     "anyOf": [
         {"type": "null"},
         {
@@ -287,6 +290,7 @@ class Snapshot(msgspec.Struct, kw_only=True):
     public: bool
     created_at: str
     clock: ClockView | None = None
+    rated: bool = False
     # Only in the `state` and REST snapshot of a seated player of a private game with a
     # free seat (never in an `update`, whose bytes every socket shares); absent otherwise.
     invite: str | msgspec.UnsetType = msgspec.UNSET

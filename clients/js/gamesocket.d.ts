@@ -139,6 +139,7 @@ export interface State {
   public: boolean;
   created_at: string;
   clock?: ClockView | null;
+  rated?: boolean;
   invite?: string;
 }
 
@@ -189,6 +190,7 @@ export interface Update {
   public: boolean;
   created_at: string;
   clock?: ClockView | null;
+  rated?: boolean;
   invite?: string;
 }
 
@@ -468,6 +470,7 @@ export interface Guest {
   access_token: string;
   user_id: string;
   expires_at: string | number;
+  name: string;
 }
 
 export interface SeekReply {

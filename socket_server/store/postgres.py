@@ -41,6 +41,7 @@ from socket_server.store.base import (
     StoreError,
     check_event_matches,
 )
+from socket_server.store.settle import settle_postgres
 
 SERVER_ROLE = "gamesocket_server"
 PLAYER_ROLE = "gamesocket_player"  # a signed-in user's writes
@@ -330,6 +331,7 @@ class PostgresStore:
                     event.at,
                     None if game.clock is None else _json(game.clock),
                 )
+                await settle_postgres(conn, game)
         except asyncpg.PostgresError as error:
             raise _store_error(error) or error from None
 
