@@ -330,15 +330,32 @@ def plan_invited_join(
     return replace(change, data={**change.data, "invite": code})
 
 
-def plan_move(record: GameRecord, state: GameState, seat: str, raw: Any) -> Change:
-    """`seat` plays `raw` (any notation the game accepts)."""
+def plan_move(
+    record: GameRecord,
+    state: GameState,
+    seat: str,
+    raw: Any,
+    *,
+    moved_at_ms: int | None = None,
+    credit_ms: int = 0,
+) -> Change:
+    """`seat` plays `raw` (any notation the game accepts), its frame arrived at
+    `moved_at_ms` (None: when stored) with `credit_ms` of lag credited to its clock."""
     check_turn(state, seat)
     try:
-        move = state.parse_move(raw)
-        new_state = state.apply(move)
+        played = state.play(raw)
     except IllegalMove as error:
         raise Refused(ErrorCode.ILLEGAL_MOVE, str(error)) from None
-    return Change(record.seats, new_state, "move", seat=seat, move=move, san=state.move_san(move))
+    return Change(
+        record.seats,
+        played.state,
+        "move",
+        seat=seat,
+        move=played.move,
+        san=played.san,
+        moved_at_ms=moved_at_ms,
+        credit_ms=credit_ms,
+    )
 
 
 def plan_player_move(
@@ -356,8 +373,8 @@ def plan_player_move(
         if timeout is not None:
             late = Refused(ErrorCode.GAME_OVER, "your time ran out before this move arrived")
             return replace(timeout, then_refuse=late)
-    change = plan_move(record, state, player_seat(record, state, actor), raw)
-    return replace(change, moved_at_ms=at_ms, credit_ms=credit_ms)
+    seat = player_seat(record, state, actor)
+    return plan_move(record, state, seat, raw, moved_at_ms=at_ms, credit_ms=credit_ms)
 
 
 def plan_seat_move(

@@ -870,15 +870,22 @@ class GameService:
             self._draw_offers.pop(record.game_id, None)
         data = protocol.update(self.snapshot_of(record, state), event_of(event))
         self._updates.add(record.game_id, record.version, data)
-        log.info(
-            "change game=%s version=%d kind=%s seat=%s move=%s user=%s",
-            record.game_id,
-            record.version,
-            event.kind,
-            event.seat,
-            event.move,
-            event.user_id,
-        )
+        # A move is a DEBUG line (thousands a second); the changes around it (joins,
+        # resignations, the end of a game) stay at INFO. No formatting when it is off.
+        quiet = event.kind == "move" and record.status == "active"
+        level = logging.DEBUG if quiet else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "change game=%s version=%d kind=%s seat=%s move=%s user=%s status=%s",
+                record.game_id,
+                record.version,
+                event.kind,
+                event.seat,
+                event.move,
+                event.user_id,
+                record.status,
+            )
         await self._publisher.send(record.game_id, data)
         if event.kind == "move":
             self.metrics.moves.labels(record.game_type).inc()
