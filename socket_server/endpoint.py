@@ -11,8 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from litestar import WebSocket
 
@@ -40,7 +39,7 @@ from socket_server.protocol import (
 )
 from socket_server.snapshot import with_clock_now
 from socket_server.store.base import Actor, GameRecord, may_see
-from socket_server.transport import frame_protocol
+from socket_server.transport import FrameProtocol, frame_protocol
 
 if TYPE_CHECKING:
     from socket_server.context import ServerContext
@@ -89,12 +88,52 @@ def _header(socket: WebSocket[Any, Any, Any], name: bytes) -> str | None:
 Handler = Callable[["GameEndpoint", Connection, Any, int], Awaitable[int]]
 
 
-@dataclass(frozen=True)
-class Arrival:
+class Arrival(NamedTuple):
     """When a frame arrived: for latency (perf counter) and for clocks (epoch ms)."""
 
     perf: float
     epoch_ms: int
+
+
+class IdleWatch:
+    """The idle limit of one socket's reader: one timer for the socket's lifetime,
+    moved only when it fires, instead of a timeout armed and cancelled per frame.
+
+    The reader calls `waiting()` before each wait for a frame and `got()` once one
+    came; when `seconds` passed in one wait the reader is cancelled and `expired` set.
+    A timer that fires early (the reader was busy, or started waiting after the timer
+    was set) is set again for the current wait's deadline.
+    """
+
+    __slots__ = ("_handle", "_loop", "_reader", "_seconds", "_since", "_waiting", "expired")
+
+    def __init__(self, seconds: float, reader: asyncio.Task[Any]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._seconds = seconds
+        self._reader = reader
+        self._since = self._loop.time()
+        self._waiting = False
+        self.expired = False
+        self._handle = self._loop.call_at(self._since + seconds, self._check)
+
+    def waiting(self) -> None:
+        self._since = self._loop.time()
+        self._waiting = True
+
+    def got(self) -> None:
+        self._waiting = False
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if self._waiting and now >= self._since + self._seconds:
+            self.expired = True
+            self._reader.cancel()
+            return
+        start = self._since if self._waiting else now
+        self._handle = self._loop.call_at(start + self._seconds, self._check)
+
+    def stop(self) -> None:
+        self._handle.cancel()
 
 
 class GameEndpoint:
@@ -117,6 +156,7 @@ class GameEndpoint:
             await socket.close(CloseCode.INTERNAL_ERROR)
             return
         settings = self.context.settings
+        frames = frame_protocol(socket)
         connection = Connection(
             socket,
             game_id,
@@ -124,12 +164,12 @@ class GameEndpoint:
             actor,
             settings.max_send_backlog,
             self.context.hub.fill_gap,
-            frame_protocol(socket),
+            frames,
         )
         await self.context.hub.attach(connection, record.seats)
         del record  # the game as read on admission: not kept for the socket's lifetime
         socket.scope["headers"] = []  # read for admission only: not kept either
-        await self._serve(socket, connection)
+        await self._serve(socket, connection, frames)
 
     async def _admit(
         self, socket: WebSocket[Any, Any, Any], game_id: str
@@ -155,7 +195,9 @@ class GameEndpoint:
             raise NotAdmitted(CloseCode.UNAUTHORIZED if anonymous else CloseCode.FORBIDDEN)
         return actor, record
 
-    async def _serve(self, socket: WebSocket[Any, Any, Any], connection: Connection) -> None:
+    async def _serve(
+        self, socket: WebSocket[Any, Any, Any], connection: Connection, frames: FrameProtocol
+    ) -> None:
         """`hello`, `state`, then the receive loop; the close, whatever ends it."""
         seats = self.context.hub.seats_of(connection)
         role: Literal["player", "spectator"] = "player" if seats else "spectator"
@@ -166,7 +208,7 @@ class GameEndpoint:
             you = You(user_id=user_id, seat=seats[0] if seats else None, role=role)
             connection.send_bytes(protocol.hello(connection.game_id, you))
             await self._sync(connection, _since(socket.query_params.get("since")))
-            code = await self._receive_loop(socket, connection)
+            code = await self._receive_loop(frames, connection)
         except Exception:
             log.exception("socket failed game=%s user=%s", connection.game_id, user_id)
             code = CloseCode.INTERNAL_ERROR
@@ -215,16 +257,26 @@ class GameEndpoint:
         """A gap of `gap` versions may be sent update by update to this socket."""
         return gap <= self.context.settings.max_replay_updates and gap < connection.room()
 
-    async def _receive_loop(
-        self, socket: WebSocket[Any, Any, Any], connection: Connection
-    ) -> int | None:
+    async def _receive_loop(self, frames: FrameProtocol, connection: Connection) -> int | None:
         """Read client messages until the client leaves (None) or a close code is due."""
         settings = self.context.settings
         bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
+        reader = asyncio.current_task()
+        assert reader is not None
+        idle = IdleWatch(settings.idle_timeout_seconds, reader)
+        try:
+            return await self._read_frames(frames, connection, bucket, idle)
+        finally:
+            idle.stop()
+
+    async def _read_frames(
+        self, frames: FrameProtocol, connection: Connection, bucket: TokenBucket, idle: IdleWatch
+    ) -> int | None:
+        settings = self.context.settings
         refused = 0  # messages refused in a row by the rate limit
         while not connection.cut_off:
             try:
-                frame = await self._next_frame(socket, connection)
+                frame = await self._next_frame(frames, connection, idle)
             except TimeoutError:
                 return CloseCode.IDLE
             if frame is None:
@@ -242,22 +294,28 @@ class GameEndpoint:
             await self._dispatch(connection, frame, received_at)
         return connection.close_code
 
+    @staticmethod
     async def _next_frame(
-        self, socket: WebSocket[Any, Any, Any], connection: Connection
+        frames: FrameProtocol, connection: Connection, idle: IdleWatch
     ) -> str | bytes | None:
-        """The next frame; None when the client left or the socket was cut off."""
+        """The next frame, read off the protocol's queue (not through Litestar's receive
+        wrapper); None when the client left or the socket was cut off, TimeoutError when
+        the client was silent for the idle limit."""
         reader = asyncio.current_task()
-        # Awaited in place (no task per frame); a cut-off cancels this wait.
+        # Awaited in place (no task per frame); a cut-off or the idle limit cancels it.
         connection.waiting_reader = reader
+        idle.waiting()
         try:
-            async with asyncio.timeout(self.context.settings.idle_timeout_seconds):
-                event: Any = await socket.receive()
+            event: Any = await frames.receive()
         except asyncio.CancelledError:
-            if not connection.cut_off or reader is None:
+            if reader is None or not (connection.cut_off or idle.expired):
                 raise
-            reader.uncancel()
-            return None
+            _uncancel(reader, int(connection.cut_off) + int(idle.expired))
+            if connection.cut_off:
+                return None
+            raise TimeoutError from None
         finally:
+            idle.got()
             connection.waiting_reader = None
         if event["type"] == "websocket.disconnect":
             return None
@@ -400,6 +458,15 @@ def _since(raw: str | None) -> int | None:
     if not text or len(text) > MAX_SINCE_DIGITS or not (text.isascii() and text.isdigit()):
         return None
     return int(text)
+
+
+def _uncancel(reader: asyncio.Task[Any], ours: int) -> None:
+    """Take back the `ours` cancellations of `reader` made here; one made elsewhere as
+    well (a shutdown) goes on."""
+    for _ in range(ours):
+        reader.uncancel()
+    if reader.cancelling():
+        raise asyncio.CancelledError
 
 
 def _size(frame: str | bytes) -> int:
