@@ -470,4 +470,7 @@ def _uncancel(reader: asyncio.Task[Any], ours: int) -> None:
 
 
 def _size(frame: str | bytes) -> int:
-    return len(frame.encode()) if isinstance(frame, str) else len(frame)
+    """The frame's payload in bytes (UTF-8), without encoding an ASCII text again."""
+    if isinstance(frame, bytes):
+        return len(frame)
+    return len(frame) if frame.isascii() else len(frame.encode())
