@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +42,7 @@ from socket_server.store.base import (
     StoreError,
     check_event_matches,
 )
+from socket_server.store.batching import Batcher
 
 SERVER_ROLE = "gamesocket_server"
 PLAYER_ROLE = "gamesocket_player"  # a signed-in user's writes
@@ -55,6 +57,10 @@ DEAD_CONNECTION: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     OSError,
 )
+
+# Changes per transaction at most: each savepoint is a subtransaction, and a transaction
+# with more than 64 of them slows every other backend's snapshots (its cache overflows).
+MAX_BATCH = 50
 
 _GAME_COLUMNS = (
     "id::text, game_type, status, seats, state, version, public, options,"
@@ -146,12 +152,60 @@ def _store_error(error: asyncpg.PostgresError) -> StoreError | None:
     return None
 
 
-async def _offer_invite(conn: asyncpg.Connection, event: EventRecord) -> None:
-    """A join carrying an invite code: the transaction's `gamesocket.invite` setting, so
-    the invited player may read the game row being joined (the policies compare it)."""
-    code = event.data.get("invite") if event.kind == "join" else None
-    if isinstance(code, str):
-        await conn.execute("select set_config('gamesocket.invite', $1, true)", code)
+@dataclass(frozen=True)
+class _Change:
+    game: GameRecord
+    event: EventRecord
+    actor: Actor
+
+
+async def _savepoint(conn: asyncpg.Connection, change: _Change) -> Exception | None:
+    """`change` applied in a savepoint: None, or the refusal it was rolled back with.
+
+    An unexpected database error fails this change alone as well; a broken connection
+    (the savepoint cannot be rolled back) fails the whole batch."""
+    try:
+        async with conn.transaction():
+            await _apply(conn, change)
+    except asyncpg.PostgresError as error:
+        if isinstance(error, asyncpg.PostgresConnectionError):
+            raise
+        return _store_error(error) or error
+    return None
+
+
+async def _apply(conn: asyncpg.Connection, change: _Change) -> None:
+    """One change as its actor: who may make it is judged by row-level security."""
+    game, event = change.game, change.event
+    role, claims = _role_and_claims(change.actor, write=True)
+    invite = event.data.get("invite") if event.kind == "join" else None
+    await conn.execute(
+        "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true),"
+        " set_config('gamesocket.invite', $3, true)",
+        role,
+        claims,
+        invite if isinstance(invite, str) else "",
+    )
+    await conn.execute(
+        "select gamesocket.append_event($1, $2, $3, $4::json, $5::jsonb, $6, $7,"
+        " $8, $9, $10::jsonb, $11, $12, $13, $14::jsonb, $15, $16::jsonb)",
+        game.game_id,
+        game.version,
+        game.status,
+        _json(game.seats),
+        _json(game.state),
+        game.turn,
+        game.updated_at,
+        event.kind,
+        event.seat,
+        _json(event.move),
+        event.san,
+        event.user_id,
+        event.request_id,
+        _json(event.data),
+        event.at,
+        None if game.clock is None else _json(game.clock),
+    )
 
 
 async def _check_database(pool: asyncpg.Pool) -> None:
@@ -183,6 +237,10 @@ class PostgresStore:
         self.prepared_statements = prepared_statements
         self.max_connections = max_connections
         self._pool: asyncpg.Pool | None = None
+        # Changes that arrive while earlier batches are being stored wait and go together.
+        self._changes = Batcher(
+            self._commit_batch, concurrency=max(1, max_connections // 2), max_size=MAX_BATCH
+        )
 
     async def open(self) -> None:
         pool = await asyncpg.create_pool(
@@ -199,6 +257,7 @@ class PostgresStore:
         self._pool = pool
 
     async def close(self) -> None:
+        await self._changes.drain()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -304,34 +363,21 @@ class PostgresStore:
         return [_game_record(row) for row in rows]
 
     async def commit_change(self, game: GameRecord, event: EventRecord, actor: Actor) -> None:
+        """Goes in the next batch: `_commit_batch` stores it in its own savepoint."""
         check_event_matches(game, event)
         if _uuid(game.game_id) is None:
             raise StaleVersion(f"no game {game.game_id!r}")
-        try:
-            async with self._as(actor, write=True) as conn:
-                await _offer_invite(conn, event)
-                await conn.execute(
-                    "select gamesocket.append_event($1, $2, $3, $4::json, $5::jsonb, $6, $7,"
-                    " $8, $9, $10::jsonb, $11, $12, $13, $14::jsonb, $15, $16::jsonb)",
-                    game.game_id,
-                    game.version,
-                    game.status,
-                    _json(game.seats),
-                    _json(game.state),
-                    game.turn,
-                    game.updated_at,
-                    event.kind,
-                    event.seat,
-                    _json(event.move),
-                    event.san,
-                    event.user_id,
-                    event.request_id,
-                    _json(event.data),
-                    event.at,
-                    None if game.clock is None else _json(game.clock),
-                )
-        except asyncpg.PostgresError as error:
-            raise _store_error(error) or error from None
+        await self._changes.submit(_Change(game, event, actor))
+
+    async def _commit_batch(self, changes: Sequence[_Change]) -> list[Exception | None]:
+        """The changes that arrived together, in one transaction: each in its own savepoint
+        as its own actor, in game id order (every process locks rows in the same order);
+        one outcome per change, known to its caller only after the COMMIT."""
+        outcomes: list[Exception | None] = [None] * len(changes)
+        async with self._as(Actor.SERVER, write=True) as conn:
+            for index in sorted(range(len(changes)), key=lambda i: changes[i].game.game_id):
+                outcomes[index] = await _savepoint(conn, changes[index])
+        return outcomes
 
     async def events_after(self, game_id: str, version: int, actor: Actor) -> list[EventRecord]:
         if _uuid(game_id) is None:
