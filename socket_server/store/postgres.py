@@ -1,6 +1,6 @@
 """`GameStore` on PostgreSQL / Supabase (asyncpg, pooled), with row-level security deciding.
 
-Every call runs in one transaction as its actor, as PostgREST runs a request: `role` is
+Every call runs in a transaction as its actor, as PostgREST runs a request: `role` is
 switched and `request.jwt.claims` holds the user's claims, so `auth.uid()` and the
 policies of `migrations/` see the identity they would see through the API. Reads run as
 `authenticated` (a signed-in user) or `anon`, exactly as PostgREST would; a player's
@@ -11,7 +11,11 @@ so that API clients only read and every write has passed the server's rules firs
 
 A change is one call of `gamesocket.append_event`, which locks the game row, checks the
 version and appends the event and the new row together; its error codes map to
-`StaleVersion`, `DuplicateRequest` and `NotPermitted`.
+`StaleVersion`, `DuplicateRequest` and `NotPermitted`. Changes are committed in groups:
+those that arrive while earlier batches are being written go together in one
+transaction, each in its own savepoint and as its own actor (`append_event_as` switches
+role and claims first), so each keeps its own outcome and RLS still judges each as the
+player who made it; every caller hears back after the COMMIT.
 """
 
 from __future__ import annotations
@@ -65,6 +69,11 @@ MAX_BATCH = 50
 # Each batch applies its changes one after the other, so this is the database work in
 # parallel: on two cores, 2 stored more moves a second than 1 or 5.
 CONCURRENT_BATCHES = 2
+
+APPEND_EVENT_AS = (
+    "select gamesocket.append_event_as($1, $2, $3, $4, $5, $6, $7::json, $8::jsonb, $9,"
+    " $10, $11, $12, $13::jsonb, $14, $15, $16, $17::jsonb, $18, $19::jsonb)"
+)
 
 _GAME_COLUMNS = (
     "id::text, game_type, status, seats, state, version, public, options,"
@@ -181,15 +190,17 @@ async def _savepoint(conn: asyncpg.Connection, change: _Change) -> Exception | N
 
 
 async def _apply(conn: asyncpg.Connection, change: _Change) -> None:
-    """One change as its actor (role, claims, the invite its join carries), in one call:
-    row-level security judges it as that actor. Whatever else a change writes goes here,
-    in its savepoint."""
-    game, event = change.game, change.event
-    role, claims = _role_and_claims(change.actor, write=True)
+    """One change as its actor, in one call: row-level security judges it as that actor.
+    Whatever else a change writes goes here, in its savepoint."""
+    await conn.execute(APPEND_EVENT_AS, *append_arguments(change.game, change.event, change.actor))
+
+
+def append_arguments(game: GameRecord, event: EventRecord, actor: Actor) -> tuple[Any, ...]:
+    """The arguments of APPEND_EVENT_AS: the actor's role and claims, the invite code its
+    join carries (None: none), then the new game row and its event."""
+    role, claims = _role_and_claims(actor, write=True)
     invite = event.data.get("invite") if event.kind == "join" else None
-    await conn.execute(
-        "select gamesocket.append_event_as($1, $2, $3, $4, $5, $6, $7::json, $8::jsonb, $9,"
-        " $10, $11, $12, $13::jsonb, $14, $15, $16, $17::jsonb, $18, $19::jsonb)",
+    return (
         role,
         claims,
         invite if isinstance(invite, str) else None,

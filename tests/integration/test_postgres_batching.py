@@ -31,8 +31,8 @@ from socket_server.store import (
     StaleVersion,
     StoreError,
 )
-from socket_server.store.postgres import PostgresStore
-from tests.integration.test_postgres_rls import human, new_game
+from socket_server.store.postgres import APPEND_EVENT_AS, PostgresStore, append_arguments
+from tests.integration.test_postgres_rls import human, new_game, sql_as
 from tests.integration.test_store_contract import next_version
 from tests.pgutil import migrated_database
 
@@ -207,3 +207,23 @@ async def test_a_connection_lost_mid_batch_fails_every_caller_and_stores_nothing
     retry = changes[0]
     await world.store.commit_change(retry.game, retry.event, retry.actor)
     assert await versions(world.url, world.games[:1]) == [1]
+
+
+async def test_append_event_as_takes_only_the_writing_roles(world: World) -> None:
+    change = first_move(world.games[0])
+    _, *rest = append_arguments(change.game, change.event, change.actor)
+    for api_role in (Actor.ANONYMOUS, ALICE):  # PostgREST's roles may not call it at all
+        async with sql_as(world.url, api_role) as conn:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                await conn.execute(APPEND_EVENT_AS, "gamesocket_player", *rest)
+    async with sql_as(world.url, ALICE, write=True) as conn:
+        for role in ("postgres", "authenticated", "service_role"):  # nor take another role
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match=f"not {role}$"):
+                async with conn.transaction():
+                    await conn.execute(APPEND_EVENT_AS, role, *rest)
+        await conn.execute(APPEND_EVENT_AS, "gamesocket_player", *rest)  # the control
+        assert await conn.fetchval("select current_user") == "gamesocket_player"
+        stored = await conn.fetchval(
+            "select version from public.games where id = $1", change.game.game_id
+        )
+        assert stored == 1
