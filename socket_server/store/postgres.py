@@ -54,6 +54,7 @@ PLAYER_ROLE = "gamesocket_player"  # a signed-in user's writes
 STALE_VERSION_SQLSTATE = "GS409"
 DUPLICATE_REQUEST_SQLSTATE = "GS208"
 INSUFFICIENT_PRIVILEGE_SQLSTATE = "42501"
+DEADLOCK_SQLSTATE = "40P01"
 # What a connection whose backend is gone raises on its next use.
 DEAD_CONNECTION: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
@@ -175,7 +176,8 @@ class _Change:
 async def _savepoint(conn: asyncpg.Connection, change: _Change) -> Exception | None:
     """`change` applied in its own savepoint: None, or the error it was rolled back with.
 
-    An unexpected database error fails this change alone as well; a broken connection
+    An unexpected database error fails this change alone as well (a deadlock as a
+    stale version: the service plans it again); a broken connection
     (nothing can be rolled back on it) fails the whole batch. The savepoint is not
     released: the next change's nests in it, and the COMMIT keeps them all."""
     await conn.execute("savepoint change")
@@ -185,6 +187,11 @@ async def _savepoint(conn: asyncpg.Connection, change: _Change) -> Exception | N
         if isinstance(error, DEAD_CONNECTION):
             raise
         await conn.execute("rollback to savepoint change")
+        if error.sqlstate == DEADLOCK_SQLSTATE:
+            # Picked to break a cycle of row locks with another transaction (one that
+            # locks rows in another order): nothing was stored and the change may be
+            # planned again, as after a stale version.
+            return StaleVersion(f"game {change.game.game_id}: {error}")
         return _store_error(error) or error
     return None
 

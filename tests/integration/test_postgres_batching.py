@@ -39,6 +39,7 @@ from tests.pgutil import migrated_database
 ALICE = Actor(user_id=str(uuid.uuid4()))
 BOB = Actor(user_id=str(uuid.uuid4()))
 CAROL = Actor(user_id=str(uuid.uuid4()))  # seated in no game below
+LOCK_GAME = "select 1 from public.games where id = $1 for update"
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ async def row_locked(url: str, game: GameRecord) -> AsyncIterator[None]:
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():
-            await conn.execute("select 1 from public.games where id = $1 for update", game.game_id)
+            await conn.execute(LOCK_GAME, game.game_id)
             yield
     finally:
         await conn.close()
@@ -182,6 +183,30 @@ async def test_a_request_id_stored_earlier_in_the_same_batch_fails_alone(world: 
     assert outcomes[1].version == 1
     assert outcomes[2:] == [None] * 3
     assert await versions(world.url, world.games) == [1] * 4
+
+
+async def test_a_change_picked_to_break_a_deadlock_fails_alone_as_stale(world: World) -> None:
+    # Another transaction holds the last game and then asks for one the batch holds: a
+    # cycle. The batch's backend checks for it first (the other waits 30 s before it
+    # would), so its change of the last game is the one rolled back.
+    changes = [first_move(game) for game in world.games]
+    other = await asyncpg.connect(world.url)
+    try:
+        await other.execute("set deadlock_timeout = '30s'")
+        async with other.transaction():
+            await other.execute(LOCK_GAME, world.games[-1].game_id)
+            gathered = asyncio.gather(
+                *(world.store.commit_change(c.game, c.event, c.actor) for c in changes),
+                return_exceptions=True,
+            )
+            await waiting_backend(world.url)
+            await other.execute(LOCK_GAME, world.games[1].game_id)  # waits for the COMMIT
+            outcomes = await gathered
+    finally:
+        await other.close()
+    assert outcomes[:3] == [None] * 3
+    assert isinstance(outcomes[3], StaleVersion), outcomes[3]
+    assert await versions(world.url, world.games) == [1, 1, 1, 0]
 
 
 async def test_a_connection_lost_mid_batch_fails_every_caller_and_stores_nothing(
