@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: install install-dev serve test lint bench
+.PHONY: install install-dev serve test lint bench bench-peers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,6 @@ test: lint
 
 bench: install-dev
 	$(BIN)/python -m bench
+
+bench-peers: install-dev
+	$(BIN)/python -m bench --peers

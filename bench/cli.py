@@ -5,6 +5,7 @@ never skew the next and a single scenario can be rerun alone:
 
     python -m bench --scenarios fanout --spectators 1000 --targets gamesocket
     python -m bench --quick                       # a small smoke run of everything
+    python -m bench --peers                       # connect4 beside Colyseus, boardgame.io
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from bench import report, scenarios
+from bench import peer_scenarios, report, scenarios
 from bench.client import Lobby, ReferenceLobby, RestLobby
+from bench.node_peers import PEERS, peer_server
 from bench.targets import (
     ServerProcess,
     gamesocket_command,
@@ -34,14 +36,19 @@ from bench.targets import (
     reference_server,
 )
 
-SCENARIOS = ("connections", "fanout", "throughput", "loop")
-TARGETS = ("gamesocket", "reference")
+DEFAULT_SCENARIOS = ("connections", "fanout", "throughput", "loop")
+# The connect4 scenarios run on every target, the Node peers included.
+PEER_SCENARIOS = ("c4connections", "c4fanout", "c4throughput")
+SCENARIOS = DEFAULT_SCENARIOS + PEER_SCENARIOS
+PYTHON_TARGETS = ("gamesocket", "reference")
+TARGETS = PYTHON_TARGETS + PEERS
 # Used for the reference's padding when gamesocket's own update size was not measured
 # in this run (about a mid-game chess snapshot).
 DEFAULT_UPDATE_BYTES = 900
 
 Measurement = Coroutine[Any, Any, dict[str, Any]]
 Scenario = Callable[[ServerProcess, Lobby], Measurement]
+PeerScenario = Callable[[ServerProcess, str], Measurement]
 
 
 def _ints(text: str) -> list[int]:
@@ -61,12 +68,15 @@ def _names(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
 
 QUICK = {"connections": [200, 500], "spectators": [20, 100], "moves": 10, "games": 20,
          "rounds": 2, "searches": 2, "ai_level": 3, "loop_seconds": 3.0, "workers": 2}  # fmt: skip
+# `--peers`: the side-by-side run of every target on the connect4 scenarios (~10 min).
+PEER_RUN = {"targets": list(TARGETS), "scenarios": list(PEER_SCENARIOS), "connections": [5000],
+            "spectators": [1000, 3000, 5000], "moves": 42, "games": 200}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", type=_names(SCENARIOS), default=list(SCENARIOS))
-    parser.add_argument("--targets", type=_names(TARGETS), default=list(TARGETS))
+    parser.add_argument("--scenarios", type=_names(SCENARIOS), default=list(DEFAULT_SCENARIOS))
+    parser.add_argument("--targets", type=_names(TARGETS), default=list(PYTHON_TARGETS))
     parser.add_argument("--stores", type=_names(("sqlite", "postgres")),
                         default=["sqlite", "postgres"], help="stores for throughput")  # fmt: skip
     parser.add_argument("--connections", type=_ints, default=[1000, 5000, 10000],
@@ -82,7 +92,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=3, help="spectator client processes")
     parser.add_argument("--out", type=Path, default=report.RESULTS_DIR)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    if parser.parse_known_args(argv)[0].quick:
+    parser.add_argument("--peers", action="store_true",
+                        help="all four targets on the connect4 scenarios")  # fmt: skip
+    known = parser.parse_known_args(argv)[0]
+    if known.peers:
+        parser.set_defaults(**PEER_RUN)
+    if known.quick:
         parser.set_defaults(**QUICK)  # flags given explicitly still win
     return parser.parse_args(argv)
 
@@ -129,7 +144,16 @@ class Run:
             self._targets.remove("gamesocket")
 
     def targets(self) -> list[str]:
+        """The Python targets: the scenarios written against PROTOCOL.md."""
+        return [t for t in self._targets if t in PYTHON_TARGETS]
+
+    def all_targets(self) -> list[str]:
         return list(self._targets)
+
+    def skip_peers(self, scenario: str) -> None:
+        peers = [t for t in self._targets if t in PEERS]
+        if peers:
+            self.notes.append(f"{scenario} runs on gamesocket and the reference only, not {peers}")
 
     async def measure(
         self, label: str, target: str, scenario: Scenario, busy: int = 0,
@@ -224,10 +248,82 @@ class Run:
         busy = min(a.searches, os.cpu_count() or 1)
         return {t: await self.measure("loop", t, scenario, busy=busy) for t in self.targets()}
 
+    async def measure_c4(
+        self, label: str, target: str, scenario: Scenario, peer_scenario: PeerScenario
+    ) -> dict[str, Any]:
+        """A connect4 measurement: `scenario` on a Python target, `peer_scenario` on a
+        Node peer (installed on first use)."""
+        if target in PYTHON_TARGETS:
+            return await self.measure(label, target, scenario)
+
+        async def run() -> dict[str, Any]:
+            with peer_server(target) as server:
+                try:
+                    return await peer_scenario(server, target)
+                except Exception as error:
+                    error.add_note(f"server log tail:\n{server.log_tail()}")
+                    raise
+
+        result: dict[str, Any] = await _attempt(f"{label} on {target}", run)
+        return result
+
+    async def c4connections(self) -> dict[str, Any]:
+        a = self.args
+
+        def scenario(server: ServerProcess, lobby: Lobby) -> Measurement:
+            return scenarios.connections(
+                server, lobby, a.connections, a.workers, game_type="connect4"
+            )
+
+        def peer(server: ServerProcess, name: str) -> Measurement:
+            return peer_scenarios.connections(server, name, a.connections, a.workers)
+
+        return {
+            t: await self.measure_c4("c4connections", t, scenario, peer) for t in self.all_targets()
+        }
+
+    async def c4fanout(self) -> dict[str, Any]:
+        a = self.args
+        results: dict[str, Any] = {target: {"points": []} for target in self.all_targets()}
+        for n in a.spectators:  # targets alternate at each size, as in `fanout`
+            for target in self.all_targets():
+
+                def scenario(server: ServerProcess, lobby: Lobby, n: int = n) -> Measurement:
+                    return scenarios.fanout(
+                        server, lobby, n, a.moves, a.interval_ms / 1000, a.workers, "connect4"
+                    )
+
+                def peer(server: ServerProcess, name: str, n: int = n) -> Measurement:
+                    return peer_scenarios.fanout(
+                        server, name, n, a.moves, a.interval_ms / 1000, a.workers
+                    )
+
+                point = await self.measure_c4(f"c4fanout N={n}", target, scenario, peer)
+                results[target]["points"].append({"n": n, **point})
+                if target == "gamesocket" and point.get("update_bytes_mean"):
+                    self.update_bytes = point["update_bytes_mean"]
+        results["reference_update_bytes"] = self.update_bytes
+        return results
+
+    async def c4throughput(self) -> dict[str, Any]:
+        a = self.args
+
+        def scenario(server: ServerProcess, lobby: Lobby) -> Measurement:
+            return scenarios.throughput(server, lobby, a.games, 1, game_type="connect4")
+
+        def peer(server: ServerProcess, name: str) -> Measurement:
+            return peer_scenarios.throughput(server, name, a.games, a.workers)
+
+        return {
+            t: await self.measure_c4("c4throughput", t, scenario, peer) for t in self.all_targets()
+        }
+
     async def all(self) -> dict[str, Any]:
         results: dict[str, Any] = {}
         for name in SCENARIOS:
             if name in self.args.scenarios:
+                if name in DEFAULT_SCENARIOS:
+                    self.skip_peers(name)
                 results[name] = await getattr(self, name)()
         return results
 
@@ -267,8 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows = report.summarize(scenario_results)
     result["summary"] = rows
+    peer_rows = report.summarize_peers(scenario_results)
+    result["peers_summary"] = peer_rows
     json_path, png_path = report.write(result, args.out)
-    print(report.markdown_table(rows))
+    if rows:
+        print(report.markdown_table(rows))
+    if peer_rows:
+        print(report.peers_table(peer_rows, run.all_targets()))
     for note in run.notes:
         print(f"note: {note}")
     print(f"[bench] results: {json_path}" + (f", plot: {png_path}" if png_path else ""))

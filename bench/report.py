@@ -103,13 +103,92 @@ def summarize(scenarios: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in rows if r["ours"] is not None or r["reference"] is not None]
 
 
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    return str(value)
+
+
+# -- the peers side by side (connect4 on every target) ---------------------------------------
+PEER_TARGETS = ("gamesocket", "reference", "colyseus", "boardgameio")
+# The targets every row is divided by.
+BASES = ("reference", "colyseus")
+
+
+def _complete_share(point: dict[str, Any]) -> float | None:
+    """Spectators that saw every update in order, as a share of those asked for."""
+    if "spectators_complete" not in point or not point.get("n"):
+        return None
+    return round(point["spectators_complete"] / point["n"], 3)
+
+
+# (figure, how to read it from one fan-out point); N is appended to the figure.
+FANOUT_FIGURES: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
+    ("server CPU us per delivery", lambda p: p.get("server_cpu_us_per_delivery")),
+    ("p50 ms", lambda p: p.get("latency", {}).get("p50_ms")),
+    ("p99 ms", lambda p: p.get("latency", {}).get("p99_ms")),
+    ("spectators complete (share)", _complete_share),
+    ("run time / nominal", lambda p: p.get("window_over_nominal")),
+    ("busiest client worker (core share)", lambda p: p.get("max_worker_cpu_share")),
+)
+THROUGHPUT_FIGURES: tuple[tuple[str, str], ...] = (
+    ("moves/s", "moves_per_s"),
+    ("server CPU us per move", "server_cpu_us_per_move"),
+    ("client (core share)", "client_cpu_share"),
+)
+
+
+def _peer_row(scenario: str, metric: str, values: dict[str, Any]) -> dict[str, Any]:
+    ratios = {
+        f"{target}/{base}": _ratio(values.get(target), values.get(base))
+        for base in BASES
+        for target in PEER_TARGETS
+        if target != base
+    }
+    return {"scenario": scenario, "metric": metric, "values": values, "ratios": ratios}
+
+
+def summarize_peers(scenarios: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per figure of the connect4 scenarios, a value per target and its ratio
+    to the reference and to Colyseus."""
+    rows = []
+    conn = scenarios.get("c4connections", {})
+    points = {t: _by_n(conn.get(t, {}).get("points")) for t in PEER_TARGETS}
+    for n in sorted(set().union(*points.values())):
+        values = {t: points[t].get(n, {}).get("kib_per_connection") for t in PEER_TARGETS}
+        rows.append(_peer_row("c4connections", f"KiB per idle socket, N={n}", values))
+    fan = scenarios.get("c4fanout", {})
+    points = {t: _by_n(fan.get(t, {}).get("points")) for t in PEER_TARGETS}
+    for n in sorted(set().union(*points.values())):
+        for metric, read in FANOUT_FIGURES:
+            values = {t: read(points[t][n]) if n in points[t] else None for t in PEER_TARGETS}
+            rows.append(_peer_row("c4fanout", f"{metric}, N={n}", values))
+    thr = scenarios.get("c4throughput", {})
+    for metric, key in THROUGHPUT_FIGURES:
+        values = {t: thr.get(t, {}).get(key) for t in PEER_TARGETS}
+        rows.append(_peer_row("c4throughput", metric, values))
+    return [r for r in rows if any(v is not None for v in r["values"].values())]
+
+
+def peers_table(rows: list[dict[str, Any]], targets: list[str] | None = None) -> str:
+    """Markdown: a column per target, then each target's ratio to the reference and to
+    Colyseus (a ratio column only where both sides were run)."""
+    shown = [t for t in PEER_TARGETS if targets is None or t in targets]
+    ratios = [f"{t}/{base}" for base in BASES if base in shown for t in shown if t != base]
+    header = ["scenario", "figure", *shown, *(r.replace("/", " / ") for r in ratios)]
+    lines = ["| " + " | ".join(header) + " |",
+             "| --- | --- |" + " ---: |" * (len(shown) + len(ratios))]  # fmt: skip
+    for r in rows:
+        cells = [r["scenario"], r["metric"], *(_cell(r["values"].get(t)) for t in shown)]
+        cells += [_cell(r["ratios"].get(name)) for name in ratios]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    def cell(value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "n/a"
-        if isinstance(value, bool):
-            return "yes" if value else "**no**"
-        return str(value)
+    cell = _cell
 
     lines = ["| scenario | figure | gamesocket | reference | ratio | target | met |",
              "| --- | --- | ---: | ---: | ---: | --- | --- |"]  # fmt: skip

@@ -19,7 +19,16 @@ import chess
 import msgspec
 from websockets.asyncio.client import ClientConnection
 
-from bench.client import Lobby, decode, open_player, open_socket, percentiles, read_until, ws_url
+from bench.client import (
+    SEATS,
+    Lobby,
+    decode,
+    open_player,
+    open_socket,
+    percentiles,
+    read_until,
+    ws_url,
+)
 from bench.targets import ServerProcess
 from bench.workers import SpectatorPool
 
@@ -28,6 +37,10 @@ SETUP_CONCURRENCY = 32
 # A tic-tac-toe game that uses all nine cells and ends drawn (board_full): the most
 # moves per game set up. x plays the even plies.
 DRAWN_TICTACTOE = (0, 1, 2, 4, 3, 5, 7, 6, 8)
+# A connect4 game that fills all 42 cells with no four in a row (columns 0-6, red
+# plays the even plies): the longest game there is, one fixed line for every target.
+DRAWN_CONNECT4 = tuple(int(c) for c in "416210144241363310466123232265505465550030")
+LINES = {"tictactoe": DRAWN_TICTACTOE, "connect4": DRAWN_CONNECT4}
 _encode = msgspec.json.Encoder().encode
 
 
@@ -96,17 +109,18 @@ async def _close_all(sockets: Iterable[ClientConnection]) -> None:
 
 # -- 1. connections held ------------------------------------------------------------------
 async def connections(
-    server: ServerProcess, lobby: Lobby, steps: list[int], workers: int, per_game: int = 100
-) -> dict[str, Any]:
+    server: ServerProcess, lobby: Lobby, steps: list[int], workers: int, per_game: int = 100,
+    game_type: str = "chess",
+) -> dict[str, Any]:  # fmt: skip
     """Idle spectator sockets, N at a time; server RSS per socket at each step.
 
     Sockets are spread over games of `per_game` so presence notices stay bounded."""
     token = await lobby.guest()
     n_games = math.ceil(max(steps) / per_game)
     games = await gather_bounded(
-        [lambda: lobby.create_game(token, "chess", {}, {})] * n_games, SETUP_CONCURRENCY
+        [lambda: lobby.create_game(token, game_type, {}, {})] * n_games, SETUP_CONCURRENCY
     )
-    urls = [ws_url(server.ws_url, "chess", games[i // per_game]) for i in range(max(steps))]
+    urls = [ws_url(server.ws_url, game_type, games[i // per_game]) for i in range(max(steps))]
     await asyncio.sleep(1.0)
     baseline = server.rss_kib()
     points, opened = [], 0
@@ -119,13 +133,21 @@ async def connections(
             await asyncio.sleep(2.0)  # let the server settle before reading its memory
             rss = server.rss_kib()
             seen = await asyncio.to_thread(pool.collect, 0, 0.0)
-            open_now = seen["sockets"] - seen["closed"]
-            points.append({
-                "n": step, "open": open_now, "failed": reply["failed"], "errors": reply["errors"],
-                "connect_seconds": round(seconds, 2), "rss_kib": rss,
-                "kib_per_connection": round((rss - baseline) / max(open_now, 1), 2),
-            })  # fmt: skip
+            points.append(connections_point(step, reply, seen, seconds, rss, baseline))
     return {"baseline_rss_kib": baseline, "games": n_games, "points": points}
+
+
+def connections_point(
+    step: int, reply: dict[str, Any], seen: dict[str, Any], seconds: float, rss: int,
+    baseline: int,
+) -> dict[str, Any]:  # fmt: skip
+    """One step of the connections scenario: sockets open and server RSS per socket."""
+    open_now = seen["sockets"] - seen["closed"]
+    return {
+        "n": step, "open": open_now, "failed": reply["failed"], "errors": reply["errors"],
+        "connect_seconds": round(seconds, 2), "rss_kib": rss,
+        "kib_per_connection": round((rss - baseline) / max(open_now, 1), 2),
+    }  # fmt: skip
 
 
 # -- 2. fan-out -----------------------------------------------------------------------------
@@ -154,74 +176,119 @@ async def _drain_player(ws: ClientConnection, log: _MoverLog) -> None:
         log.done.set()
 
 
+def fanout_line(game_type: str, moves: int) -> list[str] | list[int]:
+    """The moves a fan-out run plays: a chess line that never ends, or the drawn
+    connect4 game (at most its 42 moves)."""
+    if game_type == "connect4":
+        return list(DRAWN_CONNECT4[:moves])
+    return chess_line(moves)
+
+
 async def fanout(
     server: ServerProcess, lobby: Lobby, n_spectators: int, moves: int, interval: float,
-    workers: int,
+    workers: int, game_type: str = "chess",
 ) -> dict[str, Any]:  # fmt: skip
-    """One chess game, N spectators, a move every `interval` s; send -> arrival latency."""
-    game_id, players = await _two_player_game(lobby, server, "chess", ("white", "black"))
-    log = _MoverLog(expected=moves)
+    """One game, N spectators, a move every `interval` s; send -> arrival latency."""
+    seats = SEATS[game_type]
+    line = fanout_line(game_type, moves)
+    game_id, players = await _two_player_game(lobby, server, game_type, seats)
+    log = _MoverLog(expected=len(line))
     drains = [asyncio.create_task(_drain_player(ws, log)) for ws in players.values()]
     try:
         with SpectatorPool(workers) as pool:
             started = time.monotonic()
             reply = await asyncio.to_thread(
-                pool.connect, [ws_url(server.ws_url, "chess", game_id)] * n_spectators
+                pool.connect, [ws_url(server.ws_url, game_type, game_id)] * n_spectators
             )
             connect_seconds = time.monotonic() - started
             await asyncio.sleep(0.5)
             cpu_before = await asyncio.to_thread(pool.collect, 0, 0.0)
             server_cpu = server.cpu_seconds()
             begin = time.monotonic()
-            for ply, move in enumerate(chess_line(moves)):
+            for ply, move in enumerate(line):
                 await asyncio.sleep(max(0.0, begin + ply * interval - time.monotonic()))
                 move_id = f"m{ply}"
                 log.sent_ns[move_id] = time.monotonic_ns()
-                seat = "white" if ply % 2 == 0 else "black"
-                await players[seat].send(_encode({"type": "move", "id": move_id, "move": move}))
+                await players[seats[ply % 2]].send(
+                    _encode({"type": "move", "id": move_id, "move": move})
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(log.done.wait(), 30)
             last_version = max(log.acked.values(), default=0)
             seen = await asyncio.to_thread(pool.collect, last_version, 30.0)
             window = time.monotonic() - begin
             server_cpu = server.cpu_seconds() - server_cpu
-            worker_cpu = [
-                after - before
-                for after, before in zip(
-                    seen["worker_cpu_seconds"], cpu_before["worker_cpu_seconds"], strict=True
-                )
-            ]
     finally:
         await _close_all(players.values())
         await asyncio.gather(*drains, return_exceptions=True)
+    sent = {version: log.sent_ns[move_id] for move_id, version in log.acked.items()}
+    run = FanoutRun(n_spectators, len(line), interval, reply, connect_seconds, window, server_cpu)
+    return {
+        **fanout_figures(run, sent, seen, cpu_before),
+        "update_bytes_mean": round(sum(log.update_bytes) / max(len(log.update_bytes), 1)),
+    }
+
+
+@dataclass
+class FanoutRun:
+    """What a fan-out run measured besides the arrivals."""
+
+    n: int  # spectators asked for
+    moves: int  # moves sent
+    interval: float  # seconds between moves
+    connect: dict[str, Any]  # the pool's `connect` reply
+    connect_seconds: float
+    window: float  # first move sent -> every spectator collected
+    server_cpu: float  # server CPU seconds over `window`
+
+
+def fanout_figures(
+    run: FanoutRun, sent_ns: dict[int, int], seen: dict[str, Any], cpu_before: dict[str, Any]
+) -> dict[str, Any]:
+    """The fan-out result from the send time of each acked version and what the
+    spectators' workers collected (any target, any worker kind)."""
     samples = [
-        arrived - log.sent_ns[move_id]
-        for move_id, version in log.acked.items()
+        arrived - sent_ns[version]
+        for version in sent_ns
         for arrived in seen["arrivals"].get(version, [])
     ]
-    expected = len(log.acked) * n_spectators
+    worker_cpu = [
+        after - before
+        for after, before in zip(
+            seen["worker_cpu_seconds"], cpu_before["worker_cpu_seconds"], strict=True
+        )
+    ]
+    nominal = (run.moves - 1) * run.interval  # first send -> last send, at the set pace
     return {
-        "n": n_spectators, "open": reply["open"], "failed": reply["failed"],
-        "errors": reply["errors"], "connect_seconds": round(connect_seconds, 2),
-        "moves_sent": moves, "moves_acked": len(log.acked),
-        "deliveries": len(samples), "deliveries_expected": expected,
+        "n": run.n, "open": run.connect["open"], "failed": run.connect["failed"],
+        "errors": run.connect["errors"], "connect_seconds": round(run.connect_seconds, 2),
+        "moves_sent": run.moves, "moves_acked": len(sent_ns),
+        "deliveries": len(samples), "deliveries_expected": len(sent_ns) * run.n,
         "spectators_complete": seen["complete"], "gaps": seen["gaps"],
         "resyncs": seen["resyncs"], "closed": seen["closed"],
-        "update_bytes_mean": round(sum(log.update_bytes) / max(len(log.update_bytes), 1)),
-        # Busy share of one core over the move phase: server, and the busiest client worker.
-        "window_seconds": round(window, 2),
-        "server_cpu_share": round(server_cpu / window, 2),
-        "max_worker_cpu_share": round(max(worker_cpu) / window, 2),
+        # The move phase, against its nominal length (a slow server or client stretches
+        # it); busy share of one core over it: server, and the busiest client worker.
+        "window_seconds": round(run.window, 2),
+        "nominal_seconds": round(nominal, 2),
+        "window_over_nominal": round(run.window / nominal, 2) if nominal else None,
+        "server_cpu_share": round(run.server_cpu / run.window, 2),
+        "server_cpu_us_per_delivery": (
+            round(run.server_cpu * 1e6 / len(samples), 2) if samples else None
+        ),
+        "max_worker_cpu_share": round(max(worker_cpu) / run.window, 2),
         "latency": percentiles(samples),
     }  # fmt: skip
 
 
 # -- 3. throughput --------------------------------------------------------------------------
-async def _play_drawn_game(sockets: dict[str, ClientConnection], game_no: int) -> list[int]:
-    """Play DRAWN_TICTACTOE as fast as acks return; returns each move's send->ack ns."""
+async def _play_drawn_game(
+    sockets: dict[str, ClientConnection], game_no: int, game_type: str
+) -> list[int]:
+    """Play the game type's drawn line as fast as acks return; each move's send->ack ns."""
+    seats = SEATS[game_type]
     latencies = []
-    for ply, cell in enumerate(DRAWN_TICTACTOE):
-        ws = sockets["x" if ply % 2 == 0 else "o"]
+    for ply, cell in enumerate(LINES[game_type]):
+        ws = sockets[seats[ply % 2]]
         move_id = f"g{game_no}p{ply}"
         sent = time.monotonic_ns()
         await ws.send(_encode({"type": "move", "id": move_id, "move": cell}))
@@ -231,21 +298,22 @@ async def _play_drawn_game(sockets: dict[str, ClientConnection], game_no: int) -
 
 
 async def throughput(
-    server: ServerProcess, lobby: Lobby, games: int, rounds: int
+    server: ServerProcess, lobby: Lobby, games: int, rounds: int, game_type: str = "tictactoe"
 ) -> dict[str, Any]:
-    """`games` tic-tac-toe games at once, `rounds` games in a row per slot; moves/s.
+    """`games` games at once, `rounds` games in a row per slot, each the game type's
+    drawn line; moves/s.
 
     Games are created and their sockets opened before the clock starts, so the figure
     is the move path: frame in, rules, store, publish, ack and update out."""
     setups: list[tuple[str, dict[str, ClientConnection]]] = []
 
     async def set_up() -> None:
-        setups.append(await _two_player_game(lobby, server, "tictactoe", ("x", "o")))
+        setups.append(await _two_player_game(lobby, server, game_type, SEATS[game_type]))
 
     async def play_slot(slot_no: int) -> list[int]:
         latencies = []
         for round_no, (_, sockets) in enumerate(slots[slot_no]):
-            latencies += await _play_drawn_game(sockets, slot_no * rounds + round_no)
+            latencies += await _play_drawn_game(sockets, slot_no * rounds + round_no, game_type)
         return latencies
 
     try:
@@ -258,24 +326,40 @@ async def throughput(
         elapsed = time.monotonic() - began
         client_cpu = time.process_time() - client_cpu
         server_cpu = server.cpu_seconds() - server_cpu
-        finished = await _count_finished(setups)
+        # The seat that did not play the last move has not read past its own last ack.
+        waiting = SEATS[game_type][len(LINES[game_type]) % 2]
+        finished = await _count_finished([sockets[waiting] for _, sockets in setups])
     finally:
         await _close_all(ws for _, sockets in setups for ws in sockets.values())
     latencies = [ns for slot in per_slot for ns in slot]
+    return throughput_figures(
+        games * rounds, games, latencies, elapsed, setup_seconds, finished, server_cpu, client_cpu
+    )
+
+
+def throughput_figures(
+    games: int, concurrent: int, latencies: list[int], elapsed: float, setup_seconds: float,
+    finished: int | None, server_cpu: float, client_cpu: float,
+) -> dict[str, Any]:  # fmt: skip
+    """The throughput result (any target): moves/s, CPU per move, ack latency."""
     return {
-        "games": games * rounds, "concurrent": games, "moves": len(latencies),
+        "games": games, "concurrent": concurrent, "moves": len(latencies),
         "seconds": round(elapsed, 3), "moves_per_s": round(len(latencies) / elapsed, 1),
         "setup_seconds": round(setup_seconds, 2), "games_finished": finished,
         # Busy share of one core while playing: near 1.0 means that side was the limit.
         "server_cpu_share": round(server_cpu / elapsed, 2),
+        "server_cpu_us_per_move": (
+            round(server_cpu * 1e6 / len(latencies), 2) if latencies else None
+        ),
         "client_cpu_share": round(client_cpu / elapsed, 2),
         "ack_latency": percentiles(latencies),
     }  # fmt: skip
 
 
-async def _count_finished(setups: list[tuple[str, dict[str, ClientConnection]]]) -> int | None:
+async def _count_finished(sockets: list[ClientConnection]) -> int | None:
     """Games whose last update says `finished` (None when the server never says so, as
-    the rule-less reference does)."""
+    the rule-less reference does); `sockets` holds one player of each game that has not
+    read its game's last update yet."""
 
     async def status(ws: ClientConnection) -> str | None:
         last = None
@@ -287,9 +371,7 @@ async def _count_finished(setups: list[tuple[str, dict[str, ClientConnection]]])
                         last = message.status
         return last
 
-    # x plays the last move and may have read the last update while awaiting its ack;
-    # o has not read past its own last ack, so the final update is still queued there.
-    statuses = await asyncio.gather(*(status(sockets["o"]) for _, sockets in setups))
+    statuses = await asyncio.gather(*(status(ws) for ws in sockets))
     finished = sum(s == "finished" for s in statuses)
     return finished if finished else None
 

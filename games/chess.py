@@ -101,10 +101,15 @@ class ChessState(GameState):
         return self._san
 
     def pgn(self, headers: Mapping[str, str] | None = None) -> str:
-        """The game as standard PGN; a custom start position adds SetUp and FEN tags."""
+        """The game as standard PGN; a custom start position adds SetUp and FEN tags.
+
+        Tag values are escaped as the PGN standard says (a backslash before each quote
+        and backslash; python-chess writes them as given), so a value such as a
+        player's name cannot end its tag.
+        """
         game = chess.pgn.Game.from_board(self._position())
         for name, value in (headers or {}).items():
-            game.headers[name] = value
+            game.headers[name] = value.replace("\\", "\\\\").replace('"', '\\"')
         game.headers["Result"] = self._pgn_result()
         return str(game)
 

@@ -23,6 +23,7 @@ class Guest(msgspec.Struct, frozen=True, kw_only=True):
     access_token: str
     user_id: str
     expires_at: Any = None
+    name: str | None = None  # the display name (the one asked for, or the server's pick)
 
 
 class MoveRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,6 +24,7 @@ from socket_server.store.base import (
     GameRecord,
     GameStatus,
     Seat,
+    human_seat,
     is_ai_seat,
     may_see,
     seats_held_by,
@@ -221,7 +222,7 @@ def _requested_seat(name: str, wanted: Any, actor: Actor, without_ai: str | None
     if wanted is None:
         return None
     if wanted == "me":
-        return {"kind": "human", "user_id": actor.user_id}
+        return human_seat(actor.user_id, actor.name)
     if isinstance(wanted, Mapping) and wanted.get("kind") == "ai":
         level = wanted.get("level", DEFAULT_AI_LEVEL)
         if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 10:
@@ -251,7 +252,7 @@ def plan_join(
     chosen = seat if seat is not None else (free[0] if free else None)
     if chosen is None or record.seats[chosen] is not None:
         raise Refused(ErrorCode.SEAT_TAKEN, "that seat is taken" if seat else "no free seat")
-    seats = {**record.seats, chosen: {"kind": "human", "user_id": actor.user_id}}
+    seats = {**record.seats, chosen: human_seat(actor.user_id, actor.name)}
     return Change(seats, state, "join", seat=chosen)
 
 
@@ -427,12 +428,14 @@ def seats_before_joins(record: GameRecord, events: list[EventRecord]) -> dict[st
 
 
 def replay_event(
-    seats: dict[str, Seat], state: GameState, event: EventRecord
+    seats: dict[str, Seat], state: GameState, event: EventRecord, stored: Mapping[str, Seat]
 ) -> tuple[dict[str, Seat], GameState]:
-    """One stored event applied to (seats, state) while rebuilding old versions."""
+    """One stored event applied to (seats, state) while rebuilding old versions; a join
+    fills its seat as `stored` (the game's stored seats) has it: no seat changes after
+    its join, so that is the seat the join took, its player's name included."""
     kind = event.kind
     if kind == "join" and event.seat is not None:
-        return {**seats, event.seat: {"kind": "human", "user_id": event.user_id}}, state
+        return {**seats, event.seat: stored[event.seat]}, state
     if kind == "move":
         return seats, state.apply(event.move)
     if kind == "resign" and event.seat is not None:

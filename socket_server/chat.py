@@ -43,15 +43,6 @@ MAX_HISTORY = 200  # messages per GET /api/games/{id}/chat page
 ANNOUNCEMENT_MAX_CHARS = 500
 
 
-def display_name(user_id: str) -> str:
-    """The name chat shows for `user_id`: "Guest " and the id's first four characters.
-
-    There are no profiles yet; this one helper is what a profiles feature replaces.
-    The same user always gets the same name (on every process and after restarts).
-    """
-    return f"Guest {user_id.replace('-', '')[:4]}"
-
-
 def own_room(record: GameRecord, actor: Actor) -> ChatRoom:
     """The room `actor` writes to: `players` when seated, else `spectators`."""
     return "players" if seats_held_by(record.seats, actor.user_id) else "spectators"
@@ -87,13 +78,14 @@ def check_room_reader(record: GameRecord, actor: Actor, room: ChatRoom) -> None:
         raise Refused(ErrorCode.FORBIDDEN, "players do not read the spectators' room")
 
 
-def chat_message(message: ChatRecord) -> ChatMessage:
+def chat_message(message: ChatRecord, name: str) -> ChatMessage:
+    """The message as sent, with its author's display name (`name`: as named now)."""
     return ChatMessage(
         game_id=message.game_id,
         room=message.room,
         seq=message.seq,
         user_id=message.user_id,
-        name=display_name(message.user_id),
+        name=name,
         text=message.text,
         at=message.at.isoformat(),
     )
@@ -123,6 +115,7 @@ class ChatRooms:
         record, _ = await self.service.load(game_id, fresh=True)
         target, trimmed = plan_chat(record, actor, text, room)
         assert actor.user_id is not None  # plan_chat refuses anonymous callers
+        author = await self.service.profiles.profile_of(actor)
         message = ChatRecord(game_id, target, actor.user_id, trimmed, request_id, at=utc_now())
         try:
             message.seq = await self.store.append_chat(message, CHAT_LIMIT, actor)
@@ -134,7 +127,7 @@ class ChatRooms:
             raise Refused(ErrorCode.FORBIDDEN, "the store refused this message") from None
         except StoreUnavailable as error:
             raise Refused(ErrorCode.UNAVAILABLE, f"{error}: nothing was stored") from None
-        await self._publish(game_id, protocol.chat(chat_message(message)))
+        await self._publish(game_id, protocol.chat(chat_message(message, author.name)))
         return record.version
 
     async def _publish(self, game_id: str, data: bytes) -> None:
@@ -151,7 +144,9 @@ class ChatRooms:
         check_room_reader(record, actor, room)
         # Read as the caller: under Postgres, row-level security decides as well.
         stored = await self.store.chat_after(game_id, room, after, min(limit, MAX_HISTORY), actor)
-        return [chat_message(message) for message in stored]
+        names = await self.service.profiles.names([message.user_id for message in stored])
+        # An author always has a profile (created when they wrote); the id stands in else.
+        return [chat_message(m, names.get(m.user_id, m.user_id)) for m in stored]
 
     async def announce(self, text: str) -> dict[str, Any]:
         """Send `{"type": "announcement", "text", "at"}` to every socket of every process."""

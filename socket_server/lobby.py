@@ -31,7 +31,6 @@ from litestar.exceptions import WebSocketDisconnect
 from socket_server import protocol
 from socket_server.auth import AuthError
 from socket_server.changes import Refused
-from socket_server.chat import display_name
 from socket_server.protocol import (
     CloseCode,
     ErrorCode,
@@ -70,10 +69,9 @@ class LobbyEvent(msgspec.Struct, omit_defaults=True):
     paired: list[dict[str, str]] = msgspec.field(default_factory=list)
 
 
-def seek_view(seek: SeekRecord) -> SeekView:
-    return SeekView(
-        seek.seek_id, seek.game_type, seek.clock, seek.rated, display_name(seek.user_id)
-    )
+def seek_view(seek: SeekRecord, name: str) -> SeekView:
+    """The seek as the lobby shows it, with its owner's display name."""
+    return SeekView(seek.seek_id, seek.game_type, seek.clock, seek.rated, name)
 
 
 def seek_reply(seek: SeekRecord) -> SeekReply:
@@ -184,6 +182,7 @@ class Lobby:
     ) -> SeekReply:
         check_seek(actor, game_type, clock, rated, self.context.game_types)
         assert actor.user_id is not None
+        owner = await self.context.service.profiles.profile_of(actor)
         now = time.time()
         seek = SeekRecord(
             str(uuid.uuid4()),
@@ -202,7 +201,7 @@ class Lobby:
             except BaseException:
                 await self._undo_pairing(placed)
                 raise
-        await self._announce_placed(placed)
+        await self._announce_placed(placed, owner.name)
         return seek_reply(placed.seek)
 
     async def _undo_pairing(self, placed: Placed) -> None:
@@ -226,10 +225,10 @@ class Lobby:
             seek.game_id, seek.game_type, players, seek.clock
         )
 
-    async def _announce_placed(self, placed: Placed) -> None:
+    async def _announce_placed(self, placed: Placed, name: str) -> None:
         event = LobbyEvent(removed=[gone.seek_id for gone in placed.gone])
         if placed.partner is None:
-            event.added.append(msgspec.to_builtins(seek_view(placed.seek)))
+            event.added.append(msgspec.to_builtins(seek_view(placed.seek, name)))
         else:
             event.removed.append(placed.partner.seek_id)
             for paired in (placed.partner, placed.seek):
@@ -367,7 +366,10 @@ class Lobby:
         snapshots: list[Snapshot] = await self.context.service.snapshots_for(
             [(game, None) for game in games if game.public]
         )
-        seeks = [seek_view(seek) for seek in await self.seeks.waiting()]
+        waiting = await self.seeks.waiting()
+        names = await self.context.service.profiles.names([seek.user_id for seek in waiting])
+        # A seek's owner always has a profile (created when seeking); the id stands in else.
+        seeks = [seek_view(seek, names.get(seek.user_id, seek.user_id)) for seek in waiting]
         return protocol.encode(LobbyList(games=snapshots, seeks=seeks))
 
     async def serve(self, socket: WebSocket[Any, Any, Any]) -> None:

@@ -199,7 +199,10 @@ def decode_client_message(frame: str | bytes) -> ClientMessage:
 
 # -- server to client --------------------------------------------------------------------
 SEAT_SCHEMA = {
-    "description": 'null (empty), {"kind": "human", "user_id"} or {"kind": "ai", "level"}',
+    "description": (
+        'null (empty), {"kind": "human", "user_id", "name"} (the display name the seat was'
+        ' taken with) or {"kind": "ai", "level"}'
+    ),
     "anyOf": [
         {"type": "null"},
         {

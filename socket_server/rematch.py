@@ -136,6 +136,7 @@ class Rematches:
         decides anew) and the caller gets the error."""
         new, state = rematch_game(record, new_game_id, self.service.game_types)
         try:
+            new.seats = await self.service.profiles.with_current_names(new.seats)
             await self.service.store_server_game(new, state)
         except BaseException:
             log.error("rematch game not created game=%s: undone", record.game_id)

@@ -11,7 +11,7 @@ import logging
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import MutableScopeHeaders
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
@@ -27,6 +27,7 @@ from socket_server.chat import MAX_HISTORY, ChatRooms
 from socket_server.fanout.base import Broker
 from socket_server.limits import GUEST_LIMIT, LIMIT_OPT
 from socket_server.lobby import Lobby
+from socket_server.profiles import CURSOR_PATTERN, UserReply, checked_name
 from socket_server.protocol import (
     ChatMessage,
     ChatRoomName,
@@ -40,7 +41,7 @@ from socket_server.protocol import (
 from socket_server.rematch import Rematches
 from socket_server.service import GameService
 from socket_server.settings import Settings
-from socket_server.store.base import Actor, GameStatus, GameStore
+from socket_server.store.base import Actor, GameStatus, GameStore, may_see
 
 log = logging.getLogger("gamesocket.rest")
 
@@ -141,6 +142,20 @@ class GuestToken(msgspec.Struct):
     access_token: str
     user_id: str
     expires_at: str  # ISO 8601
+    name: str  # the guest's display name
+
+
+class GuestBody(msgspec.Struct, forbid_unknown_fields=False):
+    name: str | None = None  # none: the server picks one (`Guest 4821`)
+
+
+class NameBody(msgspec.Struct, forbid_unknown_fields=False):
+    name: str
+
+
+class UserGames(msgspec.Struct):
+    games: list[Snapshot]
+    next_before: str | None  # `before` of the next page; null: this is the last
 
 
 class MoveEntry(msgspec.Struct):
@@ -328,20 +343,6 @@ async def complete_allow(message: Message, scope: Scope) -> None:
         headers["allow"] = ", ".join(sorted(methods))
 
 
-class AuthController(Controller):
-    path = "/api/auth"
-    tags = ["auth"]
-
-    # Counted by the guest-token limit too (GAMESOCKET_GUEST_RATE_LIMIT, per address).
-    @post("/guest", status_code=201, opt={LIMIT_OPT: GUEST_LIMIT}, responses=errors(404))
-    async def guest(self, settings: Given[Settings], auth: Given[Authenticator]) -> GuestToken:
-        """Embedded mode only: a new guest user and its access token."""
-        if not settings.embedded_auth:
-            raise Refused(ErrorCode.NOT_FOUND, "guest tokens exist only in embedded mode")
-        token = auth.issue_guest_token()
-        return GuestToken(token.access_token, token.user_id, token.expires_at.isoformat())
-
-
 async def strict_body(request: Request[Any, Any, Any]) -> None:
     """A JSON body is read as strictly as a socket message: no `0` for `false`, no `"1"`
     for `1` (Litestar's own conversion is lax; it reads the body after this check)."""
@@ -357,6 +358,96 @@ async def strict_body(request: Request[Any, Any, Any]) -> None:
         raise Refused(ErrorCode.BAD_MESSAGE, f"the body: {error}") from None
     except msgspec.DecodeError:
         return  # not JSON at all: Litestar says so
+
+
+class AuthController(Controller):
+    path = "/api/auth"
+    tags = ["auth"]
+
+    # Counted by the guest-token limit too (GAMESOCKET_GUEST_RATE_LIMIT, per address).
+    @post(
+        "/guest",
+        status_code=201,
+        opt={LIMIT_OPT: GUEST_LIMIT},
+        before_request=strict_body,
+        responses=errors(400, 404, 413, 503),
+    )
+    async def guest(
+        self,
+        settings: Given[Settings],
+        auth: Given[Authenticator],
+        service: Given[GameService],
+        data: JSONBody[GuestBody | None] = None,
+    ) -> GuestToken:
+        """Embedded mode only: a new guest user, its display name and its access token."""
+        if not settings.embedded_auth:
+            raise Refused(ErrorCode.NOT_FOUND, "guest tokens exist only in embedded mode")
+        name = None if data is None or data.name is None else checked_name(data.name)
+        token = auth.issue_guest_token()
+        profile = await service.profiles.welcome(await auth.verify(token.access_token), name)
+        return GuestToken(
+            token.access_token, token.user_id, token.expires_at.isoformat(), profile.name
+        )
+
+
+class MeController(Controller):
+    """The caller's own profile (PROTOCOL.md "Players and names")."""
+
+    path = "/api/me"
+    tags = ["players"]
+    dependencies = SIGNED_IN_ACTOR
+    before_request = staticmethod(strict_body)
+
+    @get("/", security=SIGNED_IN, responses=errors(401, 503))
+    async def me(self, service: Given[GameService], actor: NamedDependency[Actor]) -> UserReply:
+        """The caller's profile (made on first sight, named from the token if it can be)."""
+        return await service.profiles.me(actor)
+
+    @patch("/", security=SIGNED_IN, responses=errors(400, 401, 413, 503))
+    async def rename(
+        self, service: Given[GameService], actor: NamedDependency[Actor], data: JSONBody[NameBody]
+    ) -> UserReply:
+        """Change the caller's display name (1..32 characters after trimming, no control
+        characters); games already joined keep the name their seat was taken with."""
+        return await service.profiles.rename(actor, data.name)
+
+
+class UsersController(Controller):
+    """Public profiles and game histories."""
+
+    path = "/api/users"
+    tags = ["players"]
+    dependencies = {"actor": Provide(provide_actor)}
+
+    @get("/{user_id:str}", security=TOKEN_OPTIONAL, responses=errors(401, 404))
+    async def user(
+        self, service: Given[GameService], actor: NamedDependency[Actor], user_id: FromPath[str]
+    ) -> UserReply:
+        """A user's public profile: id, display name, ratings per game type."""
+        # Public to anyone; `actor` is asked for so that a token sent must verify (401).
+        return await service.profiles.public_profile(user_id)
+
+    @get(
+        "/{user_id:str}/games",
+        security=TOKEN_OPTIONAL,
+        before_request=single_values("limit", "before"),
+        responses=errors(400, 401, 404),
+    )
+    async def games(
+        self,
+        service: Given[GameService],
+        actor: NamedDependency[Actor],
+        user_id: FromPath[str],
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        before: Annotated[str | None, QueryParameter(pattern=CURSOR_PATTERN)] = None,
+    ) -> UserGames:
+        """The user's games that the caller may see, newest first; the next page with
+        `before` set to this page's `next_before`."""
+        records, next_before = await service.profiles.games_page(user_id, actor, limit, before)
+        shown = [
+            (r, None) for r in records if r.game_type in service.game_types and may_see(r, actor)
+        ]
+        return UserGames(await service.snapshots_for(shown), next_before)
 
 
 class GamesController(Controller):
@@ -646,7 +737,8 @@ def _seat_name(seat: dict[str, Any] | None) -> str:
         return "?"
     if seat.get("kind") == "ai":
         return f"gamesocket AI level {seat.get('level')}"
-    return str(seat.get("user_id"))
+    # A seat taken before names existed has none: its user id stands in.
+    return str(seat.get("name", seat.get("user_id")))
 
 
 @get(
@@ -733,6 +825,8 @@ class SeeksController(Controller):
 
 ROUTES: list[ControllerRouterHandler] = [
     AuthController,
+    MeController,
+    UsersController,
     GamesController,
     SeeksController,
     AdminController,

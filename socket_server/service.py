@@ -61,6 +61,7 @@ from socket_server.changes import (
 )
 from socket_server.fanout.base import Broker
 from socket_server.metrics import Metrics
+from socket_server.profiles import Profiles
 from socket_server.protocol import ErrorCode, Header, Snapshot
 from socket_server.publisher import OrderedPublisher
 from socket_server.registry import GameTypes
@@ -77,9 +78,11 @@ from socket_server.store.base import (
     StaleVersion,
     StoreError,
     StoreUnavailable,
+    human_seat,
     may_see,
     utc_now,
 )
+from socket_server.store.profiles import profiles_for
 
 log = logging.getLogger("gamesocket.service")
 
@@ -137,6 +140,7 @@ class GameService:
         self.settings = settings
         self.game_types = game_types
         self.metrics = metrics or Metrics()
+        self.profiles = Profiles(profiles_for(store))  # the names seats are given
         self._cache: OrderedDict[str, tuple[GameRecord, GameState]] = OrderedDict()
         self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()  # newest per game
         # Heavy reads (long snapshots, replays) run here, one at a time, off the loop;
@@ -407,7 +411,8 @@ class GameService:
     ) -> Snapshot:
         if actor.user_id is None:
             raise Refused(ErrorCode.UNAUTHORIZED, "sign in to create a game")
-        record, state = self._new_game(actor, game_type, seats or {}, public, options, clock)
+        player = await self.profiles.named(actor)
+        record, state = self._new_game(player, game_type, seats or {}, public, options, clock)
         async with self._ai_game_slot(actor.user_id, record.seats):
             try:
                 await self.store.create_game(record, actor)
@@ -435,9 +440,9 @@ class GameService:
         if entry is None:
             raise Refused(ErrorCode.BAD_MESSAGE, f"unknown game type {game_type!r}")
         state = entry.state_class.initial({})
-        seats: dict[str, Any] = {
-            name: {"kind": "human", "user_id": players[name]} for name in entry.state_class.seats
-        }
+        seats = await self.profiles.with_current_names(
+            {name: human_seat(players[name], None) for name in entry.state_class.seats}
+        )
         status = derive_status(seats, state)
         now = utc_now()
         record = GameRecord(
@@ -539,9 +544,10 @@ class GameService:
         """Take `seat` (the first free one if None); a private game's with its `invite`."""
         if actor.user_id is None:
             raise Refused(ErrorCode.UNAUTHORIZED, "sign in to take a seat")
+        player = await self.profiles.named(actor)
 
         def plan(record: GameRecord, state: GameState) -> Change | None:
-            return plan_invited_join(record, state, actor, seat, invite)
+            return plan_invited_join(record, state, player, seat, invite)
 
         return await self._commit(Request(actor, game_id, request_id, plan, invite=invite))
 
@@ -950,7 +956,7 @@ def _replay_events(
     state = game_types.state_class(record.game_type).initial(record.options)
     updates = []
     for event in events:
-        seats, state = replay_event(seats, state, event)
+        seats, state = replay_event(seats, state, event, record.seats)
         if event.version > after:
             status = derive_status(seats, state)
             step = replace(record, seats=dict(seats), version=event.version, status=status)

@@ -468,6 +468,7 @@ export interface Guest {
   access_token: string;
   user_id: string;
   expires_at: string | number;
+  name: string;
 }
 
 export interface SeekReply {

@@ -157,7 +157,7 @@ export function fetchConfig(conn) {
   return request(conn, "GET", "/api/config");
 }
 
-/** Embedded mode only: a new guest account (`name` optional) → `{access_token, user_id, expires_at}`. */
+/** Embedded mode only: a new guest account (`name` optional) → `{access_token, user_id, expires_at, name}`. */
 export function guestSignIn(conn, { name } = {}) {
   return request(conn, "POST", "/api/auth/guest", name ? { name } : {});
 }

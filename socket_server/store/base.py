@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Literal, Protocol
 GameStatus = Literal["waiting", "active", "finished", "aborted"]
 EventKind = Literal["join", "move", "resign", "draw", "abort", "finish", "timeout", "claim"]
 
-# A seat as stored and sent: None (empty), {"kind": "human", "user_id": ...},
-# or {"kind": "ai", "level": 1..10}.
+# A seat as stored and sent: None (empty), {"kind": "human", "user_id": ..., "name": ...}
+# (the name the player had when taking the seat), or {"kind": "ai", "level": 1..10}.
 Seat = dict[str, Any] | None
 
 
@@ -64,6 +64,14 @@ def seats_held_by(seats: Mapping[str, Seat], user_id: str | None) -> list[str]:
     ]
 
 
+def human_seat(user_id: str | None, name: str | None) -> dict[str, Any]:
+    """The seat of a human player, with the display name they take it with (if known)."""
+    seat: dict[str, Any] = {"kind": "human", "user_id": user_id}
+    if name is not None:
+        seat["name"] = name
+    return seat
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -75,6 +83,8 @@ class Actor:
     user_id: str | None  # None: anonymous
     claims: dict[str, Any] | None = None  # the verified JWT claims of a signed-in user
     is_server: bool = False  # the server's own identity (AI moves, housekeeping)
+    # The user's display name, for the seats it takes (set by `Profiles.named`).
+    name: str | None = None
 
     SERVER: ClassVar[Actor]
     ANONYMOUS: ClassVar[Actor]

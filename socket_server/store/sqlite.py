@@ -130,6 +130,37 @@ MIGRATIONS: list[str] = [
         new_game_id TEXT
     );
     """,
+    # Profiles (store/profiles.py), and who holds a human seat in which game (kept in
+    # step with games.seats by triggers), so a player's games are found by index.
+    """
+    CREATE TABLE profiles (
+        user_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE game_players (
+        user_id TEXT NOT NULL,
+        game_id TEXT NOT NULL REFERENCES games (game_id) ON DELETE CASCADE,
+        PRIMARY KEY (user_id, game_id)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO game_players (user_id, game_id)
+        SELECT json_extract(s.value, '$.user_id'), games.game_id
+        FROM games, json_each(games.seats) AS s
+        WHERE json_extract(s.value, '$.kind') = 'human';
+    CREATE TRIGGER games_players_insert AFTER INSERT ON games BEGIN
+        INSERT OR IGNORE INTO game_players (user_id, game_id)
+            SELECT json_extract(s.value, '$.user_id'), new.game_id FROM json_each(new.seats) AS s
+            WHERE json_extract(s.value, '$.kind') = 'human';
+    END;
+    CREATE TRIGGER games_players_update AFTER UPDATE OF seats ON games
+    WHEN old.seats IS NOT new.seats BEGIN
+        DELETE FROM game_players WHERE game_id = new.game_id;
+        INSERT OR IGNORE INTO game_players (user_id, game_id)
+            SELECT json_extract(s.value, '$.user_id'), new.game_id FROM json_each(new.seats) AS s
+            WHERE json_extract(s.value, '$.kind') = 'human';
+    END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -269,15 +300,26 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
                 f"up to {SCHEMA_VERSION} (is it an older gamesocket?)"
             )
         for script in MIGRATIONS[current:]:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(script):
+                conn.execute(statement)
         # PRAGMA takes no parameters; SCHEMA_VERSION is our own integer.
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of `script`: split at semicolons, but a trigger's body stays whole."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending)
+            pending = ""
+    return statements
 
 
 def _insert_game(conn: sqlite3.Connection, game: GameRecord) -> None:

@@ -88,16 +88,20 @@ def refused(error: pytest.ExceptionInfo[Refused], code: ErrorCode) -> None:
 
 # -- the commit path ---------------------------------------------------------------------
 async def test_a_game_is_created_joined_and_moved(rig: Rig) -> None:
+    await rig.service.profiles.rename(ALICE, "Alice")
     created = await rig.service.create_game(ALICE, "tictactoe", {"x": "me"}, True, None)
     assert (created.version, created.status, created.turn) == (0, "waiting", None)
-    assert created.seats == {"x": {"kind": "human", "user_id": ALICE.user_id}, "o": None}
+    alice = {"kind": "human", "user_id": ALICE.user_id, "name": "Alice"}
+    assert created.seats == {"x": alice, "o": None}
     game_id = created.game_id
     assert (await rig.stored(game_id)).version == 0 and await rig.events(game_id) == []
 
     assert await rig.service.join(BOB, game_id, None) == 1
     record = await rig.stored(game_id)
     assert (record.status, record.turn) == ("active", "x")
-    assert record.seats["o"] == {"kind": "human", "user_id": BOB.user_id}
+    # Bob had no profile: it is made at his first join, with a generated name.
+    bob = (await rig.service.profiles.me(BOB)).name
+    assert record.seats["o"] == {"kind": "human", "user_id": BOB.user_id, "name": bob}
 
     assert await rig.service.move(ALICE, game_id, 4) == 2
     assert await rig.service.move(BOB, game_id, "0") == 3

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 
 import chess
+import pytest
 
-from bench import clock_flags, report, scenarios
+from bench import clock_flags, node_peers, report, scenarios
 from bench.client import ReferenceLobby, open_player, percentiles, ws_url
-from bench.targets import reference_server
+from bench.targets import PROJECT_ROOT, reference_server
 from bench.workers import SpectatorPool
 
 
@@ -125,3 +128,110 @@ async def test_clock_flags_every_game_flags_on_time_at_a_tiny_size() -> None:
     idle = result["idle"]
     assert idle["seconds"] == 0.5 and 0 <= idle["cpu_timed_s"] < 0.5
     assert "flag lateness p99 (ms)" in clock_flags.table(result)
+
+
+# -- the Node peers' pure parts (never installs them: no npm here) -------------------------
+def test_drawn_connect4_line_fills_the_board_without_four_in_a_row() -> None:
+    from games.connect4 import Connect4State
+
+    state = Connect4State.initial()
+    for column in scenarios.DRAWN_CONNECT4:
+        assert state.result is None
+        state = state.apply(column)
+    assert len(scenarios.DRAWN_CONNECT4) == 42
+    assert state.result is not None and state.result.winner is None
+    assert scenarios.fanout_line("connect4", 50) == list(scenarios.DRAWN_CONNECT4)
+
+
+def test_peers_connect4_rules_agree_with_the_game_on_a_win_and_the_drawn_line() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    # Red wins on column 0 on its fourth disc; the drawn line never wins.
+    script = """
+        import { COLUMNS, landingRow, wins } from './bench/peers/connect4.mjs';
+        const play = (line) => {
+          const cells = new Array(42).fill(0);
+          for (let ply = 0; ply < line.length; ply++) {
+            const row = landingRow(cells, line[ply]);
+            if (row < 0) return `illegal at ${ply}`;
+            cells[row * COLUMNS + line[ply]] = 1 + (ply % 2);
+            if (wins(cells, row, line[ply])) return `win at ${ply}`;
+          }
+          return cells.every((cell) => cell !== 0) ? 'full' : 'open';
+        };
+        console.log(JSON.stringify([play([0, 1, 0, 1, 0, 1, 0]), play(LINE), play([7])]));
+    """.replace("LINE", json.dumps(list(scenarios.DRAWN_CONNECT4)))
+    done = subprocess.run(
+        [node, "--input-type=module", "-e", script], cwd=PROJECT_ROOT, capture_output=True,
+        text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert json.loads(done.stdout) == ["win at 6", "full", "illegal at 0"]
+
+
+def test_peer_worker_replies_are_merged_like_the_python_pool() -> None:
+    replies = [
+        {"cpu_seconds": 1.5, "sockets": 3, "complete": 3, "gaps": 0, "resyncs": 0, "closed": 0,
+         "arrivals": {"1": [10, 11], "2": [20]}},
+        {"cpu_seconds": 0.5, "sockets": 2, "complete": 1, "gaps": 1, "resyncs": 0, "closed": 1,
+         "arrivals": {"2": [21]}},
+    ]  # fmt: skip
+    merged = node_peers.merge_collects(replies)
+    assert merged["arrivals"] == {1: [10, 11], 2: [20, 21]}
+    assert (merged["sockets"], merged["complete"], merged["gaps"], merged["closed"]) == (5, 4, 1, 1)
+    assert merged["worker_cpu_seconds"] == [1.5, 0.5]
+    assert node_peers.read_reply(b'{"open": 2}\n') == {"open": 2}
+    with pytest.raises(RuntimeError, match="peer worker failed: boom"):
+        node_peers.read_reply(b'{"error": "boom"}')
+    assert node_peers.split(200, 3) == [67, 67, 66]
+
+
+def test_fanout_figures_count_deliveries_and_cpu_per_delivery() -> None:
+    run = scenarios.FanoutRun(
+        n=2, moves=3, interval=0.1, connect={"open": 2, "failed": 0, "errors": []},
+        connect_seconds=0.5, window=0.4, server_cpu=0.012,
+    )  # fmt: skip
+    arrivals = {1: [1_000_000, 2_000_000], 2: [3_000_000], 3: [5_000_000, 6_000_000]}
+    seen = {"arrivals": arrivals, "complete": 1, "gaps": 1, "resyncs": 0, "closed": 0,
+            "worker_cpu_seconds": [1.2]}  # fmt: skip
+    figures = scenarios.fanout_figures(
+        run, {1: 0, 2: 0, 3: 4_000_000}, seen, {"worker_cpu_seconds": [1.0]}
+    )
+    assert figures["deliveries"] == 5 and figures["deliveries_expected"] == 6
+    assert figures["server_cpu_us_per_delivery"] == 2400.0
+    assert figures["window_over_nominal"] == 2.0  # 0.4 s for moves sent over 0.2 s
+    assert figures["max_worker_cpu_share"] == 0.5
+    assert figures["latency"]["max_ms"] == 3.0
+
+
+def test_peers_summary_has_every_target_and_ratios_to_reference_and_colyseus() -> None:
+    fan = {
+        target: {"points": [{"n": 1000, "spectators_complete": complete, "latency": {"p99_ms": p99},
+                             "server_cpu_us_per_delivery": cpu}]}
+        for target, complete, p99, cpu in (
+            ("gamesocket", 1000, 30.0, 20.0), ("reference", 1000, 15.0, 10.0),
+            ("colyseus", 500, 60.0, 40.0), ("boardgameio", 1000, 90.0, 80.0),
+        )
+    }  # fmt: skip
+    thr = {"gamesocket": {"moves_per_s": 3000.0}, "colyseus": {"moves_per_s": 1500.0}}
+    rows = report.summarize_peers({"c4fanout": fan, "c4throughput": thr})
+    p99 = next(r for r in rows if r["metric"] == "p99 ms, N=1000")
+    assert p99["values"] == {"gamesocket": 30.0, "reference": 15.0, "colyseus": 60.0,
+                             "boardgameio": 90.0}  # fmt: skip
+    assert p99["ratios"]["gamesocket/reference"] == 2.0
+    assert p99["ratios"]["gamesocket/colyseus"] == 0.5
+    assert p99["ratios"]["boardgameio/colyseus"] == 1.5
+    complete = next(r for r in rows if r["metric"] == "spectators complete (share), N=1000")
+    assert complete["values"]["colyseus"] == 0.5
+    moves = next(r for r in rows if r["metric"] == "moves/s")
+    assert moves["ratios"]["gamesocket/colyseus"] == 2.0
+    assert moves["ratios"]["gamesocket/reference"] is None  # the reference was not run
+    table = report.peers_table(rows)
+    assert "| c4fanout | p99 ms, N=1000 | 30.0 | 15.0 | 60.0 | 90.0 | 2.0 |" in table
+    assert "| c4throughput | moves/s | 3000.0 | n/a | 1500.0 | n/a |" in table
+    # Only the targets run get a column, and ratios only to a base that was run.
+    narrow = report.peers_table(rows, ["gamesocket", "colyseus"])
+    assert (
+        narrow.splitlines()[0]
+        == "| scenario | figure | gamesocket | colyseus | gamesocket / colyseus |"
+    )

@@ -562,7 +562,8 @@ def test_lobby_lists_public_games_only(new_page: Any) -> None:
     stranger.wait_for_selector("#games[data-count]")
     assert stranger.locator(f"#games tr[data-game-id='{private_id}']").count() == 0
     row = stranger.locator(f"#games tr[data-game-id='{public_id}']")
-    assert "X: player · O: open" in row.inner_text()
+    # A stranger sees the owner's display name (a guest's, picked by the server).
+    assert re.search(r"X: Guest \d{4} · O: open", row.inner_text()), row.inner_text()
     assert row.locator("a").inner_text() == "Join"
     watch = stranger.locator(f"#games tr[data-game-id='{my_turn_id}'] a")
     assert watch.inner_text() == "Watch"

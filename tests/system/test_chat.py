@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from socket_server.chat import display_name
 from tests.server_harness import Api, Client, ServerThread, connect
 
 ADMIN_TOKEN = "an-admin-token-for-the-tests"
@@ -76,7 +75,7 @@ async def test_each_room_reaches_exactly_its_readers(api: Api, server: ServerThr
         assert message["room"] == "players" and message["seq"] == 1
         assert message["text"] == "good luck" and message["game_id"] == game_id
         assert message["user_id"] == t["alice"]["user_id"]
-        assert message["name"] == display_name(t["alice"]["user_id"])
+        assert message["name"] == t["alice"]["name"]
         assert message["at"]
 
     assert (await c.request(type="chat", text="who wins?", id="q"))["type"] == "ack"
@@ -148,7 +147,7 @@ async def test_history_pages_and_rooms_over_rest(api: Api, server: ServerThread)
         (2, "p1", "players"),
         (3, "p2", "players"),
     ]
-    assert players[0]["name"] == display_name(alice["user_id"])
+    assert players[0]["name"] == alice["name"]
     page = (await history(api, game_id, None, room="players", after=1, limit=1)).json()
     assert [m["seq"] for m in page] == [2]
     spectators = await history(api, game_id, carol, room="spectators")

@@ -593,3 +593,28 @@ async def test_a_full_disk_is_reported_and_recovers_when_room_returns(
         await api.wait_for(robots["game_id"], lambda s: s["version"] >= 1, wait=20)
     finally:
         await api.close()
+
+
+async def test_a_full_disk_refuses_names_with_unavailable_and_keeps_the_old_one(
+    start_server: Callable[..., ServerThread], tiny_disk: Path
+) -> None:
+    server = start_server(
+        data_dir=tiny_disk / "data", database_url=f"sqlite:///{tiny_disk / 'games.sqlite3'}"
+    )
+    api = Api(server.base_url)
+    try:
+        alice = await api.guest()
+        name = alice["name"]
+        filler = fill(tiny_disk)
+        renamed = await api.http.patch("/api/me", json={"name": "Alicia"}, headers=alice["headers"])
+        guest = await api.http.post("/api/auth/guest", json={"name": "Bob"})
+        for reply in (renamed, guest):
+            assert reply.status_code == 503, reply.text
+            assert reply.json()["error"]["code"] == "unavailable"
+        assert (await api.http.get("/api/me", headers=alice["headers"])).json()["name"] == name
+        filler.unlink()
+        await api.http.get("/health")  # finds room again
+        renamed = await api.http.patch("/api/me", json={"name": "Alicia"}, headers=alice["headers"])
+        assert renamed.status_code == 200 and renamed.json()["name"] == "Alicia"
+    finally:
+        await api.close()

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from socket_server.chat import display_name
 from tests.pgutil import migrated_database
 from tests.server_harness import Api, Client, ServerThread, connect
 from tests.system.test_cluster_processes import ClusterProcess, redis_run
@@ -111,7 +110,7 @@ async def test_seeks_come_and_go_and_the_owner_hears_of_the_pairing(
             "game_type": "chess",
             "clock": None,
             "rated": False,
-            "name": display_name(alice["user_id"]),
+            "name": alice["name"],
         }
     paired = await post_seek(api, bob, "chess")
     assert paired["status"] == "paired"

@@ -31,7 +31,11 @@ BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
 OPTIONAL: list[dict[str, list[str]]] = [{}, {"BearerToken": []}]
 # Every operation: its security and the error statuses the service can answer with.
 ROUTES: dict[str, tuple[Any, set[int]]] = {
-    "POST /api/auth/guest": (None, {404, 429}),
+    "POST /api/auth/guest": (None, {400, 404, 413, 429, 503}),
+    "GET /api/me": (BEARER, {401, 429, 503}),
+    "PATCH /api/me": (BEARER, {400, 401, 413, 429, 503}),
+    "GET /api/users/{user_id}": (OPTIONAL, {401, 404, 429}),
+    "GET /api/users/{user_id}/games": (OPTIONAL, {400, 401, 404, 429}),
     "GET /api/games": (OPTIONAL, {400, 401, 429}),
     "POST /api/games": (BEARER, {400, 401, 403, 413, 429, 503}),
     "GET /api/games/{game_id}": (OPTIONAL, {401, 403, 404, 429}),

@@ -16,6 +16,7 @@ import pytest
 
 from tests.pgutil import migrated_database
 from tests.server_harness import Api, Client, ServerProcess, connect
+from tests.system.test_players import *  # noqa: F403
 from tests.system.test_server_games import *  # noqa: F403
 from tests.system.test_server_protocol import *  # noqa: F403
 from tests.system.test_server_restart import *  # noqa: F403

@@ -602,7 +602,7 @@ def replay_all(
     state = initial
     steps = [(dict(seats), state)]
     for event in events:
-        seats, state = replay_event(seats, state, event)
+        seats, state = replay_event(seats, state, event, record.seats)
         steps.append((dict(seats), state))
     return steps
 
@@ -685,7 +685,7 @@ def test_replay_of_a_finish_event_applies_its_stored_result() -> None:
         kind="finish",
         data={"result": {"winner": "o", "reason": "resignation"}},
     )
-    new_seats, new_state = replay_event(seats, state, event)
+    new_seats, new_state = replay_event(seats, state, event, seats)
     assert new_seats == seats
     assert new_state.result is not None
     assert (new_state.result.winner, new_state.result.reason) == ("o", "resignation")

@@ -9,7 +9,7 @@ import pytest
 
 from games import TicTacToeState
 from socket_server.changes import Refused
-from socket_server.chat import chat_text, check_room_reader, display_name, plan_chat
+from socket_server.chat import chat_text, check_room_reader, plan_chat
 from socket_server.protocol import ErrorCode
 from socket_server.store.base import Actor, GameRecord, Seat
 
@@ -72,9 +72,3 @@ def test_text_is_trimmed_to_1_to_500_characters() -> None:
     assert chat_text(" " + "x" * 500 + " ") == "x" * 500
     for bad in ("", "   ", "x" * 501):
         refused(ErrorCode.BAD_MESSAGE, chat_text, bad)
-
-
-def test_the_display_name_is_stable_and_from_the_id() -> None:
-    user_id = "1a2b3c4d-0000-4000-8000-000000000000"
-    assert display_name(user_id) == "Guest 1a2b" == display_name(user_id)
-    assert display_name("ab-cd") == "Guest abcd"
