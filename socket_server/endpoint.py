@@ -40,13 +40,14 @@ from socket_server.protocol import (
 )
 from socket_server.snapshot import with_clock_now
 from socket_server.store.base import Actor, GameRecord, may_see
+from socket_server.transport import frame_protocol
 
 if TYPE_CHECKING:
     from socket_server.context import ServerContext
 
 log = logging.getLogger("gamesocket.ws")
 
-CLOSE_WAIT = 5.0  # seconds a closing socket may take to flush its queue
+CLOSE_WAIT = 5.0  # seconds a closing socket may take to send its close frame
 MAX_SINCE_DIGITS = 18  # a `since` with more digits (or any other text) is ignored
 
 
@@ -64,14 +65,23 @@ def origin_allowed(socket: WebSocket[Any, Any, Any], allowed: tuple[str, ...]) -
     With no list every socket is let in; with one, a socket without `Origin` (a bot,
     not a browser) still is, and so is the server's own page (same host).
     """
-    origin = socket.headers.get("origin")
+    origin = _header(socket, b"origin")
     if not allowed or "*" in allowed or origin is None:
         return True
     origin = origin.rstrip("/").lower()
     if origin in (entry.rstrip("/").lower() for entry in allowed):
         return True
-    host = socket.headers.get("host", "").lower()
+    host = (_header(socket, b"host") or "").lower()
     return bool(host) and origin.partition("://")[2] == host
+
+
+def _header(socket: WebSocket[Any, Any, Any], name: bytes) -> str | None:
+    """A request header, read off the scope (`socket.headers` would keep a parsed copy
+    of them all for the socket's lifetime)."""
+    for key, value in socket.scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 # A state-changing request: (endpoint, connection, message, when its frame arrived in
@@ -114,9 +124,11 @@ class GameEndpoint:
             actor,
             settings.max_send_backlog,
             self.context.hub.fill_gap,
+            frame_protocol(socket),
         )
         await self.context.hub.attach(connection, record.seats)
         del record  # the game as read on admission: not kept for the socket's lifetime
+        socket.scope["headers"] = []  # read for admission only: not kept either
         await self._serve(socket, connection)
 
     async def _admit(
@@ -151,7 +163,6 @@ class GameEndpoint:
         log.info("socket open game=%s user=%s role=%s", connection.game_id, user_id, role)
         code: int | None = None
         try:
-            connection.start()
             you = You(user_id=user_id, seat=seats[0] if seats else None, role=role)
             connection.send_bytes(protocol.hello(connection.game_id, you))
             await self._sync(connection, _since(socket.query_params.get("since")))
@@ -180,16 +191,16 @@ class GameEndpoint:
         """Bring the client to the current version: missed updates, or one `state`.
 
         The updates only while they are few enough to replay (`max_replay_updates`) and
-        fit in the socket's send queue: a client further behind gets the `state` (which
-        PROTOCOL.md allows), so it can always resume.
+        fewer than the socket may fall behind by (`max_send_backlog`): a client further
+        behind gets the `state` (which PROTOCOL.md allows), so it can always resume.
         """
         record, state = await self.context.service.load(connection.game_id, fresh=True)
         current = record.version
         if since is not None and since < current and self._replayable(connection, current - since):
             missed = await self.context.hub.updates_between(connection.game_id, since, current)
             if len(missed) == current - since:
-                for _, text in missed:
-                    connection.send(text)
+                for _, frame in missed:
+                    connection.send(frame)
                 connection.start_updates(current)
                 return
         if since != current:
@@ -364,10 +375,7 @@ class GameEndpoint:
 
     async def _mute(self, connection: Connection, message: Mute, _arrived_ms: int) -> int:
         """Extension: this socket stops (or resumes) getting `user_id`'s chat."""
-        if message.muted:
-            connection.muted.add(message.user_id)
-        else:
-            connection.muted.discard(message.user_id)
+        connection.mute(message.user_id, message.muted)
         record, _ = await self.context.service.load(connection.game_id)
         return record.version
 

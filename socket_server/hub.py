@@ -1,9 +1,10 @@
 """This process's sockets, per game, and the delivery of broker messages to them.
 
-One broker subscription per game per process. A message arrives as bytes, is decoded
-to text once and that same string is queued on every socket of the game. Each socket
-has one writer task draining a bounded queue, so a slow client only fills its own
-queue; when that overflows the socket is closed (1008), never slowing the others.
+One broker subscription per game per process. A message arrives as bytes, is framed
+once (transport.py) and those same bytes are written to the transport of every socket
+of the game in one loop that never yields. A slow client only fills its own transport
+buffer; a socket more than `max_send_backlog` frames behind is closed (1008), never
+slowing the others.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import WebSocket
-from litestar.exceptions import WebSocketDisconnect
 
 from socket_server import protocol
 from socket_server.fanout.base import Broker, Presence
@@ -26,6 +26,7 @@ from socket_server.protocol import CloseCode, read_header
 from socket_server.service import GameService
 from socket_server.snapshot import with_clock_now
 from socket_server.store.base import Actor, Seat, seats_held_by
+from socket_server.transport import FrameWriter, text_frame
 
 log = logging.getLogger("gamesocket.ws")
 
@@ -36,15 +37,16 @@ PRESENCE_DELAY = 0.1  # seconds: presence changes within this window make one me
 # second instead of ten, each 5,000 sends.
 PRESENCE_SENDS_PER_SECOND = 5000
 CLOSE_TIMEOUT = 2.0
+NOBODY: frozenset[str] = frozenset()  # no user muted (shared by every socket)
 
 
 @dataclass(frozen=True)
 class Catchup:
     """What brings a socket from one version to a later one: the updates in between, or,
-    when the gap is longer than a replay may be, one `state` text at `version`."""
+    when the gap is longer than a replay may be, one `state` at `version` (as frames)."""
 
-    updates: list[tuple[int, str]] = field(default_factory=list)
-    state: str | None = None
+    updates: list[tuple[int, bytes]] = field(default_factory=list)  # (version, frame)
+    state: bytes | None = None  # a frame
     version: int = 0
 
 
@@ -53,7 +55,31 @@ GapFiller = Callable[[str, int, int], Awaitable[Catchup]]
 
 
 class Connection:
-    """One socket's send side; `send` never waits, the writer task does."""
+    """One socket's send side: every message is written to its transport at once.
+
+    Nothing waits: `send` writes a prebuilt frame (transport.py) or, while the socket
+    is more than `max_backlog` frames behind, closes it (1008).
+    """
+
+    __slots__ = (
+        "_closer",
+        "_fill_gap",
+        "_filling",
+        "_frames",
+        "_gap_task",
+        "_held",
+        "_held_messages",
+        "actor",
+        "close_code",
+        "cut_off",
+        "game_id",
+        "game_type",
+        "last_version",
+        "max_backlog",
+        "muted",
+        "socket",
+        "waiting_reader",
+    )
 
     def __init__(
         self,
@@ -63,6 +89,7 @@ class Connection:
         actor: Actor,
         max_backlog: int,
         fill_gap: GapFiller,
+        frames: FrameWriter,
     ) -> None:
         self.socket = socket
         self.game_id = game_id
@@ -70,65 +97,63 @@ class Connection:
         self.actor = actor
         self.max_backlog = max_backlog
         self._fill_gap = fill_gap
-        self._queue: deque[str | None] = deque()  # None: close after what is queued
-        self._ready = asyncio.Event()
+        self._frames = frames
         self.close_code: int | None = None
         # Everything the game's channel sends (updates, presence, ...) is held back until
-        # the first snapshot or replay was queued and set `last_version`: a client hears
+        # the first snapshot or replay was sent and set `last_version`: a client hears
         # `hello`, then `state`, then the rest.
         self.last_version: int | None = None
-        self._held: list[tuple[int, str]] = []
-        self._held_messages: list[str] = []
+        self._held: list[tuple[int, bytes]] = []
+        self._held_messages: list[bytes] = []
         self._filling = False
-        self._writer: asyncio.Task[None] | None = None
         self._gap_task: asyncio.Task[None] | None = None
-        # Set when the send queue overflowed: the reader stops waiting for the client.
+        self._closer: asyncio.Task[None] | None = None
+        # Set when the socket fell too far behind: the reader stops waiting for the client.
         self.cut_off = False
         # The task reading this socket, while it waits for a frame (cancelled on cut-off).
         self.waiting_reader: asyncio.Task[Any] | None = None
         # Users whose chat this socket does not get (`mute`, for this session only).
-        self.muted: set[str] = set()
+        self.muted = NOBODY
 
-    def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop())
-
-    def send(self, text: str) -> None:
+    def send(self, frame: bytes) -> None:
+        """Write a prebuilt frame (`text_frame`) now."""
         if self.close_code is not None:
             return
-        if len(self._queue) >= self.max_backlog:
+        if self._frames.write_frame(frame) > self.max_backlog:
             self._overflow()
-            return
-        self._queue.append(text)
-        self._ready.set()
 
     def send_bytes(self, data: bytes) -> None:
-        self.send(data.decode())
+        self.send(text_frame(data))
 
     def room(self) -> int:
-        """How many more messages the send queue takes now."""
-        return self.max_backlog - len(self._queue)
+        """How many more frames the socket may fall behind by now."""
+        return self.max_backlog - self._frames.frames_pending()
 
-    def broadcast(self, text: str) -> None:
+    def mute(self, user_id: str, muted: bool) -> None:
+        """Stop (or resume) sending `user_id`'s chat to this socket."""
+        self.muted = self.muted | {user_id} if muted else self.muted - {user_id}
+
+    def broadcast(self, frame: bytes) -> None:
         """A message of the game's channel that is not an update (presence, thinking, ...)."""
         if self.last_version is None:
-            self._held_messages.append(text)
+            self._held_messages.append(frame)
         else:
-            self.send(text)
+            self.send(frame)
 
-    def deliver_update(self, version: int, text: str) -> None:
-        """Queue an update so this socket sees versions in order, each once."""
+    def deliver_update(self, version: int, frame: bytes) -> None:
+        """Send an update so this socket sees versions in order, each once."""
         if self.last_version is None or self._filling:
-            self._held.append((version, text))
+            self._held.append((version, frame))
             return
         if version <= self.last_version:
             return
         if version > self.last_version + 1:
-            self._held.append((version, text))
+            self._held.append((version, frame))
             self._filling = True
             self._gap_task = asyncio.create_task(self._fill(self.last_version, version - 1))
             return
         self.last_version = version
-        self.send(text)
+        self.send(frame)
 
     def catch_up(self, version: int) -> None:
         """The game is stored at `version`: fill in what this socket missed up to it."""
@@ -143,14 +168,14 @@ class Connection:
             version if self.last_version is None else max(version, self.last_version)
         )
         held, self._held_messages = self._held_messages, []
-        for text in held:
-            self.send(text)
+        for frame in held:
+            self.send(frame)
         self._release_held()
 
     def _release_held(self) -> None:
         held, self._held = self._held, []
-        for version, text in sorted(held, key=lambda item: item[0]):
-            self.deliver_update(version, text)
+        for version, frame in sorted(held, key=lambda item: item[0]):
+            self.deliver_update(version, frame)
 
     async def _fill(self, after: int, upto: int) -> None:
         try:
@@ -158,10 +183,10 @@ class Connection:
             if catchup.state is not None and catchup.version > (self.last_version or 0):
                 self.last_version = catchup.version
                 self.send(catchup.state)
-            for version, text in catchup.updates:
+            for version, frame in catchup.updates:
                 if self.last_version is not None and version == self.last_version + 1:
                     self.last_version = version
-                    self.send(text)
+                    self.send(frame)
         except Exception:
             log.exception("gap fill failed game=%s", self.game_id)
             self.close(CloseCode.INTERNAL_ERROR)
@@ -171,60 +196,44 @@ class Connection:
         self._release_held()
 
     def close(self, code: int) -> None:
-        """Close after the messages already queued (their order is kept)."""
+        """Close after the messages already sent (the close frame follows them)."""
         if self.close_code is not None:
             return
         self.close_code = code
-        self._queue.append(None)
-        self._ready.set()
+        self._closer = asyncio.create_task(self._close_socket())
 
     def _overflow(self) -> None:
         log.warning("slow consumer closed game=%s user=%s", self.game_id, self.actor.user_id)
-        self.close_code = CloseCode.SLOW_CONSUMER
         self.cut_off = True
         if self.waiting_reader is not None:
             self.waiting_reader.cancel()
-        self._queue.clear()
-        if self._writer is not None:
-            self._writer.cancel()
-        self._writer = asyncio.create_task(self._close_socket())
-
-    async def _write_loop(self) -> None:
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            while self._queue:
-                text = self._queue.popleft()
-                if text is None:
-                    await self._close_socket()
-                    return
-                try:
-                    await self.socket.send_text(text)
-                except (WebSocketDisconnect, OSError):
-                    # The client is gone (its reader sees the disconnect); ending here
-                    # keeps an unretrieved error from being logged for every lost socket.
-                    return
+        self.close(CloseCode.SLOW_CONSUMER)
 
     async def _close_socket(self) -> None:
-        # A client that stopped reading may never let the close frame out.
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(
                 self.socket.close(self.close_code or CloseCode.NORMAL), CLOSE_TIMEOUT
             )
+        except TimeoutError:
+            # A client that stopped reading may never let the close frame out: what its
+            # transport still buffers is dropped with the connection, not kept for it.
+            self._frames.abort()
+        except Exception:
+            log.debug("no close frame sent (the client is gone) game=%s", self.game_id)
 
     async def stop(self) -> None:
-        """Cancel the writer and any gap fill (the socket is gone or closing)."""
-        for task in (self._writer, self._gap_task):
+        """Cancel the closing and any gap fill (the socket is gone or closing)."""
+        for task in (self._closer, self._gap_task):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
     async def wait_written(self) -> None:
-        """Wait until the writer has sent the close frame (or died)."""
-        if self._writer is not None:
+        """Wait until the close frame was sent (or could not be)."""
+        if self._closer is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
+                await self._closer
 
 
 @dataclass
@@ -233,7 +242,7 @@ class GameChannel:
     game_type: str
     seats: dict[str, Seat]  # as of the last update this process delivered
     connections: set[Connection] = field(default_factory=set)
-    history: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
+    history: deque[tuple[int, bytes]] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
     presence_task: asyncio.Task[None] | None = None
     # Set by every change; the publishing task runs again while it is set, so a change
     # that lands while a publish is in flight is never lost.
@@ -300,16 +309,16 @@ class Hub:
             return
         header = read_header(data)
         self.service.note_published(game_id, header, data)
-        text = data.decode()
+        frame = text_frame(data)
         fanout = self.service.metrics.fanout
         if header.type == "chat":
-            self._deliver_chat(channel, header, text)
+            self._deliver_chat(channel, header, frame)
             return
         if header.type == "update" and header.version is not None:
-            channel.history.append((header.version, text))
+            channel.history.append((header.version, frame))
             started = time.perf_counter()
             for connection in channel.connections:
-                connection.deliver_update(header.version, text)
+                connection.deliver_update(header.version, frame)
             fanout.observe(time.perf_counter() - started)
             if header.seats is not None and header.seats != channel.seats:
                 channel.seats = header.seats
@@ -317,11 +326,11 @@ class Hub:
             return
         started = time.perf_counter()
         for connection in channel.connections:
-            connection.broadcast(text)
+            connection.broadcast(frame)
         fanout.observe(time.perf_counter() - started)
 
     @staticmethod
-    def _deliver_chat(channel: GameChannel, header: protocol.Header, text: str) -> None:
+    def _deliver_chat(channel: GameChannel, header: protocol.Header, frame: bytes) -> None:
         """A chat message to the sockets that read its room and have not muted its author.
 
         `players` is read by every socket of the game; `spectators` only by those whose
@@ -333,7 +342,7 @@ class Hub:
                 continue
             if spectators_only and seats_held_by(channel.seats, connection.actor.user_id):
                 continue
-            connection.broadcast(text)
+            connection.broadcast(frame)
 
     async def start(self) -> None:
         """Receive the broker-wide messages (announcements) for every socket here."""
@@ -344,30 +353,31 @@ class Hub:
         self._broadcast_listeners.append(listener)
 
     def _on_broadcast(self, data: bytes) -> None:
-        text = data.decode()
+        frame = text_frame(data)
         for channel in list(self.channels.values()):
             for connection in channel.connections:
-                connection.broadcast(text)
+                connection.broadcast(frame)
         for listener in self._broadcast_listeners:
             listener(data)
 
-    def recent_updates(self, game_id: str, after: int, upto: int) -> list[tuple[int, str]] | None:
-        """Updates after..upto from this process's history, if it holds all of them."""
+    def recent_updates(self, game_id: str, after: int, upto: int) -> list[tuple[int, bytes]] | None:
+        """Updates after..upto (frames) from this process's history, if it holds all."""
         channel = self.channels.get(game_id)
         if channel is None:
             return None
-        wanted = [(v, t) for v, t in channel.history if after < v <= upto]
+        wanted = [(v, f) for v, f in channel.history if after < v <= upto]
         if len(wanted) != upto - after:
             return None
         return wanted
 
-    async def updates_between(self, game_id: str, after: int, upto: int) -> list[tuple[int, str]]:
-        """The updates after..upto: this process's history, else the service's replay."""
+    async def updates_between(self, game_id: str, after: int, upto: int) -> list[tuple[int, bytes]]:
+        """The updates after..upto as frames: this process's history, else the service's
+        replay."""
         recent = self.recent_updates(game_id, after, upto)
         if recent is not None:
             return recent
         replayed = await self.service.replay_updates(game_id, after, upto)
-        return [(v, data.decode()) for v, data in replayed]
+        return [(v, text_frame(data)) for v, data in replayed]
 
     async def fill_gap(self, game_id: str, after: int, upto: int) -> Catchup:
         """What a socket at `after` misses up to `upto`: the updates, if the gap is at
@@ -378,7 +388,7 @@ class Hub:
                 return Catchup(updates)
         record, state = await self.service.load(game_id, fresh=True)
         snapshot = with_clock_now(await self.service.built_snapshot(record, state), record)
-        return Catchup(state=protocol.state(snapshot).decode(), version=record.version)
+        return Catchup(state=text_frame(protocol.state(snapshot)), version=record.version)
 
     # -- presence -------------------------------------------------------------------
     def presence_changed(self, game_id: str) -> None:

@@ -26,6 +26,7 @@ from socket_server.app import create_app
 from socket_server.context import ServerContext
 from socket_server.http_protocol import guarded_http_protocol
 from socket_server.settings import Settings
+from socket_server.transport import FrameProtocol
 
 
 class GracefulServer(uvicorn.Server):
@@ -48,7 +49,8 @@ def make_server(
         port=settings.port,
         # httptools with a deadline and a size bound on each request (http_protocol.py).
         http=guarded_http_protocol(settings.handshake_timeout_seconds),
-        ws="websockets-sansio",
+        # websockets-sansio that also writes prebuilt frames (transport.py).
+        ws=FrameProtocol,
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=False,
         lifespan="on",

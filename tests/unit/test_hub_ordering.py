@@ -1,8 +1,9 @@
 """`Connection`: one socket sees every version once, in order, or is closed.
 
-No network: the socket is an in-memory recorder of what the writer sent and how it
+No network: the socket is an in-memory recorder of the frames written to it and how it
 closed, and the gap filler is a coroutine that serves versions from a table, so the
-ordering logic is judged on its own.
+ordering logic is judged on its own (tests/system/test_transport.py writes to real
+sockets).
 """
 
 from __future__ import annotations
@@ -16,32 +17,40 @@ import pytest
 from socket_server.hub import Catchup, Connection
 from socket_server.protocol import CloseCode
 from socket_server.store.base import Actor
+from socket_server.transport import text_frame
 
 GAME_ID = "00000000-0000-4000-8000-0000000000dd"
 
 
-def text(version: int) -> str:
-    return f'{{"type": "update", "version": {version}}}'
+def text(version: int) -> bytes:
+    """An update's frame."""
+    return text_frame(f'{{"type": "update", "version": {version}}}'.encode())
 
 
 class RecordingSocket:
-    """What the writer sent and the close code; `gate` (when set) holds every send."""
+    """The socket and its transport: the frames written and the close code. While
+    `stalled`, every frame written stays pending (its client reads nothing)."""
 
     def __init__(self) -> None:
-        self.sent: list[str] = []
+        self.sent: list[bytes] = []
         self.closed: list[int] = []
-        self.gate: asyncio.Event | None = None
+        self.stalled = False
+        self.pending = 0
 
-    async def send_text(self, data: str) -> None:
-        if self.gate is not None:
-            await self.gate.wait()
-        self.sent.append(data)
+    def write_frame(self, frame: bytes) -> int:
+        self.sent.append(frame)
+        self.pending += self.stalled
+        return self.pending
+
+    def frames_pending(self) -> int:
+        return self.pending
 
     async def close(self, code: int = 1000) -> None:
         self.closed.append(code)
 
     def versions(self) -> list[int]:
-        return [int(item.rsplit(" ", 1)[1].rstrip("}")) for item in self.sent]
+        # A short text frame: 0x81, its length, the JSON.
+        return [int(frame[2:].decode().rsplit(" ", 1)[1].rstrip("}")) for frame in self.sent]
 
 
 class Filler:
@@ -92,13 +101,11 @@ Factory = Callable[..., Connection]
 async def connect(socket: RecordingSocket, filler: Filler) -> AsyncIterator[Factory]:
     made: list[Connection] = []
 
-    def make(max_backlog: int = 100, start: bool = True) -> Connection:
+    def make(max_backlog: int = 100) -> Connection:
         fake: Any = socket
         connection = Connection(
-            fake, GAME_ID, "tictactoe", Actor(user_id="u1"), max_backlog, filler
+            fake, GAME_ID, "tictactoe", Actor(user_id="u1"), max_backlog, filler, fake
         )
-        if start:
-            connection.start()
         made.append(connection)
         return connection
 
@@ -241,7 +248,7 @@ async def test_a_failed_fill_closes_the_socket_as_an_internal_error(
     assert socket.sent == []
 
 
-async def test_close_sends_what_is_queued_first(connect: Factory, socket: RecordingSocket) -> None:
+async def test_close_follows_what_was_sent(connect: Factory, socket: RecordingSocket) -> None:
     connection = connect()
     connection.start_updates(0)
     connection.deliver_update(1, text(1))
@@ -256,37 +263,24 @@ async def test_close_sends_what_is_queued_first(connect: Factory, socket: Record
 async def test_a_backlog_beyond_max_closes_the_socket_as_a_slow_consumer(
     connect: Factory, socket: RecordingSocket
 ) -> None:
-    socket.gate = asyncio.Event()  # the client reads nothing
+    socket.stalled = True  # the client reads nothing
     connection = connect(max_backlog=3)
     reader = asyncio.create_task(asyncio.Event().wait())
     connection.waiting_reader = reader
     connection.start_updates(0)
-    connection.deliver_update(1, text(1))
-    await settle()  # the writer took 1 and is stuck sending it
-    for version in (2, 3, 4):  # exactly max_backlog queued: still open
+    for version in (1, 2, 3):  # exactly max_backlog pending: still open
         connection.deliver_update(version, text(version))
     await settle()
     assert connection.close_code is None and socket.closed == []
-    connection.deliver_update(5, text(5))  # one too many
+    assert connection.room() == 0
+    connection.deliver_update(4, text(4))  # one too many: closed at once
     assert connection.close_code == CloseCode.SLOW_CONSUMER
     assert connection.cut_off is True
     await wait_until(lambda: socket.closed != [])
     assert socket.closed == [CloseCode.SLOW_CONSUMER]
     assert reader.cancelled()  # the reader stops waiting for the client
-    socket.gate.set()
-    connection.deliver_update(6, text(6))
+    socket.stalled = False
+    connection.deliver_update(5, text(5))
     await settle()
-    assert socket.sent == []  # the queued updates were dropped, not sent late
+    assert socket.versions() == [1, 2, 3, 4]  # nothing written after the cut-off
     assert socket.closed == [CloseCode.SLOW_CONSUMER]  # closed once
-
-
-async def test_overflow_closes_even_before_the_writer_runs(
-    connect: Factory, socket: RecordingSocket
-) -> None:
-    connection = connect(max_backlog=2, start=False)
-    connection.start_updates(0)
-    for version in (1, 2, 3):
-        connection.deliver_update(version, text(version))
-    assert connection.close_code == CloseCode.SLOW_CONSUMER
-    await wait_until(lambda: socket.closed != [])
-    assert socket.closed == [CloseCode.SLOW_CONSUMER] and socket.sent == []

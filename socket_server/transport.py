@@ -1,0 +1,192 @@
+"""The socket's send side under the ASGI layer: one prebuilt frame written to many sockets.
+
+Why: through ASGI each delivery to each socket is a `send` down Litestar and uvicorn (a
+writer task woken per socket, a coroutine per call, an await on `writable`, websockets
+framing the same text again): about 45 us of CPU per socket and message, where writing
+bytes to a transport takes a few. So a message is framed once (`text_frame`: header
+and payload, unmasked as a server's frames are, by websockets' own `Frame.serialize`)
+and the hub hands those same bytes to every socket's transport in a loop that never
+yields. Everything written that way is written at once, in call order, so a socket
+sees its messages in the order they were sent.
+
+`FrameProtocol` is uvicorn's websockets-sansio protocol, so the handshake, the receive
+side, pings and the closing handshake stay uvicorn's and Litestar's; it only puts
+itself in the ASGI scope's extensions (`EXTENSION`), where `frame_protocol(socket)`
+finds it, and adds `write_frame`. `runner.make_server` runs uvicorn with it.
+
+An idle socket holds only what it needs (measured with tracemalloc): the protocol's
+receive queue and `writable` event are `Inbox` and `Gate` (asyncio's Queue and Event
+allocate four deques, about 3 KiB), and once the socket is accepted the handshake's
+request and response (headers, about 3 KiB) are dropped, the parser included.
+
+Backpressure is read off the transport's write buffer: `write_frame` answers how many
+of the frames written are still (partly) in it, not yet taken by the kernel. The hub
+closes a socket more than `max_send_backlog` frames behind (1008), so a client that
+stops reading holds a bounded buffer and nobody else waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any, Protocol
+
+from litestar import WebSocket
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import Protocol as WebSocketProtocol
+
+EXTENSION = "gamesocket.frames"  # scope["extensions"][EXTENSION]["protocol"]
+CLOSED = -1  # `write_frame`: the socket is closing or gone, nothing was written
+
+
+def text_frame(data: bytes) -> bytes:
+    """UTF-8 `data` as one complete, unmasked text frame (what a server sends)."""
+    return Frame(Opcode.TEXT, data).serialize(mask=False)
+
+
+class FrameWriter(Protocol):
+    """Where a socket's frames go (a `FrameProtocol`)."""
+
+    def write_frame(self, frame: bytes) -> int: ...
+
+    def frames_pending(self) -> int: ...
+
+    def abort(self) -> None: ...
+
+
+class FrameProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol that also writes prebuilt frames."""
+
+    # The end offset of each written frame still in the write buffer; made on the
+    # first write that leaves bytes behind (an idle socket has none).
+    _pending: deque[int] | None = None
+    _written = 0  # bytes written with `write_frame`
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.config.ws_per_message_deflate:
+            raise ValueError("prebuilt frames are not compressed: turn ws_per_message_deflate off")
+        self.queue = Inbox()  # type: ignore[assignment]
+        self.writable = Gate()  # type: ignore[assignment]
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        if self.response.status_code == 101:  # the app runs: it may find this protocol
+            self.scope["extensions"][EXTENSION] = {"protocol": self}
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            self._forget_handshake()
+
+    def _forget_handshake(self) -> None:
+        """Drop the handshake's request and response, which uvicorn keeps, and the
+        parser that read the request, whose frame keeps it too: a fresh frame parser
+        takes over. Only at a frame boundary: a client sends no frame before it hears
+        the handshake's answer (RFC 6455 4.1), so nothing may be buffered yet."""
+        del self.request, self.response
+        if not self.conn.reader.buffer:
+            self.conn.parser = WebSocketProtocol.parse(self.conn)
+            next(self.conn.parser)
+
+    def write_frame(self, frame: bytes) -> int:
+        """Write `frame` now: the frames written but not yet taken by the kernel, or
+        `CLOSED`. Call it only once the app accepted the socket."""
+        transport = self.transport
+        if self.close_sent or transport.is_closing():
+            return CLOSED
+        transport.write(frame)
+        self._written += len(frame)
+        if self._pending is None:
+            if not transport.get_write_buffer_size():
+                return 0  # the kernel took it all: the usual case
+            self._pending = deque()
+        self._pending.append(self._written)
+        return self.frames_pending()
+
+    def abort(self) -> None:
+        """Drop the connection now, and whatever its transport still buffers."""
+        self.transport.abort()
+
+    def frames_pending(self) -> int:
+        """How many written frames the kernel has not fully taken yet."""
+        pending = self._pending
+        if pending is None:
+            return 0
+        sent = self._written - self.transport.get_write_buffer_size()
+        while pending and pending[0] <= sent:
+            pending.popleft()
+        if not pending:
+            self._pending = None
+            return 0
+        return len(pending)
+
+
+class Inbox:
+    """What uvicorn's protocol uses of its receive `asyncio.Queue` (`put_nowait`, `get`,
+    `empty`) for its one reader, without the Queue's three deques and Event."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+
+class Gate:
+    """What uvicorn's protocol uses of its `writable` `asyncio.Event` (`set`, `clear`,
+    `wait`), without the Event's deque of waiters."""
+
+    __slots__ = ("_open", "_waiters")
+
+    def __init__(self) -> None:
+        self._open = True
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def set(self) -> None:
+        self._open = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._open = False
+
+    async def wait(self) -> None:
+        if self._open:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+
+def frame_protocol(socket: WebSocket[Any, Any, Any]) -> FrameProtocol:
+    """The socket's `FrameProtocol`; RuntimeError if the server runs another."""
+    found: Any = (socket.scope.get("extensions") or {}).get(EXTENSION)
+    if found is None:
+        raise RuntimeError(
+            "gamesocket writes frames itself: run the app with socket_server.runner"
+            " (uvicorn with ws=socket_server.transport.FrameProtocol)"
+        )
+    protocol: FrameProtocol = found["protocol"]
+    return protocol

@@ -1,0 +1,190 @@
+"""transport.py: prebuilt frames on real sockets, a slow reader cut off alone, and what an
+idle socket does not keep.
+
+Real uvicorn servers (`FrameProtocol`), real websockets clients, and raw TCP clients
+that do the handshake by hand so that the exact bytes on the wire can be compared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gc
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
+
+from socket_server import protocol
+from socket_server.app import create_app
+from socket_server.factory import GameSocketFactory
+from socket_server.hub import CLOSE_TIMEOUT
+from socket_server.protocol import You
+from socket_server.transport import FrameProtocol, text_frame
+from tests.server_harness import Api, Client, ServerThread, connect
+from tests.system.test_cluster_backpressure import LINE, BulkyChess
+from tests.system.test_server_backpressure import connect_without_reading
+
+# Payload lengths around the frame header's length encodings (7 bits, 16 bits, 64 bits).
+SIZES = (0, 1, 125, 126, 127, 65_535, 65_536, 200_000)
+
+
+def padded(size: int) -> bytes:
+    """A JSON message of exactly `size` bytes (at least 33), with a type clients skip."""
+    head = b'{"type":"notice","padding":"'
+    return head + b"x" * (size - len(head) - 2) + b'"}'
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_prebuilt_frame_is_the_frame_websockets_sends_and_parses(size: int) -> None:
+    data = b"y" * size
+    server = ServerProtocol(state=State.OPEN)
+    server.send_text(data)
+    frame = text_frame(data)
+    assert frame == b"".join(server.data_to_send())
+    client = ClientProtocol(parse_uri("ws://localhost/"), state=State.OPEN)
+    client.receive_data(frame)
+    [event] = client.events_received()
+    assert isinstance(event, Frame)
+    assert (event.opcode, event.fin, event.data) == (Opcode.TEXT, True, data)
+
+
+async def raw_connect(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A socket upgraded by hand (no client library keeps anything of it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    head = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    )
+    writer.write(head.encode() + b"\r\n")
+    answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return reader, writer
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One whole server frame as it came (servers do not mask), and its payload."""
+    header = await asyncio.wait_for(reader.readexactly(2), 10)
+    length, extended = header[1] & 0x7F, b""
+    if length >= 126:
+        extended = await reader.readexactly(2 if length == 126 else 8)
+        length = int.from_bytes(extended, "big")
+    payload = await reader.readexactly(length)
+    return header + extended + payload, payload
+
+
+def live_requests() -> int:
+    gc.collect()
+    return sum(isinstance(item, Request) for item in gc.get_objects())
+
+
+async def test_the_wire_carries_the_prebuilt_frames_and_an_idle_socket_keeps_no_request(
+    server: ServerThread,
+) -> None:
+    api = Api(server.base_url)
+    try:
+        alice = await api.guest()
+        game_id = (await api.create(alice, "tictactoe"))["game_id"]
+        path = f"/ws/tictactoe/{game_id}"
+        before = live_requests()
+        sockets = [await raw_connect(server.settings.port, path) for _ in range(20)]
+        hello = text_frame(protocol.hello(game_id, You(None, None, "spectator")))
+        for reader, _ in sockets:
+            assert (await read_frame(reader))[0] == hello  # byte for byte
+            assert json.loads((await read_frame(reader))[1])["type"] == "state"
+        # The handshake's request (and its headers) is not kept by any of the 20.
+        assert live_requests() == before
+        # The frame parser that took over after the handshake reads the client's frames.
+        for reader, writer in sockets:
+            writer.write(Frame(Opcode.TEXT, b'{"type":"ping"}').serialize(mask=True))
+            frame, payload = await read_frame(reader)
+            while json.loads(payload)["type"] == "presence":  # spectators came and went
+                frame, payload = await read_frame(reader)
+            assert frame == text_frame(protocol.PONG)
+            writer.close()
+    finally:
+        await api.close()
+
+
+async def test_messages_of_every_frame_length_reach_a_standard_client_intact(
+    server: ServerThread,
+) -> None:
+    api = Api(server.base_url)
+    try:
+        alice = await api.guest()
+        game_id = (await api.create(alice, "tictactoe"))["game_id"]
+        client = await connect(server.ws_url("tictactoe", game_id))
+        await client.expect("state")
+        sent = [padded(size) for size in SIZES if size >= 33]
+        for data in sent:
+            await server.call(server.context.broker.publish(game_id, data))
+        for data in sent:
+            assert await client.expect("notice") == json.loads(data)
+        await client.connection.close()
+    finally:
+        await api.close()
+
+
+async def frame_sockets_within(server: ServerThread, count: int, wait: float) -> bool:
+    """Whether the server holds `count` WebSocket connections within `wait` seconds
+    (run on its loop: uvicorn's set of connections is the loop's)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        connections = server.server.server_state.connections
+        if sum(isinstance(c, FrameProtocol) for c in connections) == count:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_a_reader_that_stops_is_closed_while_the_others_get_every_version_in_order(
+    start_server: Callable[..., ServerThread], server_settings: Any
+) -> None:
+    app = create_app(replace(server_settings, max_send_backlog=3))
+    GameSocketFactory().create_socket(app, None, BulkyChess, "/ws/bulkychess")
+    server = start_server(app)
+    api = Api(server.base_url)
+    try:
+        alice = await api.guest()
+        game = await api.create(alice, "bulkychess", seats={"white": "me", "black": "me"})
+        game_id = game["game_id"]
+        slow = await connect_without_reading(server.ws_url("bulkychess", game_id))
+        fast = [await connect(server.ws_url("bulkychess", game_id)) for _ in range(3)]
+        for client in fast:
+            await client.expect("state")
+        await api.wait_for_connections(game_id, players=0, spectators=4)
+
+        async def read_all(client: Client) -> list[int]:
+            return [(await client.expect("update"))["version"] for _ in LINE]
+
+        readers = [asyncio.create_task(read_all(client)) for client in fast]
+        started = time.monotonic()
+        for version, move in enumerate(LINE, start=1):
+            played = await api.http.post(
+                f"/api/games/{game_id}/moves", json={"move": move}, headers=alice["headers"]
+            )
+            assert played.json() == {"version": version}, played.text
+        for reader in readers:  # each version once, in order, none held up by the slow one
+            assert await asyncio.wait_for(reader, 30) == list(range(1, len(LINE) + 1))
+        assert time.monotonic() - started < 30
+        counts = await api.wait_for_connections(game_id, players=0, spectators=3)
+        assert counts == {"players": 0, "spectators": 3}, "the slow reader was not cut off"
+        # The server gives up on a close frame stuck behind unread data: the connection
+        # is dropped with what it buffers, while the slow client still reads nothing.
+        assert await server.call(frame_sockets_within(server, 3, wait=CLOSE_TIMEOUT + 5))
+        assert await slow.closed_with(wait=10) in (1008, None)  # None: dropped
+        versions = [m["version"] for m in slow.seen if m["type"] == "update"]
+        assert versions == list(range(1, len(versions) + 1)) and len(versions) < len(LINE)
+    finally:
+        await api.close()
