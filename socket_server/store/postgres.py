@@ -76,6 +76,12 @@ APPEND_EVENT_AS = (
     " $10, $11, $12, $13::jsonb, $14, $15, $16, $17::jsonb, $18, $19::jsonb)"
 )
 
+# Read from the catalog, which every user may read (the schema may not be theirs to use).
+APPEND_EVENT_AS_EXISTS = (
+    "select exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n"
+    " on n.oid = p.pronamespace where n.nspname = 'gamesocket' and p.proname = 'append_event_as')"
+)
+
 _GAME_COLUMNS = (
     "id::text, game_type, status, seats, state, version, public, options,"
     " created_by::text, created_at, updated_at, clock,"
@@ -236,6 +242,11 @@ async def _check_database(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         if await conn.fetchval("select to_regclass('public.games')") is None:
             raise RuntimeError("the database has no gamesocket tables: run `gamesocket migrate`")
+        if not await conn.fetchval(APPEND_EVENT_AS_EXISTS):
+            raise RuntimeError(
+                "the database lacks gamesocket.append_event_as (a newer migration than its"
+                " schema): run `gamesocket migrate`"
+            )
         missing = []
         for role in ("anon", "authenticated", PLAYER_ROLE, SERVER_ROLE):
             try:
