@@ -244,8 +244,8 @@ async def _check_database(pool: asyncpg.Pool) -> None:
             raise RuntimeError("the database has no gamesocket tables: run `gamesocket migrate`")
         if not await conn.fetchval(APPEND_EVENT_AS_EXISTS):
             raise RuntimeError(
-                "the database lacks gamesocket.append_event_as (a newer migration than its"
-                " schema): run `gamesocket migrate`"
+                "the database's schema predates this server (no gamesocket.append_event_as):"
+                " run `gamesocket migrate`"
             )
         missing = []
         for role in ("anon", "authenticated", PLAYER_ROLE, SERVER_ROLE):
