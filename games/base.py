@@ -42,7 +42,7 @@ RESULT_REASONS = frozenset(
 
 # Option keys the server reads for itself; `initial` accepts and ignores them, and
 # refuses every other key it does not know (so a typo is an error, not a silent default).
-SERVER_OPTIONS = frozenset({"ai_delay_ms"})
+SERVER_OPTIONS = frozenset({"ai_delay_ms", "rated"})
 
 
 class IllegalMove(ValueError):

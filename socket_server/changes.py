@@ -17,6 +17,7 @@ from typing import Any
 
 from games import GameState, IllegalMove
 from socket_server.protocol import ErrorCode
+from socket_server.ratings import is_guest, is_rated
 from socket_server.store.base import (
     Actor,
     EventKind,
@@ -233,6 +234,38 @@ def _requested_seat(name: str, wanted: Any, actor: Actor, without_ai: str | None
     raise Refused(
         ErrorCode.BAD_MESSAGE, f'seat {name}: use "me" or {{"kind": "ai", "level": 1..10}}'
     )
+
+
+# -- rated games (PROTOCOL.md "Ratings") ---------------------------------------------------
+def check_rated_player(actor: Actor) -> None:
+    if is_guest(actor.claims):
+        raise Refused(ErrorCode.BAD_MESSAGE, "guests play unrated games only")
+
+
+def check_rated_seats(seats: Mapping[str, Seat]) -> None:
+    """A rated game's seats: humans only, never one user in two (an empty seat waits for
+    another user to join)."""
+    if any(is_ai_seat(seat) for seat in seats.values()):
+        raise Refused(ErrorCode.BAD_MESSAGE, "a rated game has no AI seat")
+    users = [seat.get("user_id") for seat in seats.values() if seat is not None]
+    if len(set(users)) != len(users):
+        raise Refused(ErrorCode.BAD_MESSAGE, "a rated game needs two different players")
+
+
+def rated_join(
+    change: Change | None, record: GameRecord, actor: Actor, rating: int | None
+) -> Change | None:
+    """A join of a rated game (by a signed-in user who holds no other seat of it), its
+    seat carrying the user's `rating` as the game starts for them (read for rated games:
+    `rated` never changes)."""
+    if change is None or not is_rated(record.options):
+        return change
+    check_rated_player(actor)
+    if seats_held_by(record.seats, actor.user_id):
+        raise Refused(ErrorCode.BAD_MESSAGE, "a rated game needs two different players")
+    assert change.seat is not None and rating is not None
+    seats = {**change.seats, change.seat: {**(change.seats[change.seat] or {}), "rating": rating}}
+    return replace(change, seats=seats)
 
 
 # -- the plans -----------------------------------------------------------------------

@@ -47,6 +47,7 @@ from socket_server.store.base import (
     check_event_matches,
 )
 from socket_server.store.batching import Batcher
+from socket_server.store.settle import settle_postgres
 
 SERVER_ROLE = "gamesocket_server"
 PLAYER_ROLE = "gamesocket_player"  # a signed-in user's writes
@@ -204,8 +205,10 @@ async def _savepoint(conn: asyncpg.Connection, change: _Change) -> Exception | N
 
 async def _apply(conn: asyncpg.Connection, change: _Change) -> None:
     """One change as its actor, in one call: row-level security judges it as that actor.
-    Whatever else a change writes goes here, in its savepoint."""
+    Whatever else a change writes goes here, in its savepoint: the ratings a rated game's
+    final event settles (as the server's role; the next change sets its own)."""
     await conn.execute(APPEND_EVENT_AS, *append_arguments(change.game, change.event, change.actor))
+    await settle_postgres(conn, change.game)
 
 
 def append_arguments(game: GameRecord, event: EventRecord, actor: Actor) -> tuple[Any, ...]:

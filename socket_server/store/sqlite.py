@@ -46,6 +46,8 @@ from socket_server.store.base import (
     StoreUnavailable,
     check_event_matches,
 )
+from socket_server.store.settle import SQLITE_TABLE as RATINGS_TABLE
+from socket_server.store.settle import settle_sqlite
 
 # Each entry migrates the schema from version i to i + 1 (`PRAGMA user_version`).
 MIGRATIONS: list[str] = [
@@ -161,6 +163,8 @@ MIGRATIONS: list[str] = [
             WHERE json_extract(s.value, '$.kind') = 'human';
     END;
     """,
+    # Ratings per user and game type (store/ratings.py), written with a final event.
+    RATINGS_TABLE,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -395,6 +399,7 @@ def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
             _time_text(event.at),
         ),
     )
+    settle_sqlite(conn, game)
 
 
 _CHAT_COLUMNS = "game_id, seq, room, user_id, text, request_id, at"
