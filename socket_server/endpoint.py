@@ -7,7 +7,6 @@ dispatch table from message type to handler, and answered with `ack` or `error`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -166,7 +165,7 @@ class GameEndpoint:
             you = You(user_id=user_id, seat=seats[0] if seats else None, role=role)
             connection.send_bytes(protocol.hello(connection.game_id, you))
             await self._sync(connection, _since(socket.query_params.get("since")))
-            code = await self._receive_loop(socket, connection)
+            code = await self._receive_loop(connection)
         except Exception:
             log.exception("socket failed game=%s user=%s", connection.game_id, user_id)
             code = CloseCode.INTERNAL_ERROR
@@ -174,11 +173,7 @@ class GameEndpoint:
             await self._close(connection, code)
 
     async def _close(self, connection: Connection, code: int | None) -> None:
-        if code is not None:
-            connection.close(code)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(connection.wait_written(), CLOSE_WAIT)
-        await connection.stop()
+        await connection.finish(code, CLOSE_WAIT)
         await self.context.hub.detach(connection)
         log.info(
             "socket closed game=%s user=%s code=%s",
@@ -215,16 +210,14 @@ class GameEndpoint:
         """A gap of `gap` versions may be sent update by update to this socket."""
         return gap <= self.context.settings.max_replay_updates and gap < connection.room()
 
-    async def _receive_loop(
-        self, socket: WebSocket[Any, Any, Any], connection: Connection
-    ) -> int | None:
+    async def _receive_loop(self, connection: Connection) -> int | None:
         """Read client messages until the client leaves (None) or a close code is due."""
         settings = self.context.settings
         bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
         refused = 0  # messages refused in a row by the rate limit
         while not connection.cut_off:
             try:
-                frame = await self._next_frame(socket, connection)
+                frame = await connection.next_frame(settings.idle_timeout_seconds)
             except TimeoutError:
                 return CloseCode.IDLE
             if frame is None:
@@ -241,28 +234,6 @@ class GameEndpoint:
             refused = 0
             await self._dispatch(connection, frame, received_at)
         return connection.close_code
-
-    async def _next_frame(
-        self, socket: WebSocket[Any, Any, Any], connection: Connection
-    ) -> str | bytes | None:
-        """The next frame; None when the client left or the socket was cut off."""
-        reader = asyncio.current_task()
-        # Awaited in place (no task per frame); a cut-off cancels this wait.
-        connection.waiting_reader = reader
-        try:
-            async with asyncio.timeout(self.context.settings.idle_timeout_seconds):
-                event: Any = await socket.receive()
-        except asyncio.CancelledError:
-            if not connection.cut_off or reader is None:
-                raise
-            reader.uncancel()
-            return None
-        finally:
-            connection.waiting_reader = None
-        if event["type"] == "websocket.disconnect":
-            return None
-        frame: str | bytes = event.get("text") or event.get("bytes") or b""
-        return frame
 
     def _refuse(
         self, connection: Connection, code: ErrorCode, message: str, ref: str | None = None

@@ -10,7 +10,6 @@ slowing the others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -26,7 +25,7 @@ from socket_server.protocol import CloseCode, read_header
 from socket_server.service import GameService
 from socket_server.snapshot import with_clock_now
 from socket_server.store.base import Actor, Seat, seats_held_by
-from socket_server.transport import FrameWriter, text_frame
+from socket_server.transport import FrameSink, FrameWriter, cancel_task, text_frame
 
 log = logging.getLogger("gamesocket.ws")
 
@@ -36,7 +35,6 @@ PRESENCE_DELAY = 0.1  # seconds: presence changes within this window make one me
 # often (PROTOCOL: "may be throttled"): while 5,000 spectators connect, at most one a
 # second instead of ten, each 5,000 sends.
 PRESENCE_SENDS_PER_SECOND = 5000
-CLOSE_TIMEOUT = 2.0
 NOBODY: frozenset[str] = frozenset()  # no user muted (shared by every socket)
 
 
@@ -54,31 +52,22 @@ class Catchup:
 GapFiller = Callable[[str, int, int], Awaitable[Catchup]]
 
 
-class Connection:
-    """One socket's send side: every message is written to its transport at once.
-
-    Nothing waits: `send` writes a prebuilt frame (transport.py) or, while the socket
-    is more than `max_backlog` frames behind, closes it (1008).
-    """
+class Connection(FrameSink):
+    """One game socket's send side (`FrameSink`: written at once, closed 1008 when too
+    far behind), in version order: updates are held back until the first snapshot or
+    replay, and a gap is filled before any later update."""
 
     __slots__ = (
-        "_closer",
         "_fill_gap",
         "_filling",
-        "_frames",
         "_gap_task",
         "_held",
         "_held_messages",
         "actor",
-        "close_code",
-        "cut_off",
         "game_id",
         "game_type",
         "last_version",
-        "max_backlog",
         "muted",
-        "socket",
-        "waiting_reader",
     )
 
     def __init__(
@@ -91,14 +80,11 @@ class Connection:
         fill_gap: GapFiller,
         frames: FrameWriter,
     ) -> None:
-        self.socket = socket
+        super().__init__(socket, frames, max_backlog)
         self.game_id = game_id
         self.game_type = game_type
         self.actor = actor
-        self.max_backlog = max_backlog
         self._fill_gap = fill_gap
-        self._frames = frames
-        self.close_code: int | None = None
         # Everything the game's channel sends (updates, presence, ...) is held back until
         # the first snapshot or replay was sent and set `last_version`: a client hears
         # `hello`, then `state`, then the rest.
@@ -107,27 +93,11 @@ class Connection:
         self._held_messages: list[bytes] = []
         self._filling = False
         self._gap_task: asyncio.Task[None] | None = None
-        self._closer: asyncio.Task[None] | None = None
-        # Set when the socket fell too far behind: the reader stops waiting for the client.
-        self.cut_off = False
-        # The task reading this socket, while it waits for a frame (cancelled on cut-off).
-        self.waiting_reader: asyncio.Task[Any] | None = None
         # Users whose chat this socket does not get (`mute`, for this session only).
         self.muted = NOBODY
 
-    def send(self, frame: bytes) -> None:
-        """Write a prebuilt frame (`text_frame`) now."""
-        if self.close_code is not None:
-            return
-        if self._frames.write_frame(frame) > self.max_backlog:
-            self._overflow()
-
-    def send_bytes(self, data: bytes) -> None:
-        self.send(text_frame(data))
-
-    def room(self) -> int:
-        """How many more frames the socket may fall behind by now."""
-        return self.max_backlog - self._frames.frames_pending()
+    def describe(self) -> str:
+        return f"game={self.game_id} user={self.actor.user_id}"
 
     def mute(self, user_id: str, muted: bool) -> None:
         """Stop (or resume) sending `user_id`'s chat to this socket."""
@@ -195,45 +165,10 @@ class Connection:
             self._filling = False
         self._release_held()
 
-    def close(self, code: int) -> None:
-        """Close after the messages already sent (the close frame follows them)."""
-        if self.close_code is not None:
-            return
-        self.close_code = code
-        self._closer = asyncio.create_task(self._close_socket())
-
-    def _overflow(self) -> None:
-        log.warning("slow consumer closed game=%s user=%s", self.game_id, self.actor.user_id)
-        self.cut_off = True
-        if self.waiting_reader is not None:
-            self.waiting_reader.cancel()
-        self.close(CloseCode.SLOW_CONSUMER)
-
-    async def _close_socket(self) -> None:
-        try:
-            await asyncio.wait_for(
-                self.socket.close(self.close_code or CloseCode.NORMAL), CLOSE_TIMEOUT
-            )
-        except TimeoutError:
-            # A client that stopped reading may never let the close frame out: what its
-            # transport still buffers is dropped with the connection, not kept for it.
-            self._frames.abort()
-        except Exception:
-            log.debug("no close frame sent (the client is gone) game=%s", self.game_id)
-
     async def stop(self) -> None:
         """Cancel the closing and any gap fill (the socket is gone or closing)."""
-        for task in (self._closer, self._gap_task):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-
-    async def wait_written(self) -> None:
-        """Wait until the close frame was sent (or could not be)."""
-        if self._closer is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._closer
+        await super().stop()
+        await cancel_task(self._gap_task)
 
 
 @dataclass
@@ -349,7 +284,8 @@ class Hub:
         await self.broker.subscribe_all(self._on_broadcast)
 
     def on_broadcast(self, listener: Callable[[bytes], None]) -> None:
-        """Hand every broker-wide message (announcement) to `listener` as well."""
+        """Hand every broker-wide message (announcement) to `listener` as well, as the
+        frame the game sockets get."""
         self._broadcast_listeners.append(listener)
 
     def _on_broadcast(self, data: bytes) -> None:
@@ -358,7 +294,7 @@ class Hub:
             for connection in channel.connections:
                 connection.broadcast(frame)
         for listener in self._broadcast_listeners:
-            listener(data)
+            listener(frame)
 
     def recent_updates(self, game_id: str, after: int, upto: int) -> list[tuple[int, bytes]] | None:
         """Updates after..upto (frames) from this process's history, if it holds all."""
