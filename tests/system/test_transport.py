@@ -191,9 +191,10 @@ async def test_a_reader_that_stops_is_closed_while_the_others_get_every_version_
 
 async def lobby_sockets_within(server: ServerThread, count: int, wait: float) -> bool:
     """Whether the server's lobby holds `count` sockets within `wait` seconds."""
+    app: Any = server.server.config.app  # the Litestar app
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if len(server.server.config.app.state["lobby"].sockets) == count:
+        if len(app.state["lobby"].sockets) == count:
             return True
         await asyncio.sleep(0.05)
     return False
