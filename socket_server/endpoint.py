@@ -39,7 +39,7 @@ from socket_server.protocol import (
 )
 from socket_server.snapshot import with_clock_now
 from socket_server.store.base import Actor, GameRecord, may_see
-from socket_server.transport import frame_protocol
+from socket_server.transport import frame_protocol, text_frame
 
 if TYPE_CHECKING:
     from socket_server.context import ServerContext
@@ -163,8 +163,8 @@ class GameEndpoint:
         code: int | None = None
         try:
             you = You(user_id=user_id, seat=seats[0] if seats else None, role=role)
-            connection.send_bytes(protocol.hello(connection.game_id, you))
-            await self._sync(connection, _since(socket.query_params.get("since")))
+            hello = text_frame(protocol.hello(connection.game_id, you))
+            await self._sync(connection, _since(socket.query_params.get("since")), hello)
             code = await self._receive_loop(connection)
         except Exception:
             log.exception("socket failed game=%s user=%s", connection.game_id, user_id)
@@ -182,29 +182,36 @@ class GameEndpoint:
             connection.close_code or "client",
         )
 
-    async def _sync(self, connection: Connection, since: int | None) -> None:
-        """Bring the client to the current version: missed updates, or one `state`.
+    async def _sync(self, connection: Connection, since: int | None, *first: bytes) -> None:
+        """Bring the client to the current version: missed updates, or one `state`,
+        written after the frames `first` (`hello`) in one write.
 
         The updates only while they are few enough to replay (`max_replay_updates`) and
         fewer than the socket may fall behind by (`max_send_backlog`): a client further
         behind gets the `state` (which PROTOCOL.md allows), so it can always resume.
         """
+        frames = list(first)
         record, state = await self.context.service.load(connection.game_id, fresh=True)
         current = record.version
-        if since is not None and since < current and self._replayable(connection, current - since):
-            missed = await self.context.hub.updates_between(connection.game_id, since, current)
-            if len(missed) == current - since:
-                for _, frame in missed:
-                    connection.send(frame)
-                connection.start_updates(current)
-                return
-        if since != current:
+        missed = await self._missed(connection, since, current)
+        if missed is not None:
+            frames.extend(missed)
+        elif since != current:
             service = self.context.service
             snapshot = with_clock_now(await service.built_snapshot(record, state), record)
-            connection.send_bytes(
-                protocol.state(service.personal(snapshot, record, connection.actor))
-            )
+            personal = service.personal(snapshot, record, connection.actor)
+            frames.append(text_frame(protocol.state(personal)))
+        connection.send_all(frames)
         connection.start_updates(current)
+
+    async def _missed(
+        self, connection: Connection, since: int | None, current: int
+    ) -> list[bytes] | None:
+        """The update frames after `since` up to `current`, if they may be replayed."""
+        if since is None or since >= current or not self._replayable(connection, current - since):
+            return None
+        missed = await self.context.hub.updates_between(connection.game_id, since, current)
+        return [frame for _, frame in missed] if len(missed) == current - since else None
 
     def _replayable(self, connection: Connection, gap: int) -> bool:
         """A gap of `gap` versions may be sent update by update to this socket."""

@@ -32,9 +32,12 @@ log = logging.getLogger("gamesocket.ws")
 HISTORY_SIZE = 128  # recent updates kept per game for `since` replays
 PRESENCE_DELAY = 0.1  # seconds: presence changes within this window make one message
 # A presence message goes to every socket of its game, so a large audience hears it less
-# often (PROTOCOL: "may be throttled"): while 5,000 spectators connect, at most one a
-# second instead of ten, each 5,000 sends.
+# often (PROTOCOL: "may be throttled"): at most about this many presence sends a second
+# per game while a seat goes online or offline (5,000 spectators: one a second) ...
 PRESENCE_SENDS_PER_SECOND = 5000
+# ... and this many while only the spectator count changes (5,000 spectators connecting:
+# one every 5 s, where the sends cost about as much as the connections themselves).
+SPECTATOR_COUNT_SENDS_PER_SECOND = 1000
 NOBODY: frozenset[str] = frozenset()  # no user muted (shared by every socket)
 
 
@@ -182,6 +185,8 @@ class GameChannel:
     # Set by every change; the publishing task runs again while it is set, so a change
     # that lands while a publish is in flight is never lost.
     presence_dirty: bool = False
+    # Set by a change that may turn a seat online or offline (not just the count).
+    presence_seated: bool = False
 
 
 class Hub:
@@ -215,11 +220,12 @@ class Hub:
             self.channels[connection.game_id] = channel
             await self.broker.subscribe(connection.game_id, self._on_message)
         channel.connections.add(connection)
-        if seats_held_by(channel.seats, connection.actor.user_id):
+        seated = bool(seats_held_by(channel.seats, connection.actor.user_id))
+        if seated:
             # A player is online at once for every process (a claim of victory against
             # them must fail now, not after the next presence round).
             await self.broker.put_presence(connection.game_id, self.local_presence(channel.game_id))
-        self.presence_changed(connection.game_id)
+        self.presence_changed(connection.game_id, seated=seated)
 
     async def detach(self, connection: Connection) -> None:
         channel = self.channels.get(connection.game_id)
@@ -227,7 +233,8 @@ class Hub:
             return
         channel.connections.discard(connection)
         left_at = int(time.time() * 1000)
-        for seat in seats_held_by(channel.seats, connection.actor.user_id):
+        seats = seats_held_by(channel.seats, connection.actor.user_id)
+        for seat in seats:
             await self.broker.note_seat_left(connection.game_id, seat, left_at)
         if not channel.connections:
             del self.channels[connection.game_id]
@@ -236,7 +243,7 @@ class Hub:
             await self.broker.unsubscribe(connection.game_id)
             await self.broker.put_presence(connection.game_id, Presence())
             return
-        self.presence_changed(connection.game_id)
+        self.presence_changed(connection.game_id, seated=bool(seats))
 
     async def _on_message(self, game_id: str, data: bytes) -> None:
         channel = self.channels.get(game_id)
@@ -257,7 +264,7 @@ class Hub:
             fanout.observe(time.perf_counter() - started)
             if header.seats is not None and header.seats != channel.seats:
                 channel.seats = header.seats
-                self.presence_changed(game_id)
+                self.presence_changed(game_id, seated=True)
             return
         started = time.perf_counter()
         for connection in channel.connections:
@@ -327,11 +334,14 @@ class Hub:
         return Catchup(state=text_frame(protocol.state(snapshot)), version=record.version)
 
     # -- presence -------------------------------------------------------------------
-    def presence_changed(self, game_id: str) -> None:
+    def presence_changed(self, game_id: str, *, seated: bool) -> None:
+        """Presence changed: `seated` when a seat may have gone online or offline, not
+        only the spectator count."""
         channel = self.channels.get(game_id)
         if channel is None or self.service.closing:
             return
         channel.presence_dirty = True
+        channel.presence_seated = channel.presence_seated or seated
         if channel.presence_task is None or channel.presence_task.done():
             channel.presence_task = asyncio.create_task(self._publish_presence(game_id))
 
@@ -361,18 +371,36 @@ class Hub:
             channel = self.channels.get(game_id)
             if channel is None or not channel.presence_dirty or self.service.closing:
                 return
-            audience = len(channel.connections)
-            await asyncio.sleep(max(PRESENCE_DELAY, audience / PRESENCE_SENDS_PER_SECOND))
-            channel = self.channels.get(game_id)
+            channel = await self._presence_due(game_id)
             if channel is None:
                 return
-            channel.presence_dirty = False
+            channel.presence_dirty = channel.presence_seated = False
             await self.broker.put_presence(game_id, self.local_presence(game_id))
             total = await self.broker.get_presence(game_id)
             seat_names = self.service.game_types.state_class(channel.game_type).seats
             online = {seat: total.players.get(seat, 0) > 0 for seat in seat_names}
             message = protocol.presence(game_id, online, total.spectators)
             await self.broker.publish(game_id, message)
+
+    async def _presence_due(self, game_id: str) -> GameChannel | None:
+        """Wait until the game's next presence message is due (None: the game's last
+        socket left): PRESENCE_DELAY after a change, longer for a large audience, and
+        longer still while only the spectator count changed. A seat's change during a
+        long wait shortens it."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            await asyncio.sleep(PRESENCE_DELAY)
+            channel = self.channels.get(game_id)
+            if channel is None:
+                return None
+            rate = (
+                PRESENCE_SENDS_PER_SECOND
+                if channel.presence_seated
+                else SPECTATOR_COUNT_SENDS_PER_SECOND
+            )
+            if loop.time() - started >= len(channel.connections) / rate:
+                return channel
 
     def socket_counts(self) -> tuple[int, int]:
         """This process's open sockets: (players, spectators)."""

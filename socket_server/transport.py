@@ -233,6 +233,12 @@ class FrameSink:
     def send_bytes(self, data: bytes) -> None:
         self.send(text_frame(data))
 
+    def send_all(self, frames: list[bytes]) -> None:
+        """Write `frames` now, in one write (one system call); for the backlog they
+        count as one frame until the kernel took them all."""
+        if frames:
+            self.send(frames[0] if len(frames) == 1 else b"".join(frames))
+
     def room(self) -> int:
         """How many more frames the socket may fall behind by now."""
         return self.max_backlog - self._frames.frames_pending()
