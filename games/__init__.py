@@ -1,6 +1,6 @@
 """Game rules: pure, synchronous state machines with no I/O."""
 
-from games.base import RESULT_REASONS, GameResult, GameState, IllegalMove, Move
+from games.base import RESULT_REASONS, GameResult, GameState, IllegalMove, Move, Played
 from games.chess import ChessState
 from games.connect4 import Connect4State
 from games.tictactoe import TicTacToeState
@@ -13,5 +13,6 @@ __all__ = [
     "GameState",
     "IllegalMove",
     "Move",
+    "Played",
     "TicTacToeState",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,7 +42,7 @@ RESULT_REASONS = frozenset(
 
 # Option keys the server reads for itself; `initial` accepts and ignores them, and
 # refuses every other key it does not know (so a typo is an error, not a silent default).
-SERVER_OPTIONS = frozenset({"ai_delay_ms"})
+SERVER_OPTIONS = frozenset({"ai_delay_ms", "rated"})
 
 
 class IllegalMove(ValueError):
@@ -54,6 +54,14 @@ class GameResult(BaseModel):
 
     winner: str | None
     reason: str
+
+
+class Played(NamedTuple):
+    """A move made: its normal form, the state after it, its SAN (chess only)."""
+
+    move: Move
+    state: GameState
+    san: str | None
 
 
 class GameState(BaseModel, ABC):
@@ -122,6 +130,13 @@ class GameState(BaseModel, ABC):
     @abstractmethod
     def apply(self, move: Any) -> Self:
         """The state after `move` (any accepted notation); raises `IllegalMove`."""
+
+    def play(self, raw: Any) -> Played:
+        """`raw` (any accepted notation) parsed, applied and named in one step, as the
+        server plays a move; raises `IllegalMove`. A game whose parsing is costly
+        (chess) overrides it to parse once."""
+        move = self.parse_move(raw)
+        return Played(move, self.apply(move), self.move_san(move))
 
     def finish(self, winner: str | None, reason: str) -> Self:
         """End the game for a reason outside the rules (resignation, draw, abort)."""

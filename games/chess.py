@@ -14,7 +14,7 @@ import chess
 import chess.pgn
 from pydantic import PrivateAttr
 
-from games.base import GameResult, GameState, IllegalMove, Move
+from games.base import GameResult, GameState, IllegalMove, Move, Played
 
 SEAT_OF_COLOR = {chess.WHITE: "white", chess.BLACK: "black"}
 
@@ -128,18 +128,30 @@ class ChessState(GameState):
 
     # -- changing ---------------------------------------------------------------------
     def apply(self, move: Any) -> Self:
-        parsed = self._parse(move)
+        # SAN is only worked out when the SAN list is kept up to date (somebody read it).
+        state, _ = self._after(self._parse(move), san=self._san is not None)
+        return state
+
+    def play(self, raw: Any) -> Played:
+        """One parse and one SAN for the move (`parse_move`, `apply` and `move_san` in
+        turn would parse it three times and work its SAN out twice)."""
+        parsed = self._parse(raw)
+        state, san = self._after(parsed, san=True)
+        return Played(parsed.uci(), state, san)
+
+    def _after(self, parsed: chess.Move, *, san: bool) -> tuple[Self, str | None]:
+        """The state after the legal `parsed`, and its SAN if asked for."""
         # SAN is computed on the copy: `san()` pushes and pops, and the cached board
         # may be read by another thread at the same time.
         after = self._position().copy()
-        san = None if self._san is None else (*self._san, after.san(parsed))
+        named = after.san(parsed) if san else None
         after.push(parsed)
         state = self.model_copy(
             update={"history": (*self.history, parsed.uci()), "result": _outcome(after)}
         )
         state._board = after
-        state._san = san
-        return state
+        state._san = None if self._san is None or named is None else (*self._san, named)
+        return state, named
 
     def _position(self) -> chess.Board:
         """The cached board with the whole move stack (treat as read-only)."""

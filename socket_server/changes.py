@@ -17,6 +17,7 @@ from typing import Any
 
 from games import GameState, IllegalMove
 from socket_server.protocol import ErrorCode
+from socket_server.ratings import is_guest, is_rated
 from socket_server.store.base import (
     Actor,
     EventKind,
@@ -235,6 +236,38 @@ def _requested_seat(name: str, wanted: Any, actor: Actor, without_ai: str | None
     )
 
 
+# -- rated games (PROTOCOL.md "Ratings") ---------------------------------------------------
+def check_rated_player(actor: Actor) -> None:
+    if is_guest(actor.claims):
+        raise Refused(ErrorCode.BAD_MESSAGE, "guests play unrated games only")
+
+
+def check_rated_seats(seats: Mapping[str, Seat]) -> None:
+    """A rated game's seats: humans only, never one user in two (an empty seat waits for
+    another user to join)."""
+    if any(is_ai_seat(seat) for seat in seats.values()):
+        raise Refused(ErrorCode.BAD_MESSAGE, "a rated game has no AI seat")
+    users = [seat.get("user_id") for seat in seats.values() if seat is not None]
+    if len(set(users)) != len(users):
+        raise Refused(ErrorCode.BAD_MESSAGE, "a rated game needs two different players")
+
+
+def rated_join(
+    change: Change | None, record: GameRecord, actor: Actor, rating: int | None
+) -> Change | None:
+    """A join of a rated game (by a signed-in user who holds no other seat of it), its
+    seat carrying the user's `rating` as the game starts for them (read for rated games:
+    `rated` never changes)."""
+    if change is None or not is_rated(record.options):
+        return change
+    check_rated_player(actor)
+    if seats_held_by(record.seats, actor.user_id):
+        raise Refused(ErrorCode.BAD_MESSAGE, "a rated game needs two different players")
+    assert change.seat is not None and rating is not None
+    seats = {**change.seats, change.seat: {**(change.seats[change.seat] or {}), "rating": rating}}
+    return replace(change, seats=seats)
+
+
 # -- the plans -----------------------------------------------------------------------
 def plan_join(
     record: GameRecord, state: GameState, actor: Actor, seat: str | None
@@ -297,15 +330,32 @@ def plan_invited_join(
     return replace(change, data={**change.data, "invite": code})
 
 
-def plan_move(record: GameRecord, state: GameState, seat: str, raw: Any) -> Change:
-    """`seat` plays `raw` (any notation the game accepts)."""
+def plan_move(
+    record: GameRecord,
+    state: GameState,
+    seat: str,
+    raw: Any,
+    *,
+    moved_at_ms: int | None = None,
+    credit_ms: int = 0,
+) -> Change:
+    """`seat` plays `raw` (any notation the game accepts), its frame arrived at
+    `moved_at_ms` (None: when stored) with `credit_ms` of lag credited to its clock."""
     check_turn(state, seat)
     try:
-        move = state.parse_move(raw)
-        new_state = state.apply(move)
+        played = state.play(raw)
     except IllegalMove as error:
         raise Refused(ErrorCode.ILLEGAL_MOVE, str(error)) from None
-    return Change(record.seats, new_state, "move", seat=seat, move=move, san=state.move_san(move))
+    return Change(
+        record.seats,
+        played.state,
+        "move",
+        seat=seat,
+        move=played.move,
+        san=played.san,
+        moved_at_ms=moved_at_ms,
+        credit_ms=credit_ms,
+    )
 
 
 def plan_player_move(
@@ -323,8 +373,8 @@ def plan_player_move(
         if timeout is not None:
             late = Refused(ErrorCode.GAME_OVER, "your time ran out before this move arrived")
             return replace(timeout, then_refuse=late)
-    change = plan_move(record, state, player_seat(record, state, actor), raw)
-    return replace(change, moved_at_ms=at_ms, credit_ms=credit_ms)
+    seat = player_seat(record, state, actor)
+    return plan_move(record, state, seat, raw, moved_at_ms=at_ms, credit_ms=credit_ms)
 
 
 def plan_seat_move(

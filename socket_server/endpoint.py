@@ -159,7 +159,7 @@ class GameEndpoint:
         seats = self.context.hub.seats_of(connection)
         role: Literal["player", "spectator"] = "player" if seats else "spectator"
         user_id = connection.actor.user_id
-        log.info("socket open game=%s user=%s role=%s", connection.game_id, user_id, role)
+        log.debug("socket open game=%s user=%s role=%s", connection.game_id, user_id, role)
         code: int | None = None
         try:
             you = You(user_id=user_id, seat=seats[0] if seats else None, role=role)
@@ -175,7 +175,7 @@ class GameEndpoint:
     async def _close(self, connection: Connection, code: int | None) -> None:
         await connection.finish(code, CLOSE_WAIT)
         await self.context.hub.detach(connection)
-        log.info(
+        log.debug(
             "socket closed game=%s user=%s code=%s",
             connection.game_id,
             connection.actor.user_id,

@@ -30,7 +30,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from socket_server import protocol
 from socket_server.auth import AuthError
-from socket_server.changes import Refused
+from socket_server.changes import Refused, check_rated_player
 from socket_server.protocol import (
     CloseCode,
     ErrorCode,
@@ -86,8 +86,8 @@ def check_seek(actor: Actor, game_type: str, clock: Any, rated: bool, types: Any
     entry = types.get(game_type)
     if entry is None:
         raise Refused(ErrorCode.BAD_MESSAGE, f"unknown game type {game_type!r}")
-    if rated and (actor.claims or {}).get("is_anonymous"):
-        raise Refused(ErrorCode.BAD_MESSAGE, "guests play unrated games only")
+    if rated:
+        check_rated_player(actor)
     if clock is not None:
         try:
             Clock.from_request(clock, entry.state_class.seats)
@@ -213,7 +213,7 @@ class Lobby:
         assert entry is not None
         players = drawn_seats(entry.state_class.seats, partner.user_id, seek.user_id)
         await self.context.service.create_paired_game(
-            seek.game_id, seek.game_type, players, seek.clock
+            seek.game_id, seek.game_type, players, seek.clock, seek.rated
         )
 
     async def _announce_placed(self, placed: Placed, name: str) -> None:

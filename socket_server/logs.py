@@ -8,6 +8,10 @@ what a program that runs the server itself calls first:
 - `fmt="text"`: `<time> <LEVEL> <logger> <message>`; `fmt="json"`: one JSON object per
   line with `ts` (ISO 8601, UTC), `level`, `logger`, `message` and, when there is one,
   `exception` (the traceback text). The default is GAMESOCKET_LOG_FORMAT, else text;
+- a socket costs no INFO line of its own: gamesocket's `socket open`/`socket closed`
+  and websockets' `connection open`/`connection closed` are DEBUG (uvicorn's
+  `"WebSocket <path>" [accepted]` access line stays); so is each stored move (the
+  other changes, a game's end included, stay INFO);
 - access tokens never reach a line: the values of `token=` (and `access_token=`, ...)
   and whatever follows `Bearer ` are replaced by `[redacted]` in every record's
   message and exception text (uvicorn's access lines carry `/ws/...?token=<JWT>`).
@@ -72,6 +76,24 @@ class RedactSecrets(logging.Filter):
             record.exc_text = redact(record.exc_text)
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
+        return True
+
+
+# websockets' own lines for every socket, through uvicorn's logger: they say nothing
+# that the `[accepted]` line and gamesocket's DEBUG lines do not.
+_SOCKET_CHATTER = frozenset({"connection open", "connection closed"})
+
+
+class QuietSocketChatter(logging.Filter):
+    """Drops websockets' per-socket `connection open`/`connection closed` INFO lines
+    unless the root logger writes DEBUG (then they are written as DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or record.msg not in _SOCKET_CHATTER:
+            return True
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return True
 
 
@@ -148,6 +170,7 @@ def configure_logging(level: int | str = "info", fmt: str | None = None) -> None
     writer.setFormatter(_formatter(chosen))
     lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     handler = _LineQueue(lines)
+    handler.addFilter(QuietSocketChatter())
     handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     for old in root.handlers[:]:

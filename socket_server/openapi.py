@@ -124,15 +124,25 @@ def finish(schema: dict[str, Any], app: Litestar) -> dict[str, Any]:
     handlers = dict(_operations(app))
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(struct_schemas(handlers.values()))
+    game_types = list(app.state["gamesocket"].game_types)
     if "CreateGame" in schemas:
-        game_types = list(app.state["gamesocket"].game_types)
         schemas["CreateGame"] = create_game_schema(schemas["CreateGame"], game_types)
     paths = document.get("paths", {})
+    leaderboard = paths.get("/api/leaderboard", {}).get("get")
+    if leaderboard is not None:
+        choose_game_type(leaderboard, [game_type.name for game_type in game_types])
     for (path, method), handler in handlers.items():
         operation = paths.get(path, {}).get(method)
         if operation is not None:
             _finish_operation(operation, handler)
     return document
+
+
+def choose_game_type(operation: dict[str, Any], names: list[str]) -> None:
+    """The operation's `game_type` query parameter: one of the registered game types."""
+    for parameter in operation.get("parameters", []):
+        if parameter.get("name") == "game_type":
+            parameter["schema"] = {"type": "string", "enum": names}
 
 
 def _operations(app: Litestar) -> Iterator[tuple[tuple[str, str], HTTPRouteHandler]]:

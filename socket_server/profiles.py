@@ -39,14 +39,21 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
+class RatingView(msgspec.Struct):
+    """A user's rating in one game type (rating and deviation to two decimals)."""
+
+    rating: float
+    deviation: float
+    games: int
+
+
 class UserReply(msgspec.Struct):
     """`GET /api/users/{user_id}`, `GET /api/me`: the public profile."""
 
     user_id: str
     name: str
-    # {game_type: {"rating", "deviation", "games"}}: filled in `Profiles.reply` once
-    # ratings exist; until then nobody has a rating and it is empty.
-    ratings: dict[str, Any] = msgspec.field(default_factory=dict)
+    # {game_type: rating}: the game types the user played rated (rest.py fills it in).
+    ratings: dict[str, RatingView] = msgspec.field(default_factory=dict)
 
 
 def checked_name(text: str) -> str:
@@ -150,7 +157,7 @@ class Profiles:
 
     @staticmethod
     def reply(profile: Profile) -> UserReply:
-        """The one place a profile becomes its public view (`ratings` empty: unrated)."""
+        """The one place a profile becomes its public view (rest.py adds the ratings)."""
         return UserReply(profile.user_id, profile.name)
 
     async def names(self, user_ids: list[str]) -> dict[str, str]:

@@ -290,6 +290,7 @@ class Snapshot(msgspec.Struct, kw_only=True):
     public: bool
     created_at: str
     clock: ClockView | None = None
+    rated: bool = False
     # Only in the `state` and REST snapshot of a seated player of a private game with a
     # free seat (never in an `update`, whose bytes every socket shares); absent otherwise.
     invite: str | msgspec.UnsetType = msgspec.UNSET

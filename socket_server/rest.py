@@ -27,7 +27,7 @@ from socket_server.chat import MAX_HISTORY, ChatRooms
 from socket_server.fanout.base import Broker
 from socket_server.limits import GUEST_LIMIT, LIMIT_OPT
 from socket_server.lobby import Lobby
-from socket_server.profiles import CURSOR_PATTERN, UserReply, checked_name
+from socket_server.profiles import CURSOR_PATTERN, RatingView, UserReply, checked_name
 from socket_server.protocol import (
     ChatMessage,
     ChatRoomName,
@@ -38,6 +38,7 @@ from socket_server.protocol import (
     check_request_id,
     has_control_chars,
 )
+from socket_server.ratings import LEADERBOARD_MAX_DEVIATION
 from socket_server.rematch import Rematches
 from socket_server.service import GameService
 from socket_server.settings import Settings
@@ -86,6 +87,7 @@ class CreateGame(msgspec.Struct, forbid_unknown_fields=False):
     options: dict[str, Any] | None = None
     # {"initial_ms", "increment_ms"?} | {"initial_ms", "delay_ms"} | {"per_move_ms"}
     clock: dict[str, Any] | None = None
+    rated: bool = False
 
 
 class JoinGame(msgspec.Struct, forbid_unknown_fields=False):
@@ -166,6 +168,16 @@ class MoveEntry(msgspec.Struct):
     move: str | int  # normal form: chess UCI, grid games an integer
     at: str  # ISO 8601
     san: str | None = None
+
+
+class LeaderboardEntry(msgspec.Struct):
+    """One player of the leaderboard (rating and deviation to two decimals)."""
+
+    user_id: str
+    name: str
+    rating: float
+    deviation: float
+    games: int
 
 
 class HealthReply(msgspec.Struct):
@@ -401,7 +413,7 @@ class MeController(Controller):
     @get("/", security=SIGNED_IN, responses=errors(401, 503))
     async def me(self, service: Given[GameService], actor: NamedDependency[Actor]) -> UserReply:
         """The caller's profile (made on first sight, named from the token if it can be)."""
-        return await service.profiles.me(actor)
+        return await rated_profile(service, await service.profiles.me(actor))
 
     @patch("/", security=SIGNED_IN, responses=errors(400, 401, 413, 503))
     async def rename(
@@ -409,7 +421,18 @@ class MeController(Controller):
     ) -> UserReply:
         """Change the caller's display name (1..32 characters after trimming, no control
         characters); games already joined keep the name their seat was taken with."""
-        return await service.profiles.rename(actor, data.name)
+        return await rated_profile(service, await service.profiles.rename(actor, data.name))
+
+
+async def rated_profile(service: GameService, reply: UserReply) -> UserReply:
+    """A profile with the user's ratings per game type."""
+    reply.ratings = {
+        row.game_type: RatingView(
+            round(row.rating.rating, 2), round(row.rating.deviation, 2), row.games
+        )
+        for row in await service.ratings.user_ratings(reply.user_id)
+    }
+    return reply
 
 
 class UsersController(Controller):
@@ -425,7 +448,7 @@ class UsersController(Controller):
     ) -> UserReply:
         """A user's public profile: id, display name, ratings per game type."""
         # Public to anyone; `actor` is asked for so that a token sent must verify (401).
-        return await service.profiles.public_profile(user_id)
+        return await rated_profile(service, await service.profiles.public_profile(user_id))
 
     @get(
         "/{user_id:str}/games",
@@ -471,7 +494,7 @@ class GamesController(Controller):
     ) -> Snapshot:
         """Create a game; both seats AI starts it playing by itself."""
         return await service.create_game(
-            actor, data.game_type, data.seats, data.public, data.options, data.clock
+            actor, data.game_type, data.seats, data.public, data.options, data.clock, data.rated
         )
 
     @get(
@@ -787,6 +810,35 @@ async def config(settings: Given[Settings]) -> ConfigReply:
     )
 
 
+@get(
+    "/api/leaderboard",
+    tags=["ratings"],
+    before_request=single_values("game_type", "limit"),
+    responses=errors(400),
+)
+async def leaderboard(
+    service: Given[GameService],
+    game_type: FromQuery[str],
+    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+) -> list[LeaderboardEntry]:
+    """The best rated players of `game_type`, best first (a deviation above 150 left out)."""
+    if game_type not in service.game_types:
+        raise Refused(ErrorCode.BAD_MESSAGE, f"unknown game type {game_type!r}")
+    rows = await service.ratings.leaderboard(game_type, limit, LEADERBOARD_MAX_DEVIATION)
+    # A rated player has a profile (made when they took their seat); the id stands in else.
+    names = await service.profiles.names([row.user_id for row in rows])
+    return [
+        LeaderboardEntry(
+            row.user_id,
+            names.get(row.user_id, row.user_id),
+            round(row.rating.rating, 2),
+            round(row.rating.deviation, 2),
+            row.games,
+        )
+        for row in rows
+    ]
+
+
 class SeekBody(msgspec.Struct, forbid_unknown_fields=False):
     game_type: str
     clock: dict[str, Any] | None = None
@@ -833,4 +885,5 @@ ROUTES: list[ControllerRouterHandler] = [
     health,
     connections,
     config,
+    leaderboard,
 ]

@@ -35,6 +35,8 @@ from socket_server.changes import (
     Refused,
     check_ai_delay,
     check_ai_games_cap,
+    check_rated_player,
+    check_rated_seats,
     check_viewer,
     derive_status,
     epoch_ms,
@@ -55,6 +57,7 @@ from socket_server.changes import (
     plan_resign,
     plan_seat_move,
     plan_timeout,
+    rated_join,
     replay_event,
     seats_before_joins,
     turn_of,
@@ -64,6 +67,7 @@ from socket_server.metrics import Metrics
 from socket_server.profiles import Profiles
 from socket_server.protocol import ErrorCode, Header, Snapshot
 from socket_server.publisher import OrderedPublisher
+from socket_server.ratings import is_rated, seat_rating
 from socket_server.registry import GameTypes
 from socket_server.settings import Settings
 from socket_server.snapshot import build_snapshot, event_of, with_clock_now
@@ -83,6 +87,7 @@ from socket_server.store.base import (
     utc_now,
 )
 from socket_server.store.profiles import profiles_for
+from socket_server.store.ratings import ratings_for
 
 log = logging.getLogger("gamesocket.service")
 
@@ -140,6 +145,7 @@ class GameService:
         self.settings = settings
         self.game_types = game_types
         self.metrics = metrics or Metrics()
+        self.ratings = ratings_for(store)
         self.profiles = Profiles(profiles_for(store))  # the names seats are given
         self._cache: OrderedDict[str, tuple[GameRecord, GameState]] = OrderedDict()
         self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()  # newest per game
@@ -408,11 +414,17 @@ class GameService:
         public: bool,
         options: Mapping[str, Any] | None,
         clock: Mapping[str, Any] | None = None,
+        rated: bool = False,
     ) -> Snapshot:
         if actor.user_id is None:
             raise Refused(ErrorCode.UNAUTHORIZED, "sign in to create a game")
         player = await self.profiles.named(actor)
-        record, state = self._new_game(player, game_type, seats or {}, public, options, clock)
+        record, state = self._new_game(
+            player, game_type, seats or {}, public, _with_rated(options, rated, actor), clock
+        )
+        if rated:
+            check_rated_seats(record.seats)
+            record = await self.with_ratings(record)
         async with self._ai_game_slot(actor.user_id, record.seats):
             try:
                 await self.store.create_game(record, actor)
@@ -433,6 +445,7 @@ class GameService:
         game_type: str,
         players: Mapping[str, str],
         clock: Mapping[str, Any] | None = None,
+        rated: bool = False,
     ) -> Snapshot:
         """A public game with the given human seats (`{seat: user_id}`, every seat), stored
         by the server: a seek's pairing. `active` at once, its clock running."""
@@ -453,11 +466,13 @@ class GameService:
             state=state.to_json(),
             version=0,
             public=True,
+            options={"rated": True} if rated else {},
             turn=turn_of(status, state),
             clock=new_clock(clock, state, status, epoch_ms(now)),
             created_at=now,
             updated_at=now,
         )
+        record = await self.with_ratings(record)
         try:
             await self.store.create_game(record, Actor.SERVER)
         except StoreUnavailable as error:
@@ -469,6 +484,7 @@ class GameService:
 
     async def store_server_game(self, record: GameRecord, state: GameState) -> Snapshot:
         """Store a new game the server built (a rematch) as the server; its snapshot."""
+        record = await self.with_ratings(record)
         try:
             await self.store.create_game(record, Actor.SERVER)
         except StoreUnavailable as error:
@@ -477,6 +493,29 @@ class GameService:
         log.info("server game created game=%s type=%s", record.game_id, record.game_type)
         self._run_commit_hooks(record, state)
         return self.snapshot_of(record, state)
+
+    async def with_ratings(self, record: GameRecord) -> GameRecord:
+        """A new rated game with each human seat's current `rating` (an unrated one as
+        it is)."""
+        if not is_rated(record.options):
+            return record
+        users = [seat["user_id"] for seat in record.seats.values() if seat is not None]
+        found = await self.ratings.ratings_of(record.game_type, users)
+        seats = {
+            name: None
+            if seat is None
+            else {**seat, "rating": seat_rating(found[seat["user_id"]].rating)}
+            for name, seat in record.seats.items()
+        }
+        return replace(record, seats=seats)
+
+    async def _join_rating(self, game_id: str, actor: Actor) -> int | None:
+        """The rating `actor` brings to a rated game's seat; None for an unrated game."""
+        record, _ = await self.load(game_id)
+        if not is_rated(record.options) or actor.user_id is None:
+            return None
+        found = await self.ratings.ratings_of(record.game_type, [actor.user_id])
+        return seat_rating(found[actor.user_id].rating)
 
     @asynccontextmanager
     async def _ai_game_slot(self, user_id: str, seats: Mapping[str, Any]) -> AsyncIterator[None]:
@@ -545,9 +584,11 @@ class GameService:
         if actor.user_id is None:
             raise Refused(ErrorCode.UNAUTHORIZED, "sign in to take a seat")
         player = await self.profiles.named(actor)
+        rating = await self._join_rating(game_id, actor)
 
         def plan(record: GameRecord, state: GameState) -> Change | None:
-            return plan_invited_join(record, state, player, seat, invite)
+            change = plan_invited_join(record, state, player, seat, invite)
+            return rated_join(change, record, actor, rating)
 
         return await self._commit(Request(actor, game_id, request_id, plan, invite=invite))
 
@@ -829,15 +870,22 @@ class GameService:
             self._draw_offers.pop(record.game_id, None)
         data = protocol.update(self.snapshot_of(record, state), event_of(event))
         self._updates.add(record.game_id, record.version, data)
-        log.info(
-            "change game=%s version=%d kind=%s seat=%s move=%s user=%s",
-            record.game_id,
-            record.version,
-            event.kind,
-            event.seat,
-            event.move,
-            event.user_id,
-        )
+        # A move is a DEBUG line (thousands a second); the changes around it (joins,
+        # resignations, the end of a game) stay at INFO. No formatting when it is off.
+        quiet = event.kind == "move" and record.status == "active"
+        level = logging.DEBUG if quiet else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "change game=%s version=%d kind=%s seat=%s move=%s user=%s status=%s",
+                record.game_id,
+                record.version,
+                event.kind,
+                event.seat,
+                event.move,
+                event.user_id,
+                record.status,
+            )
         await self._publisher.send(record.game_id, data)
         if event.kind == "move":
             self.metrics.moves.labels(record.game_type).inc()
@@ -865,6 +913,17 @@ def _same_event(stored: EventRecord, ours: EventRecord) -> bool:
         ours.move,
         ours.user_id,
     )
+
+
+def _with_rated(options: Mapping[str, Any] | None, rated: bool, actor: Actor) -> dict[str, Any]:
+    """A new game's options with `rated` (only the server writes `options["rated"]`)."""
+    chosen = dict(options or {})
+    if "rated" in chosen:
+        raise Refused(ErrorCode.BAD_MESSAGE, 'say "rated" beside "options", not in them')
+    if rated:
+        check_rated_player(actor)
+        chosen["rated"] = True
+    return chosen
 
 
 def _unavailable(error: StoreUnavailable) -> Refused:

@@ -8,6 +8,7 @@ import msgspec
 
 from games import GameState
 from socket_server.protocol import ClockView, Event, Result, Snapshot
+from socket_server.ratings import is_rated
 from socket_server.store.base import EventRecord, GameRecord
 from socket_server.timecontrol import Clock
 
@@ -31,6 +32,7 @@ def build_snapshot(record: GameRecord, state: GameState) -> Snapshot:
         public=record.public,
         created_at=record.created_at.isoformat(),
         clock=clock_view(record, int(record.updated_at.timestamp() * 1000)),
+        rated=is_rated(record.options),
     )
 
 

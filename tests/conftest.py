@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-# The real-server fixtures (`database_url`, `server`, `api`, ...) of the server tests.
-pytest_plugins = ["tests.server_harness"]
+# The real-server fixtures (`database_url`, `server`, `api`, ...) of the server tests, and
+# the browser tests' (`web_server`, `browser`, `new_page`).
+pytest_plugins = ["tests.server_harness", "tests.browser_harness"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT_ROOT.parent / "shared"

@@ -139,6 +139,7 @@ export interface State {
   public: boolean;
   created_at: string;
   clock?: ClockView | null;
+  rated?: boolean;
   invite?: string;
 }
 
@@ -189,6 +190,7 @@ export interface Update {
   public: boolean;
   created_at: string;
   clock?: ClockView | null;
+  rated?: boolean;
   invite?: string;
 }
 

@@ -8,13 +8,24 @@ import {
   CLOSE_TEXT,
   ERROR_TEXT,
   GameSocketError,
+  cancelSeek,
   connect,
+  connectLobby,
   createGame,
+  createSeek,
   fetchConfig,
+  getLeaderboard,
+  getMe,
   getMoves,
+  getSeek,
   guestSignIn,
+  joinGame,
   listGames,
+  requestRematch,
+  updateMe,
 } from "./gamesocket.js";
+import { createChat } from "./chat.js";
+import { $, el } from "./dom.js";
 import { lineToSan } from "./san.js";
 
 const SEATS = { chess: ["white", "black"], connect4: ["red", "yellow"], tictactoe: ["x", "o"] };
@@ -49,22 +60,8 @@ const LOW_TIME_MS = 10000; // a clock under 10 s (or under 10% of its budget) is
 // Solid glyphs for both sides; CSS colours them (white pieces get an outline).
 const GLYPHS = { k: "\u265A", q: "\u265B", r: "\u265C", b: "\u265D", n: "\u265E", p: "\u265F\uFE0E" };
 const TOKEN_KEY = "gamesocket.guest";
+const NAME_ASKED_KEY = "gamesocket.name-asked"; // the lobby asked this browser's guest for a name
 const MESSAGE_MS = 6000;
-
-const $ = (selector) => document.querySelector(selector);
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  node.append(...children);
-  return node;
-}
 
 function seatLabel(seat) {
   seat = String(seat);
@@ -96,6 +93,12 @@ function showMessage(text, { code = "", sticky = false } = {}) {
   if (!sticky) messageTimer = setTimeout(() => (box.hidden = true), MESSAGE_MS);
 }
 
+// An administrator's announcement (PROTOCOL.md "Announcements"), on the lobby's or the
+// game's socket, stays until the next message.
+function showAnnouncement({ text }) {
+  showMessage(`Announcement: ${text}`, { code: "announcement", sticky: true });
+}
+
 function showError(err) {
   if (err instanceof GameSocketError) {
     const text = ERROR_TEXT[err.code] || err.message;
@@ -117,11 +120,31 @@ const auth = {
   userId: null,
   supabase: null,
 
+  name: null, // the display name from GET /api/me (null: the server has no profiles)
+  canRate: false, // a signed-in account (not a guest): may play rated games
+
   async init() {
     const config = await fetchConfig();
     this.mode = config.mode === "supabase" ? "supabase" : "embedded";
     if (this.mode === "supabase") await this.initSupabase(config);
     else await this.initGuest();
+    await this.loadProfile();
+  },
+
+  async loadProfile() {
+    try {
+      const profile = await this.call((conn) => getMe(conn));
+      this.useProfile(profile);
+    } catch (err) {
+      // 404: a server without profiles; anything else: the page works on without a name.
+      if (!(err instanceof GameSocketError && err.status === 404)) showError(err);
+    }
+  },
+
+  useProfile(profile) {
+    this.name = profile.name;
+    $("#me").textContent = profile.name;
+    $("#rename").hidden = false;
   },
 
   async initGuest() {
@@ -131,7 +154,8 @@ const auth = {
   },
 
   async newGuest() {
-    const guest = await guestSignIn();
+    // A guest whose token was refused keeps the name it had (PROTOCOL.md "Players and names").
+    const guest = await guestSignIn(undefined, { name: this.name || undefined });
     localStorage.setItem(TOKEN_KEY, JSON.stringify(guest));
     this.useGuest(guest);
   },
@@ -139,7 +163,7 @@ const auth = {
   useGuest(guest) {
     this.token = guest.access_token;
     this.userId = guest.user_id;
-    $("#me").textContent = `guest ${guest.user_id.slice(0, 8)}`;
+    $("#me").textContent = this.name || `guest ${guest.user_id.slice(0, 8)}`;
   },
 
   async initSupabase(config) {
@@ -164,7 +188,8 @@ const auth = {
     if (!session) return;
     this.token = session.access_token;
     this.userId = session.user.id;
-    $("#me").textContent = session.user.email || `anonymous ${session.user.id.slice(0, 8)}`;
+    this.canRate = !session.user.is_anonymous; // guests play unrated only
+    $("#me").textContent = this.name || session.user.email || `anonymous ${session.user.id.slice(0, 8)}`;
   },
 
   /** A fresh token after the server refused ours (401 / 4401). */
@@ -226,6 +251,75 @@ $("#signin-form").addEventListener("submit", async (event) => {
 });
 
 // ---------------------------------------------------------------------------------
+// Names (PATCH /api/me) and the leaderboard (GET /api/leaderboard)
+// ---------------------------------------------------------------------------------
+
+// The lobby asks a guest once for a name (until saved or "Not now"); "Change name" in
+// the top bar shows the same form again.
+function showNameCard(focus = false) {
+  $("#name-card").hidden = false;
+  $("#name-input").value = auth.name || "";
+  $("#name-error").hidden = true;
+  if (focus) $("#name-input").focus();
+}
+
+function hideNameCard() {
+  $("#name-card").hidden = true;
+  localStorage.setItem(NAME_ASKED_KEY, "1");
+}
+
+$("#name-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("#name-save").disabled = true;
+  try {
+    const profile = await auth.call((conn) => updateMe(conn, { name: $("#name-input").value }));
+    auth.useProfile(profile);
+    hideNameCard();
+  } catch (err) {
+    const box = $("#name-error");
+    box.hidden = false;
+    box.textContent = err instanceof GameSocketError && err.code === "bad_message" ? `That name cannot be used: ${err.message}` : String(err.message || err);
+  } finally {
+    $("#name-save").disabled = false;
+  }
+});
+$("#name-skip").addEventListener("click", hideNameCard);
+$("#rename").addEventListener("click", () => {
+  if (location.hash.startsWith("#/game/") || location.hash.startsWith("#/leaderboard")) location.hash = "#/";
+  showNameCard(true);
+});
+
+async function showLeaderboard() {
+  const select = $("#leaderboard-game-type");
+  if (!select.options.length) select.replaceChildren(...[...$("#new-game-type").options].map((option) => option.cloneNode(true)));
+  const gameType = select.value;
+  const body = $("#leaderboard-table tbody");
+  try {
+    const rows = await auth.call((conn) => getLeaderboard(conn, { game_type: gameType, limit: 50 }));
+    if (select.value !== gameType) return;
+    body.replaceChildren(
+      ...rows.map((row, i) =>
+        el(
+          "tr",
+          { "data-user-id": row.user_id },
+          el("td", { text: String(i + 1) }),
+          el("td", { class: "leader-name", text: row.name }),
+          el("td", { class: "leader-rating", text: String(Math.round(row.rating)) }),
+          el("td", { text: String(row.games) }),
+        ),
+      ),
+    );
+    $("#leaderboard-empty").hidden = rows.length > 0;
+    $("#leaderboard-table").dataset.gameType = gameType;
+    $("#leaderboard-table").dataset.count = String(rows.length);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+$("#leaderboard-game-type").addEventListener("change", showLeaderboard);
+
+// ---------------------------------------------------------------------------------
 // Lobby
 // ---------------------------------------------------------------------------------
 
@@ -244,7 +338,7 @@ function updateNewGameForm() {
   $("#new-level-label").textContent = opponent === "aivsai" ? `${seatLabel(first)} AI level` : "AI level";
   $("#new-level-2-label").textContent = `${seatLabel(second)} AI level`;
   for (const label of document.querySelectorAll("#new-game [data-for]")) {
-    label.hidden = !label.dataset.for.split(" ").includes(opponent);
+    label.hidden = !label.dataset.for.split(" ").includes(opponent) || ("rated" in label.dataset && !auth.canRate);
   }
   $("#new-advanced").hidden = type !== "chess";
 }
@@ -278,6 +372,7 @@ $("#new-game").addEventListener("submit", async (event) => {
   const fen = $("#new-fen").value.trim();
   if (type === "chess" && fen) options.fen = fen;
   const spec = { game_type: type, seats, public: $("#new-public").checked };
+  if (opponent === "friend" && auth.canRate && $("#new-rated").checked) spec.rated = true;
   if (Object.keys(options).length) spec.options = options;
   const clock = TIME_CONTROLS[$("#new-clock").value];
   if (clock) spec.clock = { ...clock };
@@ -300,8 +395,8 @@ function isMe(seat) {
 function describeSeat(seat) {
   if (!seat) return "open";
   if (seat.kind === "ai") return `AI ${seat.level ?? ""}`.trim();
-  if (isMe(seat)) return "you";
-  return seat.name || "player";
+  const who = isMe(seat) ? "you" : seat.name || "player";
+  return Number.isFinite(seat.rating) ? `${who} (${Math.round(seat.rating)})` : who;
 }
 
 // What a lobby row's link does: your own games are "Play" (your move) or "Resume";
@@ -316,16 +411,192 @@ function lobbyAction(game, seatNames) {
   return free ? { text: "Join", kind: "join" } : { text: "Watch", kind: "watch" };
 }
 
+// The lobby's games: the REST lists (waiting and active games, read on entering the
+// lobby and on Refresh) merged with the lobby socket's public waiting games, which keep
+// the list current: a game the socket adds appears at the top, one it removes (joined,
+// aborted) goes. `seek` is the viewer's own waiting seek ("Play someone").
+const lobby = { rest: new Map(), live: new Map(), socket: null, seek: null, seekTimer: null };
+const SEEK_POLL_MS = 3000;
+
 async function refreshGames() {
   try {
     const lists = await auth.call((conn) =>
       Promise.all([listGames(conn, { status: "waiting", limit: 50 }), listGames(conn, { status: "active", limit: 50 })]),
     );
     // A game that starts between the two requests would be in both lists.
-    const games = new Map(lists.flat().map((game) => [game.game_id, game]));
-    renderGames([...games.values()]);
+    lobby.rest = new Map(lists.flat().map((game) => [game.game_id, game]));
+    renderLobbyGames();
   } catch (err) {
     showError(err);
+  }
+}
+
+function renderLobbyGames() {
+  const fresh = [...lobby.live.values()].filter((game) => !lobby.rest.has(game.game_id));
+  const listed = [...lobby.rest.values()].map((game) => lobby.live.get(game.game_id) || game);
+  renderGames([...fresh, ...listed]);
+}
+
+function openLobbySocket() {
+  if (lobby.socket) return;
+  const socket = connectLobby({ token: auth.token, refreshToken: () => auth.refresh() });
+  lobby.socket = socket;
+  socket.onLobbyUpdate((message) => {
+    for (const id of message.removed || []) lobby.rest.delete(id);
+  });
+  socket.onChange(({ games, seeks }) => {
+    lobby.live = new Map(games.map((game) => [game.game_id, game]));
+    renderLobbyGames();
+    renderSeeks(seeks);
+  });
+  socket.onPaired((message) => seekPaired(message.seek_id, message.game_type, message.game_id));
+  socket.onAnnouncement(showAnnouncement);
+  socket.onConnection(({ state }) => {
+    const badge = $("#lobby-live");
+    badge.dataset.state = state;
+    badge.textContent = state === "open" ? "live" : state === "reconnecting" ? "reconnecting…" : "";
+  });
+  socket.onError((err) => (err.closeCode ? showError(err) : null));
+}
+
+function closeLobbySocket() {
+  if (lobby.socket) lobby.socket.close();
+  lobby.socket = null;
+  lobby.live = new Map();
+  $("#lobby-live").dataset.state = "idle";
+}
+
+// ---------------------------------------------------------------------------------
+// Play someone: seeks (PROTOCOL.md "Seeks")
+// ---------------------------------------------------------------------------------
+
+function seekLabel(gameType, clock) {
+  return clock ? `${gameName(gameType)} · ${describeTimeControl(clock)}` : gameName(gameType);
+}
+
+// Post a seek; a waiting one is watched through the lobby socket's `paired` and, in
+// case that socket is down, polled (which also keeps it from lapsing).
+async function startSeek(spec) {
+  if (lobby.seek) return;
+  $("#seek-button").disabled = true;
+  try {
+    const answer = await auth.call((conn) => createSeek(conn, spec));
+    if (answer.status === "paired") {
+      enterGame(spec.game_type, answer.game_id);
+      return;
+    }
+    lobby.seek = { id: answer.seek_id, spec };
+    lobby.seekTimer = setInterval(pollSeek, SEEK_POLL_MS);
+    renderSeekStatus();
+    if (lobby.socket) renderSeeks([...lobby.socket.seeks.values()]);
+  } catch (err) {
+    showError(err);
+  } finally {
+    $("#seek-button").disabled = Boolean(lobby.seek);
+  }
+}
+
+async function pollSeek() {
+  const current = lobby.seek;
+  if (!current) return;
+  try {
+    const answer = await auth.call((conn) => getSeek(conn, current.id));
+    if (lobby.seek !== current) return;
+    if (answer.status === "paired") seekPaired(current.id, current.spec.game_type, answer.game_id);
+    else if (answer.status !== "waiting") {
+      clearSeek();
+      showMessage("Nobody came: the search has ended.", { code: `seek_${answer.status}` });
+    }
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function seekPaired(seekId, gameType, gameId) {
+  if (!lobby.seek || lobby.seek.id !== seekId) return;
+  clearSeek();
+  enterGame(gameType, gameId);
+}
+
+function clearSeek() {
+  clearInterval(lobby.seekTimer);
+  lobby.seekTimer = null;
+  lobby.seek = null;
+  renderSeekStatus();
+}
+
+// Cancel: withdraw the seek (it may have been paired meanwhile: then play).
+async function withdrawSeek() {
+  const current = lobby.seek;
+  if (!current) return;
+  clearSeek();
+  try {
+    const answer = await auth.call((conn) => cancelSeek(conn, current.id));
+    if (answer.status === "paired" && !$("#lobby").hidden) enterGame(current.spec.game_type, answer.game_id);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function renderSeekStatus() {
+  const current = lobby.seek;
+  const box = $("#seek-status");
+  box.hidden = !current;
+  box.dataset.state = current ? "waiting" : "idle";
+  $("#seek-button").disabled = Boolean(current);
+  if (current) {
+    const rated = current.spec.rated ? " · rated" : "";
+    $("#seek-text").textContent = `Looking for an opponent: ${seekLabel(current.spec.game_type, current.spec.clock)}${rated}…`;
+  }
+}
+
+// The waiting seeks of the lobby socket; another player's gets a button that posts the
+// same seek, which pairs with it at once.
+function renderSeeks(seeks) {
+  const mine = lobby.seek && lobby.seek.id;
+  $("#seeks").replaceChildren(
+    ...seeks.map((seek) => {
+      const spec = { game_type: seek.game_type };
+      if (seek.clock) spec.clock = seek.clock;
+      if (seek.rated) spec.rated = true;
+      const what = `${seekLabel(seek.game_type, seek.clock)}${seek.rated ? " · rated" : ""}`;
+      return el(
+        "li",
+        { "data-seek-id": seek.seek_id, "data-game-type": seek.game_type, "data-mine": String(seek.seek_id === mine) },
+        el("b", { class: "seek-name", text: seek.seek_id === mine ? "you" : seek.name || "a player" }),
+        " ",
+        el("span", { class: "muted", text: what }),
+        " ",
+        seek.seek_id === mine
+          ? ""
+          : el("button", { type: "button", class: "seek-accept", text: "Play", onclick: () => startSeek(spec) }),
+      );
+    }),
+  );
+  $("#seeks-empty").hidden = seeks.length > 0;
+}
+
+function enterGame(gameType, gameId) {
+  location.hash = `#/game/${gameType}/${gameId}`;
+}
+
+$("#seek-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const spec = { game_type: $("#seek-game-type").value };
+  const clock = TIME_CONTROLS[$("#seek-clock").value];
+  if (clock) spec.clock = { ...clock };
+  if (auth.canRate && $("#seek-rated").checked) spec.rated = true;
+  startSeek(spec);
+});
+$("#seek-cancel").addEventListener("click", withdrawSeek);
+
+// The seek form offers the same games and time controls as the new-game form.
+function fillSeekForm() {
+  for (const [from, to] of [
+    ["#new-game-type", "#seek-game-type"],
+    ["#new-clock", "#seek-clock"],
+  ]) {
+    $(to).replaceChildren(...[...$(from).options].map((option) => option.cloneNode(true)));
   }
 }
 
@@ -380,7 +651,15 @@ const view = {
   nextUpdate: null, // the `update` whose snapshot comes next (its event)
   ticker: null, // the interval that redraws the clocks
   offlineSince: {}, // seat -> performance.now() when presence first said it was offline
+  invite: null, // a private game's invite code, as the server showed it to this seated player
+  rematch: { offers: new Set(), newGameId: null }, // seats that asked; the rematch's id
 };
+
+const chat = createChat({
+  rest: (fn) => auth.call(fn),
+  showError,
+  myUserId: () => (view.client && view.client.you && view.client.you.user_id) || auth.userId,
+});
 
 function mySeats(snapshot) {
   if (!snapshot) return [];
@@ -410,11 +689,11 @@ function openGame(gameType, gameId) {
   Object.assign(view, { gameType, gameId, snapshot: null, selected: null, busy: false, drawOffered: false, failed: null, noAi: false });
   view.log = new Map();
   view.drawn = {};
-  Object.assign(view, { clock: null, serverOffset: null, nextUpdate: null, offlineSince: {} });
+  Object.assign(view, { clock: null, serverOffset: null, nextUpdate: null, offlineSince: {}, invite: null });
+  view.rematch = { offers: new Set(), newGameId: null };
   clearInterval(view.ticker);
   view.ticker = setInterval(tick, CLOCK_TICK_MS);
   $("#game-title").textContent = gameName(gameType);
-  $("#share-link").value = location.href;
   // Nothing of the previous game may linger: tests and styles read these attributes.
   for (const id of ["#board", "#moves", "#status", "#thinking", "#presence"]) {
     const node = $(id);
@@ -449,6 +728,8 @@ function openGame(gameType, gameId) {
     view.nextUpdate = null;
     noteClock(snapshot, update);
     view.snapshot = snapshot;
+    // Only a `state` addressed to this player carries the code; updates never do.
+    if (snapshot.invite) view.invite = snapshot.invite;
     view.busy = false;
     if (view.drawOffered && snapshot.status !== "active") view.drawOffered = false;
     render();
@@ -469,6 +750,9 @@ function openGame(gameType, gameId) {
   client.onConnection(renderConnection);
   client.on("hello", () => render());
   client.on("message", handleExtensionMessage);
+  client.onRematch(handleRematch);
+  client.onAnnouncement(showAnnouncement);
+  chat.open(client, gameId);
   // A `state` (first connect, or a resume the server could not replay) carries no
   // events: fetch the move log again so the list has no holes.
   if (gameType !== "chess") client.on("state", () => loadMoveLog(gameId));
@@ -478,6 +762,7 @@ function closeGame() {
   clearInterval(view.ticker);
   view.ticker = null;
   if (view.client) view.client.close();
+  chat.close();
   view.client = null;
   view.gameId = null;
   window.gamesocketApp.client = null;
@@ -541,7 +826,9 @@ function render() {
   renderControls(snapshot);
   renderClaim(snapshot);
   renderAfterGame(snapshot);
+  renderShare(snapshot);
   const mine = mySeats(snapshot);
+  chat.setPlayer(mine.length > 0);
   const online = (view.client && view.client.presence && view.client.presence.online) || {};
   renderPart("players", [snapshot.version, mine, online], () => renderPlayers(snapshot));
   const board = $("#board");
@@ -656,7 +943,9 @@ function renderPlayers(snapshot) {
       } else if (seat.kind === "ai") {
         item.append(el("span", { text: `AI, level ${seat.level}` }));
       } else {
-        item.append(el("span", { text: mine.includes(name) ? "you" : seat.name || `player ${String(seat.user_id).slice(0, 8)}` }));
+        const who = mine.includes(name) ? "you" : seat.name || `player ${String(seat.user_id).slice(0, 8)}`;
+        item.append(el("span", { class: "seat-name", text: who }));
+        if (Number.isFinite(seat.rating)) item.append(" ", el("span", { class: "muted seat-rating", text: `(${Math.round(seat.rating)})` }));
         if (name in online) item.append(el("span", { class: `dot ${online[name] ? "online" : "offline"}`, title: online[name] ? "online" : "offline" }));
       }
       return item;
@@ -685,7 +974,66 @@ function renderAfterGame(snapshot) {
   const seats = Object.values(snapshot.seats || {});
   const canRepeat = mySeats(snapshot).length > 0 || (seats.length > 0 && seats.every((seat) => seat && seat.kind === "ai"));
   $("#new-game-again").hidden = !canRepeat;
+  renderRematch(snapshot);
 }
+
+// A private game waiting for a player: its seated player shares the invite link
+// (anyone who opens it takes the free seat); any other game: its plain link.
+function renderShare(snapshot) {
+  const plain = `${location.origin}${location.pathname}#/game/${snapshot.game_type}/${snapshot.game_id}`;
+  const invite = snapshot.status === "waiting" && mySeats(snapshot).length > 0 ? view.invite : null;
+  const box = $("#share-link");
+  box.value = invite ? `${plain}?invite=${invite}` : plain;
+  box.dataset.invite = String(Boolean(invite));
+  $("#share-label").textContent = invite ? "Invite link: whoever opens it takes the free seat" : "Link to this game";
+}
+
+// Rematch (PROTOCOL.md "Rematch"): a seated player of a finished game asks; once every
+// person has asked (at once against the AI) the server creates the game, seats swapped,
+// and every page of the old game hears its id: its players go there, a spectator gets
+// a link.
+function renderRematch(snapshot) {
+  const mine = mySeats(snapshot);
+  const { offers, newGameId } = view.rematch;
+  const finished = snapshot.status === "finished";
+  const asked = mine.length > 0 && mine.every((seat) => offers.has(seat));
+  const theyAsked = [...offers].some((seat) => !mine.includes(seat));
+  const button = $("#rematch");
+  button.hidden = !(finished && mine.length > 0 && !newGameId);
+  button.disabled = asked;
+  button.textContent = theyAsked && !asked ? "Accept the rematch" : asked ? "Rematch offered" : "Rematch";
+  const text = $("#rematch-text");
+  text.hidden = !(finished && (asked || theyAsked) && !newGameId);
+  text.textContent = asked ? "Waiting for your opponent to accept." : mine.length ? "Your opponent wants a rematch." : "A player wants a rematch.";
+  text.dataset.offers = [...offers].join(" ");
+  const watch = $("#rematch-watch");
+  watch.hidden = !(newGameId && mine.length === 0);
+  if (newGameId) watch.href = `#/game/${snapshot.game_type}/${newGameId}`;
+}
+
+function handleRematch(message) {
+  if (message.offered_by) view.rematch.offers.add(message.offered_by);
+  if (message.new_game_id) {
+    view.rematch.newGameId = message.new_game_id;
+    if (mySeats(view.snapshot).length > 0) enterGame(view.gameType, message.new_game_id);
+  }
+  render();
+}
+
+$("#rematch").addEventListener("click", async () => {
+  const snapshot = view.snapshot;
+  if (!snapshot) return;
+  const button = $("#rematch");
+  button.disabled = true;
+  try {
+    const answer = await auth.call((conn) => requestRematch(conn, snapshot.game_id));
+    if (answer.status === "created") enterGame(snapshot.game_type, answer.game_id);
+    else for (const seat of mySeats(snapshot)) view.rematch.offers.add(seat);
+  } catch (err) {
+    showError(err);
+  }
+  if (view.gameId === snapshot.game_id) render();
+});
 
 // The same game type, seats and visibility: your seats stay yours, AI seats keep their
 // level, other players' seats are left open for a new opponent.
@@ -1558,19 +1906,45 @@ registerRenderer("tictactoe", renderTicTacToe, { name: GAME_NAMES.tictactoe });
 // Routing and start-up
 // ---------------------------------------------------------------------------------
 
+// `#/game/<type>/<id>` (with `?invite=<code>`: take the private game's free seat
+// first), `#/leaderboard`, and the lobby for anything else.
 function route() {
-  const match = /^#\/game\/([\w-]+)\/([\w-]+)/.exec(location.hash);
-  if (match) {
-    $("#lobby").hidden = true;
-    $("#game").hidden = false;
-    openGame(match[1], match[2]);
-  } else {
+  const match = /^#\/game\/([\w-]+)\/([\w-]+)(?:\?invite=([\w-]+))?/.exec(location.hash);
+  const page = match ? "game" : location.hash.startsWith("#/leaderboard") ? "leaderboard" : "lobby";
+  for (const name of ["game", "lobby", "leaderboard"]) $(`#${name}`).hidden = name !== page;
+  if (page !== "lobby") leaveLobby();
+  if (page !== "game") {
     closeGame();
     $("#message").hidden = true;
-    $("#game").hidden = true;
-    $("#lobby").hidden = false;
+  }
+  if (page === "game" && match[3]) acceptInvite(match[1], match[2], match[3]);
+  else if (page === "game") openGame(match[1], match[2]);
+  else if (page === "leaderboard") showLeaderboard();
+  else {
+    if (auth.name !== null && auth.mode === "embedded" && !localStorage.getItem(NAME_ASKED_KEY)) showNameCard();
+    openLobbySocket();
     refreshGames();
   }
+}
+
+function leaveLobby() {
+  if (lobby.seek) withdrawSeek();
+  closeLobbySocket();
+}
+
+// An invite link: join with the code over REST, then open the game as its player. A
+// refused code (void once the seat is taken) opens the game as anyone else, whose
+// error view then says why.
+async function acceptInvite(gameType, gameId, code) {
+  closeGame();
+  $("#status").textContent = "Joining…";
+  try {
+    await auth.call((conn) => joinGame(conn, gameId, { invite: code }));
+  } catch (err) {
+    if (!(err instanceof GameSocketError && err.code === "forbidden")) showError(err);
+  }
+  history.replaceState(null, "", `#/game/${gameType}/${gameId}`);
+  if (location.hash === `#/game/${gameType}/${gameId}`) openGame(gameType, gameId);
 }
 
 // For tests and the browser console: the live client of the open game.
@@ -1579,13 +1953,15 @@ window.gamesocketApp = { client: null, view };
 window.GameSocketPage = { registerRenderer, renderers };
 
 async function start() {
-  updateNewGameForm();
+  fillSeekForm();
   try {
     await auth.init();
   } catch (err) {
     if (err.message !== "sign-in needed") showError(err);
     return;
   }
+  updateNewGameForm();
+  $("#seek-form [data-rated]").hidden = !auth.canRate;
   window.addEventListener("hashchange", route);
   route();
   document.body.dataset.ready = "true";

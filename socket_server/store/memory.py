@@ -26,6 +26,7 @@ from socket_server.store.base import (
     is_ai_seat,
     may_see,
 )
+from socket_server.store.settle import PlayerRating, settle_memory
 
 
 class MemoryStore:
@@ -35,6 +36,8 @@ class MemoryStore:
         # (game_id, user_id, request_id) -> version of the event that request produced
         self._requests: dict[tuple[str, str, str], int] = {}
         self._chat: dict[str, list[ChatRecord]] = {}  # game id -> messages in seq order
+        # (user_id, game_type) -> rating, changed with a rated game's final event
+        self.ratings: dict[tuple[str, str], PlayerRating] = {}
 
     async def open(self) -> None:
         """Nothing to connect to."""
@@ -89,6 +92,7 @@ class MemoryStore:
         self._events[game.game_id].append(copy.deepcopy(event))
         if event.user_id is not None and event.request_id is not None:
             self._requests[(game.game_id, event.user_id, event.request_id)] = event.version
+        settle_memory(self.ratings, game)
 
     async def events_after(self, game_id: str, version: int, actor: Actor) -> list[EventRecord]:
         game = self._games.get(game_id)

@@ -46,6 +46,8 @@ from socket_server.store.base import (
     StoreUnavailable,
     check_event_matches,
 )
+from socket_server.store.settle import SQLITE_TABLE as RATINGS_TABLE
+from socket_server.store.settle import settle_sqlite
 
 # Each entry migrates the schema from version i to i + 1 (`PRAGMA user_version`).
 MIGRATIONS: list[str] = [
@@ -161,6 +163,8 @@ MIGRATIONS: list[str] = [
             WHERE json_extract(s.value, '$.kind') = 'human';
     END;
     """,
+    # Ratings per user and game type (store/ratings.py), written with a final event.
+    RATINGS_TABLE,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -362,39 +366,60 @@ def _commit_batch(
 
 
 def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord) -> None:
-    # A retried request reports where it landed, even when its version is stale now;
-    # the unique index events_request backs this check up.
-    if event.user_id is not None and event.request_id is not None:
-        row = conn.execute(
-            "SELECT version FROM events WHERE game_id = ? AND user_id = ? AND request_id = ?",
-            (game.game_id, event.user_id, event.request_id),
-        ).fetchone()
-        if row is not None:
-            raise DuplicateRequest(row[0])
-    row_values = _game_row(game)
+    # Only what a change can change is written (as the Postgres store's append_event).
     cursor = conn.execute(
-        "UPDATE games SET game_type = ?, status = ?, seats = ?, state = ?, version = ?, "
-        "public = ?, options = ?, created_by = ?, created_at = ?, updated_at = ?, clock = ? "
-        "WHERE game_id = ? AND version = ?",
-        (*row_values[1:-1], game.game_id, game.version - 1),  # the invite never changes
-    )
-    if cursor.rowcount != 1:
-        raise StaleVersion(f"game {game.game_id} is not at version {game.version - 1}")
-    conn.execute(
-        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "UPDATE games SET status = ?, seats = ?, state = ?, version = ?, updated_at = ?, "
+        "clock = ? WHERE game_id = ? AND version = ?",
         (
-            event.game_id,
-            event.version,
-            event.kind,
-            event.seat,
-            _encode(event.move),
-            event.san,
-            event.user_id,
-            event.request_id,
-            _encode(event.data),
-            _time_text(event.at),
+            game.status,
+            _encode(game.seats),
+            _encode(game.state),
+            game.version,
+            _time_text(game.updated_at),
+            None if game.clock is None else _encode(game.clock),
+            game.game_id,
+            game.version - 1,
         ),
     )
+    if cursor.rowcount != 1:
+        _check_not_stored_before(conn, event)  # a retry reports where it landed
+        raise StaleVersion(f"game {game.game_id} is not at version {game.version - 1}")
+    try:
+        conn.execute(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                event.game_id,
+                event.version,
+                event.kind,
+                event.seat,
+                _encode(event.move),
+                event.san,
+                event.user_id,
+                event.request_id,
+                _encode(event.data),
+                _time_text(event.at),
+            ),
+        )
+    except sqlite3.IntegrityError:
+        _check_not_stored_before(conn, event)  # the unique index events_request refused it
+        raise
+    settle_sqlite(conn, game)
+
+
+def _check_not_stored_before(conn: sqlite3.Connection, event: EventRecord) -> None:
+    """`DuplicateRequest` when the event's request id was stored before for its game.
+
+    Looked up only when a change failed (its version, or the unique index
+    events_request), which saves a query per change on the hot path.
+    """
+    if event.user_id is None or event.request_id is None:
+        return
+    row = conn.execute(
+        "SELECT version FROM events WHERE game_id = ? AND user_id = ? AND request_id = ?",
+        (event.game_id, event.user_id, event.request_id),
+    ).fetchone()
+    if row is not None:
+        raise DuplicateRequest(row[0])
 
 
 _CHAT_COLUMNS = "game_id, seq, room, user_id, text, request_id, at"

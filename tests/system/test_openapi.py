@@ -55,6 +55,7 @@ ROUTES: dict[str, tuple[Any, set[int]]] = {
     "DELETE /api/seeks/{seek_id}": (BEARER, {401, 404, 429, 503}),
     "GET /api/connections": (None, {429}),
     "GET /api/config": (None, {429}),
+    "GET /api/leaderboard": (None, {400, 429}),
     "GET /health": (None, {503}),
 }
 

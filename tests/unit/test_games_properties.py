@@ -24,6 +24,9 @@ def playout(state: GameState, data: st.DataObject, max_plies: int) -> GameState:
         move = data.draw(st.sampled_from(moves))
         assert state.parse_move(move) == move
         after = state.apply(move)
+        # `play` (the server's one step) agrees with parse_move, apply and move_san.
+        played = state.play(move)
+        assert (played.move, played.state, played.san) == (move, after, state.move_san(move))
         assert after.history == (*state.history, move)
         last = after.last_move()
         assert last is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import logging
@@ -13,7 +14,14 @@ import pytest
 from litestar import Litestar
 
 from socket_server import cli
-from socket_server.logs import LOG_FORMAT_ENV, REDACTED, JsonFormatter, RedactSecrets, redact
+from socket_server.logs import (
+    LOG_FORMAT_ENV,
+    REDACTED,
+    JsonFormatter,
+    QuietSocketChatter,
+    RedactSecrets,
+    redact,
+)
 from socket_server.runner import AppSpecError, load_app_hook
 from socket_server.settings import ENVIRONMENT, Settings
 
@@ -75,6 +83,26 @@ def test_the_filter_redacts_exception_text_and_leaves_clean_records_alone() -> N
     assert (clean.msg, clean.args) == ("change game=%s version=%d", ("g1", 3))
 
 
+@pytest.mark.parametrize("root_level", [logging.INFO, logging.DEBUG])
+def test_websockets_per_socket_lines_are_written_only_at_debug(root_level: int) -> None:
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(root_level)
+    try:
+        chatter = [record("connection open"), record("connection closed")]
+        kept = [QuietSocketChatter().filter(line) for line in chatter]
+        others = [record('%s - "WebSocket %s" [accepted]', "a", "/ws"), record("connection")]
+        assert [QuietSocketChatter().filter(line) for line in others] == [True, True]
+    finally:
+        root.setLevel(before)
+    if root_level == logging.INFO:
+        assert kept == [False, False]
+    else:
+        assert kept == [True, True]
+        assert {(line.levelno, line.levelname) for line in chatter} == {(logging.DEBUG, "DEBUG")}
+    assert {line.levelname for line in others} == {"INFO"}
+
+
 # -- JSON lines -------------------------------------------------------------------------
 
 
@@ -104,6 +132,17 @@ def test_environment_lists_exactly_what_from_env_reads() -> None:
     assert len(listed) == len(set(listed))
     assert set(listed) == read | {LOG_FORMAT_ENV}
     assert all(meaning for _, meaning in ENVIRONMENT)
+
+
+def test_serve_tunes_the_garbage_collector_for_a_server() -> None:
+    thresholds = gc.get_threshold()
+    try:
+        cli.tune_gc()
+        assert gc.get_threshold() == cli.GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0  # what was alive is out of the collector's sight
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def test_serve_help_lists_every_environment_variable() -> None:

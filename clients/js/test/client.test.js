@@ -111,8 +111,9 @@ test("connect as a player: hello, state, then a move resolves on its ack and arr
 
 test("a spectator: role spectator, presence of the player, no moves allowed", options, async () => {
   const { owner, game } = await hotSeatGame();
-  const player = open({ gameType: "connect4", gameId: game.game_id, token: owner.token });
+  // The watcher signs in first: a hello that came while this awaited would be missed.
   const watcher = await guest();
+  const player = open({ gameType: "connect4", gameId: game.game_id, token: owner.token });
   const spectator = open({ gameType: "connect4", gameId: game.game_id, token: watcher.token });
   try {
     // Both waits first: the spectator's hello may come while the player's is awaited.
