@@ -7,7 +7,6 @@ dispatch table from message type to handler, and answered with `ack` or `error`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -40,7 +39,7 @@ from socket_server.protocol import (
 )
 from socket_server.snapshot import with_clock_now
 from socket_server.store.base import Actor, GameRecord, may_see
-from socket_server.transport import frame_protocol
+from socket_server.transport import frame_protocol, text_frame
 
 if TYPE_CHECKING:
     from socket_server.context import ServerContext
@@ -164,9 +163,9 @@ class GameEndpoint:
         code: int | None = None
         try:
             you = You(user_id=user_id, seat=seats[0] if seats else None, role=role)
-            connection.send_bytes(protocol.hello(connection.game_id, you))
-            await self._sync(connection, _since(socket.query_params.get("since")))
-            code = await self._receive_loop(socket, connection)
+            hello = text_frame(protocol.hello(connection.game_id, you))
+            await self._sync(connection, _since(socket.query_params.get("since")), hello)
+            code = await self._receive_loop(connection)
         except Exception:
             log.exception("socket failed game=%s user=%s", connection.game_id, user_id)
             code = CloseCode.INTERNAL_ERROR
@@ -174,11 +173,7 @@ class GameEndpoint:
             await self._close(connection, code)
 
     async def _close(self, connection: Connection, code: int | None) -> None:
-        if code is not None:
-            connection.close(code)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(connection.wait_written(), CLOSE_WAIT)
-        await connection.stop()
+        await connection.finish(code, CLOSE_WAIT)
         await self.context.hub.detach(connection)
         log.debug(
             "socket closed game=%s user=%s code=%s",
@@ -187,44 +182,49 @@ class GameEndpoint:
             connection.close_code or "client",
         )
 
-    async def _sync(self, connection: Connection, since: int | None) -> None:
-        """Bring the client to the current version: missed updates, or one `state`.
+    async def _sync(self, connection: Connection, since: int | None, *first: bytes) -> None:
+        """Bring the client to the current version: missed updates, or one `state`,
+        written after the frames `first` (`hello`) in one write.
 
         The updates only while they are few enough to replay (`max_replay_updates`) and
         fewer than the socket may fall behind by (`max_send_backlog`): a client further
         behind gets the `state` (which PROTOCOL.md allows), so it can always resume.
         """
+        frames = list(first)
         record, state = await self.context.service.load(connection.game_id, fresh=True)
         current = record.version
-        if since is not None and since < current and self._replayable(connection, current - since):
-            missed = await self.context.hub.updates_between(connection.game_id, since, current)
-            if len(missed) == current - since:
-                for _, frame in missed:
-                    connection.send(frame)
-                connection.start_updates(current)
-                return
-        if since != current:
+        missed = await self._missed(connection, since, current)
+        if missed is not None:
+            frames.extend(missed)
+        elif since != current:
             service = self.context.service
             snapshot = with_clock_now(await service.built_snapshot(record, state), record)
-            connection.send_bytes(
-                protocol.state(service.personal(snapshot, record, connection.actor))
-            )
+            personal = service.personal(snapshot, record, connection.actor)
+            frames.append(text_frame(protocol.state(personal)))
+        connection.send_all(frames)
         connection.start_updates(current)
+
+    async def _missed(
+        self, connection: Connection, since: int | None, current: int
+    ) -> list[bytes] | None:
+        """The update frames after `since` up to `current`, if they may be replayed."""
+        if since is None or since >= current or not self._replayable(connection, current - since):
+            return None
+        missed = await self.context.hub.updates_between(connection.game_id, since, current)
+        return [frame for _, frame in missed] if len(missed) == current - since else None
 
     def _replayable(self, connection: Connection, gap: int) -> bool:
         """A gap of `gap` versions may be sent update by update to this socket."""
         return gap <= self.context.settings.max_replay_updates and gap < connection.room()
 
-    async def _receive_loop(
-        self, socket: WebSocket[Any, Any, Any], connection: Connection
-    ) -> int | None:
+    async def _receive_loop(self, connection: Connection) -> int | None:
         """Read client messages until the client leaves (None) or a close code is due."""
         settings = self.context.settings
         bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
         refused = 0  # messages refused in a row by the rate limit
         while not connection.cut_off:
             try:
-                frame = await self._next_frame(socket, connection)
+                frame = await connection.next_frame(settings.idle_timeout_seconds)
             except TimeoutError:
                 return CloseCode.IDLE
             if frame is None:
@@ -241,28 +241,6 @@ class GameEndpoint:
             refused = 0
             await self._dispatch(connection, frame, received_at)
         return connection.close_code
-
-    async def _next_frame(
-        self, socket: WebSocket[Any, Any, Any], connection: Connection
-    ) -> str | bytes | None:
-        """The next frame; None when the client left or the socket was cut off."""
-        reader = asyncio.current_task()
-        # Awaited in place (no task per frame); a cut-off cancels this wait.
-        connection.waiting_reader = reader
-        try:
-            async with asyncio.timeout(self.context.settings.idle_timeout_seconds):
-                event: Any = await socket.receive()
-        except asyncio.CancelledError:
-            if not connection.cut_off or reader is None:
-                raise
-            reader.uncancel()
-            return None
-        finally:
-            connection.waiting_reader = None
-        if event["type"] == "websocket.disconnect":
-            return None
-        frame: str | bytes = event.get("text") or event.get("bytes") or b""
-        return frame
 
     def _refuse(
         self, connection: Connection, code: ErrorCode, message: str, ref: str | None = None
