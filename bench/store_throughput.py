@@ -3,7 +3,9 @@
 N tic-tac-toe games between two signed-in players are played out move by move through
 `commit_change`, all games at once (each game's moves in order), with real records built
 from `TicTacToeState`; each move is committed as the player whose turn it is, so on
-Postgres every commit runs as that user under RLS.
+Postgres every commit runs as that user under RLS. The last column is the CPU time per
+move of this process and, for a local Postgres, of its backends: on a machine that
+other work keeps busy it moves far less than moves/s does.
 
     python -m bench.store_throughput --games 50 --moves 9
 """
@@ -12,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import asyncpg
 
 from bench.targets import postgres_available, postgres_database
 from games import TicTacToeState
@@ -37,6 +42,9 @@ class Result:
     moves: int
     seconds: float
     latencies: list[float]
+    # CPU seconds spent while playing: this process, and the database server's backends
+    # (None: not measurable, say a Postgres on another machine).
+    cpu_seconds: float | None = None
 
     def row(self) -> str:
         ordered = sorted(self.latencies)
@@ -44,7 +52,44 @@ class Result:
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
         rate = self.moves / self.seconds
         timing = f"{self.seconds:>8.2f} {rate:>9.0f} {p50:>8.2f} {p99:>8.2f}"
-        return f"{self.store:<10} {self.moves:>7} {timing}"
+        cpu = "n/a" if self.cpu_seconds is None else f"{self.cpu_seconds / self.moves * 1e6:.0f}"
+        return f"{self.store:<10} {self.moves:>7} {timing} {cpu:>11}"
+
+
+# CPU seconds used so far by the database's processes, if they can be read (None: not).
+DatabaseCpu = Callable[[], Awaitable[float | None]]
+
+
+async def no_database_cpu() -> float:
+    return 0.0  # an in-process store: its CPU is this process's
+
+
+def postgres_cpu(url: str) -> DatabaseCpu:
+    """The CPU time of the backends serving `url`'s database, read from /proc (a local
+    PostgreSQL: None otherwise). Backends that start later count from zero."""
+
+    async def used() -> float | None:
+        conn = await asyncpg.connect(url)
+        try:
+            pids = await conn.fetch(
+                "select pid from pg_stat_activity"
+                " where datname = current_database() and pid <> pg_backend_pid()"
+            )
+        finally:
+            await conn.close()
+        seconds = [process_cpu(pid) for (pid,) in pids]
+        return None if None in seconds else sum(s for s in seconds if s is not None)
+
+    return used
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) process `pid` of this machine used; None: not readable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def new_game(players: dict[str, Actor]) -> GameRecord:
@@ -93,7 +138,9 @@ async def play_game(
     return latencies
 
 
-async def measure(name: str, store: GameStore, games: int, moves: int) -> Result:
+async def measure(
+    name: str, store: GameStore, games: int, moves: int, database_cpu: DatabaseCpu = no_database_cpu
+) -> Result:
     """Creates the games (not timed), then times playing them all at once."""
     await store.open()
     try:
@@ -104,13 +151,19 @@ async def measure(name: str, store: GameStore, games: int, moves: int) -> Result
         records = [new_game(p) for p in players]
         for record in records:
             await store.create_game(record, Actor.SERVER)
+        database_before, cpu_before = await database_cpu(), time.process_time()
         started = time.perf_counter()
         per_game = await asyncio.gather(
             *(play_game(store, r, p, moves) for r, p in zip(records, players, strict=True))
         )
         seconds = time.perf_counter() - started
+        cpu, database_after = time.process_time() - cpu_before, await database_cpu()
+        if database_before is None or database_after is None:
+            cpu_seconds = None
+        else:
+            cpu_seconds = cpu + database_after - database_before
         latencies = [latency for game in per_game for latency in game]
-        return Result(name, len(latencies), seconds, latencies)
+        return Result(name, len(latencies), seconds, latencies, cpu_seconds)
     finally:
         await store.close()
 
@@ -129,7 +182,7 @@ async def run(games: int, moves: int, pool: int) -> list[Result]:
         database: AbstractAsyncContextManager[str] = postgres_database()
         async with database as url:
             store = PostgresStore(url, max_connections=pool)
-            results.append(await measure("postgres", store, games, moves))
+            results.append(await measure("postgres", store, games, moves, postgres_cpu(url)))
     else:
         print("PostgreSQL is not reachable: its row is left out")
     return results
@@ -143,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = asyncio.run(run(args.games, args.moves, args.pool))
     print(f"{args.games} games x {args.moves} moves, all games at once")
-    print(f"{'store':<10} {'moves':>7} {'seconds':>8} {'moves/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'store':<10} {'moves':>7} {'seconds':>8} {'moves/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'cpu us/move':>11}"
+    )
     for result in results:
         print(result.row())
     return 0

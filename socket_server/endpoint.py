@@ -7,7 +7,6 @@ dispatch table from message type to handler, and answered with `ack` or `error`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -39,7 +38,7 @@ from socket_server.protocol import (
 )
 from socket_server.snapshot import with_clock_now
 from socket_server.store.base import Actor, GameRecord, may_see
-from socket_server.transport import FrameProtocol, frame_protocol
+from socket_server.transport import frame_protocol, text_frame
 
 if TYPE_CHECKING:
     from socket_server.context import ServerContext
@@ -95,47 +94,6 @@ class Arrival(NamedTuple):
     epoch_ms: int
 
 
-class IdleWatch:
-    """The idle limit of one socket's reader: one timer for the socket's lifetime,
-    moved only when it fires, instead of a timeout armed and cancelled per frame.
-
-    The reader calls `waiting()` before each wait for a frame and `got()` once one
-    came; when `seconds` passed in one wait the reader is cancelled and `expired` set.
-    A timer that fires early (the reader was busy, or started waiting after the timer
-    was set) is set again for the current wait's deadline.
-    """
-
-    __slots__ = ("_handle", "_loop", "_reader", "_seconds", "_since", "_waiting", "expired")
-
-    def __init__(self, seconds: float, reader: asyncio.Task[Any]) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._seconds = seconds
-        self._reader = reader
-        self._since = self._loop.time()
-        self._waiting = False
-        self.expired = False
-        self._handle = self._loop.call_at(self._since + seconds, self._check)
-
-    def waiting(self) -> None:
-        self._since = self._loop.time()
-        self._waiting = True
-
-    def got(self) -> None:
-        self._waiting = False
-
-    def _check(self) -> None:
-        now = self._loop.time()
-        if self._waiting and now >= self._since + self._seconds:
-            self.expired = True
-            self._reader.cancel()
-            return
-        start = self._since if self._waiting else now
-        self._handle = self._loop.call_at(start + self._seconds, self._check)
-
-    def stop(self) -> None:
-        self._handle.cancel()
-
-
 class GameEndpoint:
     """The sockets of one game type: `/ws/{game_type}/{game_id}`."""
 
@@ -156,7 +114,6 @@ class GameEndpoint:
             await socket.close(CloseCode.INTERNAL_ERROR)
             return
         settings = self.context.settings
-        frames = frame_protocol(socket)
         connection = Connection(
             socket,
             game_id,
@@ -164,12 +121,12 @@ class GameEndpoint:
             actor,
             settings.max_send_backlog,
             self.context.hub.fill_gap,
-            frames,
+            frame_protocol(socket),
         )
         await self.context.hub.attach(connection, record.seats)
         del record  # the game as read on admission: not kept for the socket's lifetime
         socket.scope["headers"] = []  # read for admission only: not kept either
-        await self._serve(socket, connection, frames)
+        await self._serve(socket, connection)
 
     async def _admit(
         self, socket: WebSocket[Any, Any, Any], game_id: str
@@ -195,9 +152,7 @@ class GameEndpoint:
             raise NotAdmitted(CloseCode.UNAUTHORIZED if anonymous else CloseCode.FORBIDDEN)
         return actor, record
 
-    async def _serve(
-        self, socket: WebSocket[Any, Any, Any], connection: Connection, frames: FrameProtocol
-    ) -> None:
+    async def _serve(self, socket: WebSocket[Any, Any, Any], connection: Connection) -> None:
         """`hello`, `state`, then the receive loop; the close, whatever ends it."""
         seats = self.context.hub.seats_of(connection)
         role: Literal["player", "spectator"] = "player" if seats else "spectator"
@@ -206,9 +161,9 @@ class GameEndpoint:
         code: int | None = None
         try:
             you = You(user_id=user_id, seat=seats[0] if seats else None, role=role)
-            connection.send_bytes(protocol.hello(connection.game_id, you))
-            await self._sync(connection, _since(socket.query_params.get("since")))
-            code = await self._receive_loop(frames, connection)
+            hello = text_frame(protocol.hello(connection.game_id, you))
+            await self._sync(connection, _since(socket.query_params.get("since")), hello)
+            code = await self._receive_loop(connection)
         except Exception:
             log.exception("socket failed game=%s user=%s", connection.game_id, user_id)
             code = CloseCode.INTERNAL_ERROR
@@ -216,11 +171,7 @@ class GameEndpoint:
             await self._close(connection, code)
 
     async def _close(self, connection: Connection, code: int | None) -> None:
-        if code is not None:
-            connection.close(code)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(connection.wait_written(), CLOSE_WAIT)
-        await connection.stop()
+        await connection.finish(code, CLOSE_WAIT)
         await self.context.hub.detach(connection)
         log.debug(
             "socket closed game=%s user=%s code=%s",
@@ -229,54 +180,49 @@ class GameEndpoint:
             connection.close_code or "client",
         )
 
-    async def _sync(self, connection: Connection, since: int | None) -> None:
-        """Bring the client to the current version: missed updates, or one `state`.
+    async def _sync(self, connection: Connection, since: int | None, *first: bytes) -> None:
+        """Bring the client to the current version: missed updates, or one `state`,
+        written after the frames `first` (`hello`) in one write.
 
         The updates only while they are few enough to replay (`max_replay_updates`) and
         fewer than the socket may fall behind by (`max_send_backlog`): a client further
         behind gets the `state` (which PROTOCOL.md allows), so it can always resume.
         """
+        frames = list(first)
         record, state = await self.context.service.load(connection.game_id, fresh=True)
         current = record.version
-        if since is not None and since < current and self._replayable(connection, current - since):
-            missed = await self.context.hub.updates_between(connection.game_id, since, current)
-            if len(missed) == current - since:
-                for _, frame in missed:
-                    connection.send(frame)
-                connection.start_updates(current)
-                return
-        if since != current:
+        missed = await self._missed(connection, since, current)
+        if missed is not None:
+            frames.extend(missed)
+        elif since != current:
             service = self.context.service
             snapshot = with_clock_now(await service.built_snapshot(record, state), record)
-            connection.send_bytes(
-                protocol.state(service.personal(snapshot, record, connection.actor))
-            )
+            personal = service.personal(snapshot, record, connection.actor)
+            frames.append(text_frame(protocol.state(personal)))
+        connection.send_all(frames)
         connection.start_updates(current)
+
+    async def _missed(
+        self, connection: Connection, since: int | None, current: int
+    ) -> list[bytes] | None:
+        """The update frames after `since` up to `current`, if they may be replayed."""
+        if since is None or since >= current or not self._replayable(connection, current - since):
+            return None
+        missed = await self.context.hub.updates_between(connection.game_id, since, current)
+        return [frame for _, frame in missed] if len(missed) == current - since else None
 
     def _replayable(self, connection: Connection, gap: int) -> bool:
         """A gap of `gap` versions may be sent update by update to this socket."""
         return gap <= self.context.settings.max_replay_updates and gap < connection.room()
 
-    async def _receive_loop(self, frames: FrameProtocol, connection: Connection) -> int | None:
+    async def _receive_loop(self, connection: Connection) -> int | None:
         """Read client messages until the client leaves (None) or a close code is due."""
         settings = self.context.settings
         bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
-        reader = asyncio.current_task()
-        assert reader is not None
-        idle = IdleWatch(settings.idle_timeout_seconds, reader)
-        try:
-            return await self._read_frames(frames, connection, bucket, idle)
-        finally:
-            idle.stop()
-
-    async def _read_frames(
-        self, frames: FrameProtocol, connection: Connection, bucket: TokenBucket, idle: IdleWatch
-    ) -> int | None:
-        settings = self.context.settings
         refused = 0  # messages refused in a row by the rate limit
         while not connection.cut_off:
             try:
-                frame = await self._next_frame(frames, connection, idle)
+                frame = await connection.next_frame(settings.idle_timeout_seconds)
             except TimeoutError:
                 return CloseCode.IDLE
             if frame is None:
@@ -293,34 +239,6 @@ class GameEndpoint:
             refused = 0
             await self._dispatch(connection, frame, received_at)
         return connection.close_code
-
-    @staticmethod
-    async def _next_frame(
-        frames: FrameProtocol, connection: Connection, idle: IdleWatch
-    ) -> str | bytes | None:
-        """The next frame, read off the protocol's queue (not through Litestar's receive
-        wrapper); None when the client left or the socket was cut off, TimeoutError when
-        the client was silent for the idle limit."""
-        reader = asyncio.current_task()
-        # Awaited in place (no task per frame); a cut-off or the idle limit cancels it.
-        connection.waiting_reader = reader
-        idle.waiting()
-        try:
-            event: Any = await frames.receive()
-        except asyncio.CancelledError:
-            if reader is None or not (connection.cut_off or idle.expired):
-                raise
-            _uncancel(reader, int(connection.cut_off) + int(idle.expired))
-            if connection.cut_off:
-                return None
-            raise TimeoutError from None
-        finally:
-            idle.got()
-            connection.waiting_reader = None
-        if event["type"] == "websocket.disconnect":
-            return None
-        frame: str | bytes = event.get("text") or event.get("bytes") or b""
-        return frame
 
     def _refuse(
         self, connection: Connection, code: ErrorCode, message: str, ref: str | None = None
@@ -458,15 +376,6 @@ def _since(raw: str | None) -> int | None:
     if not text or len(text) > MAX_SINCE_DIGITS or not (text.isascii() and text.isdigit()):
         return None
     return int(text)
-
-
-def _uncancel(reader: asyncio.Task[Any], ours: int) -> None:
-    """Take back the `ours` cancellations of `reader` made here; one made elsewhere as
-    well (a shutdown) goes on."""
-    for _ in range(ours):
-        reader.uncancel()
-    if reader.cancelling():
-        raise asyncio.CancelledError
 
 
 def _size(frame: str | bytes) -> int:

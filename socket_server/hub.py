@@ -10,7 +10,6 @@ slowing the others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -26,17 +25,19 @@ from socket_server.protocol import CloseCode, read_header
 from socket_server.service import GameService
 from socket_server.snapshot import with_clock_now
 from socket_server.store.base import Actor, Seat, seats_held_by
-from socket_server.transport import FrameWriter, text_frame
+from socket_server.transport import FrameSink, FrameWriter, cancel_task, text_frame
 
 log = logging.getLogger("gamesocket.ws")
 
 HISTORY_SIZE = 128  # recent updates kept per game for `since` replays
 PRESENCE_DELAY = 0.1  # seconds: presence changes within this window make one message
 # A presence message goes to every socket of its game, so a large audience hears it less
-# often (PROTOCOL: "may be throttled"): while 5,000 spectators connect, at most one a
-# second instead of ten, each 5,000 sends.
+# often (PROTOCOL: "may be throttled"): at most about this many presence sends a second
+# per game while a seat goes online or offline (5,000 spectators: one a second) ...
 PRESENCE_SENDS_PER_SECOND = 5000
-CLOSE_TIMEOUT = 2.0
+# ... and this many while only the spectator count changes (5,000 spectators connecting:
+# one every 5 s, where the sends cost about as much as the connections themselves).
+SPECTATOR_COUNT_SENDS_PER_SECOND = 1000
 NOBODY: frozenset[str] = frozenset()  # no user muted (shared by every socket)
 
 
@@ -54,31 +55,22 @@ class Catchup:
 GapFiller = Callable[[str, int, int], Awaitable[Catchup]]
 
 
-class Connection:
-    """One socket's send side: every message is written to its transport at once.
-
-    Nothing waits: `send` writes a prebuilt frame (transport.py) or, while the socket
-    is more than `max_backlog` frames behind, closes it (1008).
-    """
+class Connection(FrameSink):
+    """One game socket's send side (`FrameSink`: written at once, closed 1008 when too
+    far behind), in version order: updates are held back until the first snapshot or
+    replay, and a gap is filled before any later update."""
 
     __slots__ = (
-        "_closer",
         "_fill_gap",
         "_filling",
-        "_frames",
         "_gap_task",
         "_held",
         "_held_messages",
         "actor",
-        "close_code",
-        "cut_off",
         "game_id",
         "game_type",
         "last_version",
-        "max_backlog",
         "muted",
-        "socket",
-        "waiting_reader",
     )
 
     def __init__(
@@ -91,14 +83,11 @@ class Connection:
         fill_gap: GapFiller,
         frames: FrameWriter,
     ) -> None:
-        self.socket = socket
+        super().__init__(socket, frames, max_backlog)
         self.game_id = game_id
         self.game_type = game_type
         self.actor = actor
-        self.max_backlog = max_backlog
         self._fill_gap = fill_gap
-        self._frames = frames
-        self.close_code: int | None = None
         # Everything the game's channel sends (updates, presence, ...) is held back until
         # the first snapshot or replay was sent and set `last_version`: a client hears
         # `hello`, then `state`, then the rest.
@@ -107,27 +96,11 @@ class Connection:
         self._held_messages: list[bytes] = []
         self._filling = False
         self._gap_task: asyncio.Task[None] | None = None
-        self._closer: asyncio.Task[None] | None = None
-        # Set when the socket fell too far behind: the reader stops waiting for the client.
-        self.cut_off = False
-        # The task reading this socket, while it waits for a frame (cancelled on cut-off).
-        self.waiting_reader: asyncio.Task[Any] | None = None
         # Users whose chat this socket does not get (`mute`, for this session only).
         self.muted = NOBODY
 
-    def send(self, frame: bytes) -> None:
-        """Write a prebuilt frame (`text_frame`) now."""
-        if self.close_code is not None:
-            return
-        if self._frames.write_frame(frame) > self.max_backlog:
-            self._overflow()
-
-    def send_bytes(self, data: bytes) -> None:
-        self.send(text_frame(data))
-
-    def room(self) -> int:
-        """How many more frames the socket may fall behind by now."""
-        return self.max_backlog - self._frames.frames_pending()
+    def describe(self) -> str:
+        return f"game={self.game_id} user={self.actor.user_id}"
 
     def mute(self, user_id: str, muted: bool) -> None:
         """Stop (or resume) sending `user_id`'s chat to this socket."""
@@ -195,45 +168,10 @@ class Connection:
             self._filling = False
         self._release_held()
 
-    def close(self, code: int) -> None:
-        """Close after the messages already sent (the close frame follows them)."""
-        if self.close_code is not None:
-            return
-        self.close_code = code
-        self._closer = asyncio.create_task(self._close_socket())
-
-    def _overflow(self) -> None:
-        log.warning("slow consumer closed game=%s user=%s", self.game_id, self.actor.user_id)
-        self.cut_off = True
-        if self.waiting_reader is not None:
-            self.waiting_reader.cancel()
-        self.close(CloseCode.SLOW_CONSUMER)
-
-    async def _close_socket(self) -> None:
-        try:
-            await asyncio.wait_for(
-                self.socket.close(self.close_code or CloseCode.NORMAL), CLOSE_TIMEOUT
-            )
-        except TimeoutError:
-            # A client that stopped reading may never let the close frame out: what its
-            # transport still buffers is dropped with the connection, not kept for it.
-            self._frames.abort()
-        except Exception:
-            log.debug("no close frame sent (the client is gone) game=%s", self.game_id)
-
     async def stop(self) -> None:
         """Cancel the closing and any gap fill (the socket is gone or closing)."""
-        for task in (self._closer, self._gap_task):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-
-    async def wait_written(self) -> None:
-        """Wait until the close frame was sent (or could not be)."""
-        if self._closer is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._closer
+        await super().stop()
+        await cancel_task(self._gap_task)
 
 
 @dataclass
@@ -247,6 +185,8 @@ class GameChannel:
     # Set by every change; the publishing task runs again while it is set, so a change
     # that lands while a publish is in flight is never lost.
     presence_dirty: bool = False
+    # Set by a change that may turn a seat online or offline (not just the count).
+    presence_seated: bool = False
 
 
 class Hub:
@@ -280,11 +220,12 @@ class Hub:
             self.channels[connection.game_id] = channel
             await self.broker.subscribe(connection.game_id, self._on_message)
         channel.connections.add(connection)
-        if seats_held_by(channel.seats, connection.actor.user_id):
+        seated = bool(seats_held_by(channel.seats, connection.actor.user_id))
+        if seated:
             # A player is online at once for every process (a claim of victory against
             # them must fail now, not after the next presence round).
             await self.broker.put_presence(connection.game_id, self.local_presence(channel.game_id))
-        self.presence_changed(connection.game_id)
+        self.presence_changed(connection.game_id, seated=seated)
 
     async def detach(self, connection: Connection) -> None:
         channel = self.channels.get(connection.game_id)
@@ -292,7 +233,8 @@ class Hub:
             return
         channel.connections.discard(connection)
         left_at = int(time.time() * 1000)
-        for seat in seats_held_by(channel.seats, connection.actor.user_id):
+        seats = seats_held_by(channel.seats, connection.actor.user_id)
+        for seat in seats:
             await self.broker.note_seat_left(connection.game_id, seat, left_at)
         if not channel.connections:
             del self.channels[connection.game_id]
@@ -301,7 +243,7 @@ class Hub:
             await self.broker.unsubscribe(connection.game_id)
             await self.broker.put_presence(connection.game_id, Presence())
             return
-        self.presence_changed(connection.game_id)
+        self.presence_changed(connection.game_id, seated=bool(seats))
 
     async def _on_message(self, game_id: str, data: bytes) -> None:
         channel = self.channels.get(game_id)
@@ -322,7 +264,7 @@ class Hub:
             fanout.observe(time.perf_counter() - started)
             if header.seats is not None and header.seats != channel.seats:
                 channel.seats = header.seats
-                self.presence_changed(game_id)
+                self.presence_changed(game_id, seated=True)
             return
         started = time.perf_counter()
         for connection in channel.connections:
@@ -349,7 +291,8 @@ class Hub:
         await self.broker.subscribe_all(self._on_broadcast)
 
     def on_broadcast(self, listener: Callable[[bytes], None]) -> None:
-        """Hand every broker-wide message (announcement) to `listener` as well."""
+        """Hand every broker-wide message (announcement) to `listener` as well, as the
+        frame the game sockets get."""
         self._broadcast_listeners.append(listener)
 
     def _on_broadcast(self, data: bytes) -> None:
@@ -358,7 +301,7 @@ class Hub:
             for connection in channel.connections:
                 connection.broadcast(frame)
         for listener in self._broadcast_listeners:
-            listener(data)
+            listener(frame)
 
     def recent_updates(self, game_id: str, after: int, upto: int) -> list[tuple[int, bytes]] | None:
         """Updates after..upto (frames) from this process's history, if it holds all."""
@@ -391,11 +334,14 @@ class Hub:
         return Catchup(state=text_frame(protocol.state(snapshot)), version=record.version)
 
     # -- presence -------------------------------------------------------------------
-    def presence_changed(self, game_id: str) -> None:
+    def presence_changed(self, game_id: str, *, seated: bool) -> None:
+        """Presence changed: `seated` when a seat may have gone online or offline, not
+        only the spectator count."""
         channel = self.channels.get(game_id)
         if channel is None or self.service.closing:
             return
         channel.presence_dirty = True
+        channel.presence_seated = channel.presence_seated or seated
         if channel.presence_task is None or channel.presence_task.done():
             channel.presence_task = asyncio.create_task(self._publish_presence(game_id))
 
@@ -425,18 +371,36 @@ class Hub:
             channel = self.channels.get(game_id)
             if channel is None or not channel.presence_dirty or self.service.closing:
                 return
-            audience = len(channel.connections)
-            await asyncio.sleep(max(PRESENCE_DELAY, audience / PRESENCE_SENDS_PER_SECOND))
-            channel = self.channels.get(game_id)
+            channel = await self._presence_due(game_id)
             if channel is None:
                 return
-            channel.presence_dirty = False
+            channel.presence_dirty = channel.presence_seated = False
             await self.broker.put_presence(game_id, self.local_presence(game_id))
             total = await self.broker.get_presence(game_id)
             seat_names = self.service.game_types.state_class(channel.game_type).seats
             online = {seat: total.players.get(seat, 0) > 0 for seat in seat_names}
             message = protocol.presence(game_id, online, total.spectators)
             await self.broker.publish(game_id, message)
+
+    async def _presence_due(self, game_id: str) -> GameChannel | None:
+        """Wait until the game's next presence message is due (None: the game's last
+        socket left): PRESENCE_DELAY after a change, longer for a large audience, and
+        longer still while only the spectator count changed. A seat's change during a
+        long wait shortens it."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            await asyncio.sleep(PRESENCE_DELAY)
+            channel = self.channels.get(game_id)
+            if channel is None:
+                return None
+            rate = (
+                PRESENCE_SENDS_PER_SECOND
+                if channel.presence_seated
+                else SPECTATOR_COUNT_SENDS_PER_SECOND
+            )
+            if loop.time() - started >= len(channel.connections) / rate:
+                return channel
 
     def socket_counts(self) -> tuple[int, int]:
         """This process's open sockets: (players, spectators)."""

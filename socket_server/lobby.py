@@ -46,6 +46,7 @@ from socket_server.protocol import (
 from socket_server.store.base import Actor, GameRecord, StoreUnavailable
 from socket_server.store.seeks import Placed, SeekRecord, seeks_for
 from socket_server.timecontrol import BadTimeControl, Clock
+from socket_server.transport import FrameSink, frame_protocol, text_frame
 
 if TYPE_CHECKING:
     from games import GameState
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gamesocket.lobby")
 
 LOBBY_GAMES = 100  # public waiting games listed on connect, newest first
-SOCKET_QUEUE = 256  # lobby messages queued per socket; beyond: closed (1008)
+CLOSE_WAIT = 5.0  # seconds a closing lobby socket may take to send its close frame
 # Games and seeks coming and going within this long reach the sockets as one
 # `lobby_update` (an id added and removed within it, not at all): with many watchers
 # and many seeks a message per change would cost watchers x changes sends.
@@ -102,30 +103,18 @@ def drawn_seats(seats: tuple[str, ...], first: str, second: str) -> dict[str, st
     return dict(zip(seats, users, strict=True))
 
 
-class LobbySocket:
-    """One open lobby socket: a bounded queue written by its own task."""
+class LobbySocket(FrameSink):
+    """One open lobby socket: its frames written at once, as a game socket's are (closed
+    with 1008 once more than `max_send_backlog` frames behind)."""
 
-    def __init__(self, socket: WebSocket[Any, Any, Any], actor: Actor) -> None:
-        self.socket = socket
+    __slots__ = ("actor",)
+
+    def __init__(self, socket: WebSocket[Any, Any, Any], actor: Actor, max_backlog: int) -> None:
+        super().__init__(socket, frame_protocol(socket), max_backlog)
         self.actor = actor
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(SOCKET_QUEUE)
-        self.overflowed = False
 
-    def send(self, data: bytes) -> None:
-        if self.overflowed:
-            return
-        try:
-            self.queue.put_nowait(data)
-        except asyncio.QueueFull:
-            self.overflowed = True
-            self.queue = asyncio.Queue(1)
-            self.queue.put_nowait(None)
-
-    async def write_loop(self) -> None:
-        while (data := await self.queue.get()) is not None:
-            await self.socket.send_data(data.decode(), mode="text")
-        if self.overflowed:
-            await self.socket.close(CloseCode.SLOW_CONSUMER)
+    def describe(self) -> str:
+        return f"lobby user={self.actor.user_id}"
 
 
 class Lobby:
@@ -164,9 +153,11 @@ class Lobby:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        for lobby_socket in list(self.sockets):
-            with contextlib.suppress(Exception):
-                await lobby_socket.socket.close(CloseCode.GOING_AWAY)
+        closing = list(self.sockets)
+        for lobby_socket in closing:
+            lobby_socket.close(CloseCode.GOING_AWAY)
+        for lobby_socket in closing:
+            await lobby_socket.wait_written()
 
     @asynccontextmanager
     async def lifespan(self, _app: Any) -> AsyncIterator[None]:
@@ -327,14 +318,20 @@ class Lobby:
                     game_type=paired["game_type"],
                 )
             )
-            for lobby_socket in list(self.sockets):
+            frame = text_frame(message)
+            for lobby_socket in self.sockets:
                 if lobby_socket.actor.user_id == paired["user_id"]:
-                    lobby_socket.send(message)
+                    lobby_socket.send(frame)
 
-    def _on_announcement(self, data: bytes) -> None:
-        """An announcement of any process: to every lobby socket here as well."""
-        for lobby_socket in list(self.sockets):
-            lobby_socket.send(data)
+    def _on_announcement(self, frame: bytes) -> None:
+        """An announcement of any process (as a frame): to every lobby socket here too."""
+        self._send_all(frame)
+
+    def _send_all(self, frame: bytes) -> None:
+        """One frame written to every lobby socket of this process, in a loop that never
+        yields (a socket too far behind is closed, not waited for)."""
+        for lobby_socket in self.sockets:
+            lobby_socket.send(frame)
 
     def _batch(self, event: LobbyEvent) -> None:
         """Add `event`'s changes to the next `lobby_update` (sent BATCH_SECONDS after its
@@ -355,8 +352,7 @@ class Lobby:
         if not added and not removed:
             return
         update = protocol.encode(LobbyUpdate(added=added, removed=removed))  # type: ignore[arg-type]
-        for lobby_socket in list(self.sockets):
-            lobby_socket.send(update)
+        self._send_all(text_frame(update))
 
     # -- the socket ------------------------------------------------------------------
     async def listing(self) -> bytes:
@@ -382,34 +378,35 @@ class Lobby:
             except AuthError:
                 await socket.close(CloseCode.UNAUTHORIZED)
                 return
-        lobby_socket = LobbySocket(socket, actor)
-        lobby_socket.send(protocol.encode(LobbyHello(you=LobbyYou(actor.user_id))))
-        writer = asyncio.create_task(lobby_socket.write_loop())
+        lobby_socket = LobbySocket(socket, actor, self.context.settings.max_send_backlog)
+        lobby_socket.send_bytes(protocol.encode(LobbyHello(you=LobbyYou(actor.user_id))))
+        code: int | None = None
         try:
             if actor.user_id is not None:
                 await self.seeks.touch([actor.user_id], time.time())
             self.sockets.add(lobby_socket)
-            lobby_socket.send(await self.listing())
-            await self._receive_loop(lobby_socket)
+            lobby_socket.send_bytes(await self.listing())
+            code = await self._receive_loop(lobby_socket)
         finally:
             self.sockets.discard(lobby_socket)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
+            await lobby_socket.finish(code, CLOSE_WAIT)
 
-    async def _receive_loop(self, lobby_socket: LobbySocket) -> None:
+    async def _receive_loop(self, lobby_socket: LobbySocket) -> int | None:
         """`ping` is answered with `pong`; anything else with an error. A socket silent
-        for the game sockets' idle limit is closed with 4408 as they are."""
+        for the game sockets' idle limit is closed with 4408 as they are. The close code
+        due, or None when the client left."""
         idle = self.context.settings.idle_timeout_seconds
-        while True:
+        while not lobby_socket.cut_off:
             try:
-                text = await asyncio.wait_for(lobby_socket.socket.receive_text(), idle)
+                frame = await lobby_socket.next_frame(idle)
             except TimeoutError:
-                await lobby_socket.socket.close(CloseCode.IDLE)
-                return
+                return CloseCode.IDLE
             except (WebSocketDisconnect, RuntimeError):
-                return
-            lobby_socket.send(_answer(text))
+                return None
+            if frame is None:
+                break
+            lobby_socket.send_bytes(_answer(frame))
+        return lobby_socket.close_code
 
 
 @contextlib.contextmanager
@@ -423,7 +420,7 @@ def _store_writes() -> Iterator[None]:
         ) from None
 
 
-def _answer(text: str) -> bytes:
+def _answer(text: str | bytes) -> bytes:
     try:
         message = msgspec.json.decode(text)
     except msgspec.DecodeError:

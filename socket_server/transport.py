@@ -20,14 +20,20 @@ allocate four deques, about 3 KiB), and once the socket is accepted the handshak
 request and response (headers, about 3 KiB) are dropped, the parser included.
 
 Backpressure is read off the transport's write buffer: `write_frame` answers how many
-of the frames written are still (partly) in it, not yet taken by the kernel. The hub
-closes a socket more than `max_send_backlog` frames behind (1008), so a client that
-stops reading holds a bounded buffer and nobody else waits for it.
+of the frames written are still (partly) in it, not yet taken by the kernel.
+`FrameSink` is one socket's send side on top of that, for the game sockets (hub.py)
+and the lobby's alike: `send` writes a frame at once, and a socket more than
+`max_send_backlog` frames behind is closed (1008), so a client that stops reading
+holds a bounded buffer and nobody else waits for it. Its `next_frame` reads the
+protocol's receive queue directly (not through Litestar's wrapper) under one idle
+timer per socket (`IdleWatch`), which moves only when it fires.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections import deque
 from typing import Any, Protocol
 
@@ -37,8 +43,13 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import Protocol as WebSocketProtocol
 
+from socket_server.protocol import CloseCode
+
+log = logging.getLogger("gamesocket.ws")
+
 EXTENSION = "gamesocket.frames"  # scope["extensions"][EXTENSION]["protocol"]
 CLOSED = -1  # `write_frame`: the socket is closing or gone, nothing was written
+CLOSE_TIMEOUT = 2.0  # seconds a close frame may take to get out before the drop
 
 
 def text_frame(data: bytes) -> bytes:
@@ -54,6 +65,8 @@ class FrameWriter(Protocol):
     def frames_pending(self) -> int: ...
 
     def abort(self) -> None: ...
+
+    async def receive(self) -> Any: ...  # the next ASGI receive event
 
 
 class FrameProtocol(WebSocketsSansIOProtocol):
@@ -178,6 +191,211 @@ class Gate:
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         await waiter
+
+
+class FrameSink:
+    """One socket's send side: every frame is written to its transport at once.
+
+    Nothing waits: `send` writes a prebuilt frame or, while the socket is more than
+    `max_backlog` frames behind, closes it (1008) and stops its reader.
+    """
+
+    __slots__ = (
+        "_closer",
+        "_frames",
+        "_idle",
+        "close_code",
+        "cut_off",
+        "max_backlog",
+        "socket",
+        "waiting_reader",
+    )
+
+    def __init__(
+        self, socket: WebSocket[Any, Any, Any], frames: FrameWriter, max_backlog: int
+    ) -> None:
+        self.socket = socket
+        self.max_backlog = max_backlog
+        self._frames = frames
+        self.close_code: int | None = None
+        self._closer: asyncio.Task[None] | None = None
+        # Set when the socket fell too far behind: the reader stops waiting for the client.
+        self.cut_off = False
+        # The task reading this socket, while it waits for a frame (cancelled on cut-off).
+        self.waiting_reader: asyncio.Task[Any] | None = None
+        self._idle: IdleWatch | None = None  # made by the first `next_frame`
+
+    def describe(self) -> str:
+        """Who the socket is, for log lines."""
+        return "socket"
+
+    def send(self, frame: bytes) -> None:
+        """Write a prebuilt frame (`text_frame`) now."""
+        if self.close_code is not None:
+            return
+        if self._frames.write_frame(frame) > self.max_backlog:
+            self._overflow()
+
+    def send_bytes(self, data: bytes) -> None:
+        self.send(text_frame(data))
+
+    def send_all(self, frames: list[bytes]) -> None:
+        """Write `frames` now, in one write (one system call); for the backlog they
+        count as one frame until the kernel took them all."""
+        if frames:
+            self.send(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def room(self) -> int:
+        """How many more frames the socket may fall behind by now."""
+        return self.max_backlog - self._frames.frames_pending()
+
+    def close(self, code: int) -> None:
+        """Close after the frames already sent (the close frame follows them)."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self._closer = asyncio.create_task(self._close_socket())
+
+    def _overflow(self) -> None:
+        log.warning("slow consumer closed %s", self.describe())
+        self.cut_off = True
+        if self.waiting_reader is not None:
+            self.waiting_reader.cancel()
+        self.close(CloseCode.SLOW_CONSUMER)
+
+    async def _close_socket(self) -> None:
+        try:
+            await asyncio.wait_for(
+                self.socket.close(self.close_code or CloseCode.NORMAL), CLOSE_TIMEOUT
+            )
+        except TimeoutError:
+            # A client that stopped reading may never let the close frame out: what its
+            # transport still buffers is dropped with the connection, not kept for it.
+            self._frames.abort()
+        except Exception:
+            log.debug("no close frame sent (the client is gone) %s", self.describe())
+
+    async def next_frame(self, idle_seconds: float) -> str | bytes | None:
+        """The client's next frame; None once it left or the socket was cut off;
+        TimeoutError after `idle_seconds` without one.
+
+        Read off the protocol's queue, not through Litestar's receive wrapper; the idle
+        limit is one timer for the socket's lifetime (`IdleWatch`), not a timeout armed
+        and cancelled around every wait.
+        """
+        reader = asyncio.current_task()
+        assert reader is not None, "a socket is read by a task"
+        idle = self._idle
+        if idle is None:
+            idle = self._idle = IdleWatch(reader)
+        # Awaited in place (no task per frame); a cut-off or the idle limit cancels it.
+        self.waiting_reader = reader
+        idle.waiting(idle_seconds)
+        try:
+            event: Any = await self._frames.receive()
+        except asyncio.CancelledError:
+            if not (self.cut_off or idle.expired):
+                raise
+            _uncancel(reader, int(self.cut_off) + int(idle.expired))
+            if self.cut_off:
+                return None
+            raise TimeoutError from None
+        finally:
+            idle.got()
+            self.waiting_reader = None
+        if event["type"] == "websocket.disconnect":
+            return None
+        frame: str | bytes = event.get("text") or event.get("bytes") or b""
+        return frame
+
+    async def finish(self, code: int | None, wait: float) -> None:
+        """Close with `code` (None: the client closed), waiting up to `wait` seconds for
+        the close frame, then `stop`."""
+        if code is not None:
+            self.close(code)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wait_written(), wait)
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Cancel the closing and the idle timer (the socket is gone or closing)."""
+        if self._idle is not None:
+            self._idle.stop()
+        await cancel_task(self._closer)
+
+    async def wait_written(self) -> None:
+        """Wait until the close frame was sent (or could not be)."""
+        if self._closer is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._closer
+
+
+class IdleWatch:
+    """The idle limit of one socket's reader: one timer for the socket's lifetime,
+    moved only when it fires.
+
+    The reader calls `waiting(seconds)` before each wait for a frame and `got()` once
+    it has one; after `seconds` in one wait the reader is cancelled and `expired` set.
+    A timer that fires early (the reader was busy, or began its wait after the timer
+    was set) is set again for the current wait's deadline.
+    """
+
+    __slots__ = ("_handle", "_loop", "_reader", "_seconds", "_since", "_waiting", "expired")
+
+    def __init__(self, reader: asyncio.Task[Any]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._reader = reader
+        self._seconds = 0.0
+        self._since = 0.0
+        self._waiting = False
+        self.expired = False
+        self._handle: asyncio.TimerHandle | None = None
+
+    def waiting(self, seconds: float) -> None:
+        self._since = self._loop.time()
+        self._seconds = seconds
+        self._waiting = True
+        self.expired = False
+        if self._handle is None:
+            self._handle = self._loop.call_at(self._since + seconds, self._check)
+
+    def got(self) -> None:
+        self._waiting = False
+
+    def _check(self) -> None:
+        if self._reader.done():  # the socket was never stopped: let the timer go
+            self._handle = None
+            return
+        now = self._loop.time()
+        if self._waiting and now >= self._since + self._seconds:
+            self.expired = True
+            self._handle = None
+            self._reader.cancel()
+            return
+        start = self._since if self._waiting else now
+        self._handle = self._loop.call_at(start + self._seconds, self._check)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+def _uncancel(reader: asyncio.Task[Any], ours: int) -> None:
+    """Take back the `ours` cancellations of `reader` made here; one made elsewhere as
+    well (a shutdown) goes on."""
+    for _ in range(ours):
+        reader.uncancel()
+    if reader.cancelling():
+        raise asyncio.CancelledError
+
+
+async def cancel_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel `task` if it still runs, and wait for it to end."""
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 def frame_protocol(socket: WebSocket[Any, Any, Any]) -> FrameProtocol:

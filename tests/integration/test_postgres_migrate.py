@@ -86,6 +86,18 @@ async def test_a_store_on_an_unmigrated_database_says_what_to_do() -> None:
             await PostgresStore(url).open()
 
 
+async def test_a_store_on_a_database_behind_its_migrations_says_what_to_do() -> None:
+    # The server was upgraded, the database not yet: every change would fail.
+    async with migrated_database() as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("drop function gamesocket.append_event_as")
+        finally:
+            await conn.close()
+        with pytest.raises(RuntimeError, match=r"append_event_as\): run `gamesocket migrate`"):
+            await PostgresStore(url).open()
+
+
 async def test_a_non_superuser_owner_migrates_and_serves_as_on_supabase() -> None:
     # On Supabase the tables belong to `postgres`, which is no superuser: the migrations,
     # the definer helpers and the role switches must all work for such an owner.

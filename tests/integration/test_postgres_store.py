@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 
 import pytest
@@ -44,3 +46,6 @@ async def test_store_throughput_bench_measures_all_three_stores() -> None:
     results = await throughput.run(games=2, moves=3, pool=2)
     assert [r.store for r in results] == ["memory", "sqlite", "postgres"]
     assert all(r.moves == 6 and r.seconds > 0 for r in results)
+    # The CPU column: this process's, and the local Postgres backends' as well.
+    assert all(r.cpu_seconds is not None and r.cpu_seconds > 0 for r in results)
+    assert throughput.process_cpu(os.getpid()) == pytest.approx(time.process_time(), abs=0.05)

@@ -385,6 +385,10 @@ async def test_a_stalled_ai_holder_loses_its_turn_and_its_late_move_is_dropped(
     while True:
         version = (await apis[1].snapshot(game_id))["version"]
         if await cluster.lock_holder(game_id) == stalled.pid:
+            # Past the turn's fresh read (right after the lock it checks whose turn it
+            # is) and into its 2.5 s pacing: stopped sooner, it would wake to a turn no
+            # longer its own and never search, so there would be no move to drop.
+            await asyncio.sleep(0.5)
             stalled.send_signal(signal.SIGSTOP)
             await asyncio.sleep(0.2)  # a commit already sent to Postgres completes
             if (await apis[1].snapshot(game_id))["version"] == version:

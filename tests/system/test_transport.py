@@ -28,9 +28,8 @@ from websockets.uri import parse_uri
 from socket_server import protocol
 from socket_server.app import create_app
 from socket_server.factory import GameSocketFactory
-from socket_server.hub import CLOSE_TIMEOUT
 from socket_server.protocol import You
-from socket_server.transport import FrameProtocol, text_frame
+from socket_server.transport import CLOSE_TIMEOUT, FrameProtocol, text_frame
 from tests.server_harness import Api, Client, ServerThread, connect
 from tests.system.test_cluster_backpressure import LINE, BulkyChess
 from tests.system.test_server_backpressure import connect_without_reading
@@ -188,3 +187,51 @@ async def test_a_reader_that_stops_is_closed_while_the_others_get_every_version_
         assert versions == list(range(1, len(versions) + 1)) and len(versions) < len(LINE)
     finally:
         await api.close()
+
+
+async def lobby_sockets_within(server: ServerThread, count: int, wait: float) -> bool:
+    """Whether the server's lobby holds `count` sockets within `wait` seconds."""
+    app: Any = server.server.config.app  # the Litestar app
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if len(app.state["lobby"].sockets) == count:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_the_lobby_socket_gets_prebuilt_frames_byte_for_byte(server: ServerThread) -> None:
+    reader, writer = await raw_connect(server.settings.port, "/ws/lobby")
+    hello = text_frame(protocol.encode(protocol.LobbyHello(you=protocol.LobbyYou(None))))
+    assert (await read_frame(reader))[0] == hello
+    assert json.loads((await read_frame(reader))[1])["type"] == "lobby"
+    announced = padded(70_000)  # a 64-bit length header
+    await server.call(server.context.broker.publish_all(announced))
+    assert await read_frame(reader) == (text_frame(announced), announced)
+    writer.write(Frame(Opcode.TEXT, b'{"type":"ping"}').serialize(mask=True))
+    assert (await read_frame(reader))[0] == text_frame(protocol.encode(protocol.Pong()))
+    writer.close()
+
+
+async def test_a_lobby_reader_that_stops_is_closed_while_another_hears_every_announcement(
+    start_server: Callable[..., ServerThread],
+) -> None:
+    server = start_server(max_send_backlog=3)
+    lobby_url = f"ws://127.0.0.1:{server.settings.port}/ws/lobby"
+    slow = await connect_without_reading(lobby_url)
+    fast = await connect(lobby_url)
+    await fast.expect("lobby")
+    assert await server.call(lobby_sockets_within(server, 2, wait=10))
+    sent = [padded(200_000).replace(b"x" * 8, f"{n:08}".encode(), 1) for n in range(60)]
+    for data in sent:  # 12 MB that the slow reader never takes
+        await server.call(server.context.broker.publish_all(data))
+        # Each one, in order, none held up by the slow one.
+        assert await fast.expect("notice", wait=5) == json.loads(data)
+    # The slow one is cut off (1008), and the lobby forgets it, close frame or not.
+    assert await server.call(lobby_sockets_within(server, 1, wait=CLOSE_TIMEOUT + 5))
+    assert await slow.closed_with(wait=10) in (1008, None)  # None: dropped
+    notices = [m for m in slow.seen if m["type"] == "notice"]
+    assert len(notices) < len(sent)
+    await fast.send(type="ping")  # the other one is still served
+    assert await fast.expect("pong") == {"type": "pong"}
+    await fast.connection.close()
