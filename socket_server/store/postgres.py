@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import groupby
 from typing import Any
 
 import asyncpg
@@ -47,7 +48,7 @@ from socket_server.store.base import (
     check_event_matches,
 )
 from socket_server.store.batching import Batcher
-from socket_server.store.settle import settle_postgres
+from socket_server.store.settle import rated_outcome, settle_postgres
 
 SERVER_ROLE = "gamesocket_server"
 PLAYER_ROLE = "gamesocket_player"  # a signed-in user's writes
@@ -76,11 +77,17 @@ APPEND_EVENT_AS = (
     "select gamesocket.append_event_as($1, $2, $3, $4, $5, $6, $7::json, $8::jsonb, $9,"
     " $10, $11, $12, $13::jsonb, $14, $15, $16, $17::jsonb, $18, $19::jsonb)"
 )
+# The same arguments, one array each (element i: change i), one outcome row per change.
+TRY_APPEND_EVENTS_AS = (
+    "select o_code, o_message, o_detail from gamesocket.try_append_events_as($1, $2, $3, $4,"
+    " $5, $6, $7::text[]::json[], $8::text[]::jsonb[], $9, $10, $11, $12, $13::text[]::jsonb[],"
+    " $14, $15, $16, $17::text[]::jsonb[], $18, $19::text[]::jsonb[])"
+)
 
 # Read from the catalog, which every user may read (the schema may not be theirs to use).
 APPEND_EVENT_AS_EXISTS = (
     "select exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n"
-    " on n.oid = p.pronamespace where n.nspname = 'gamesocket' and p.proname = 'append_event_as')"
+    " on n.oid = p.pronamespace where n.nspname = 'gamesocket' and p.proname = 'try_append_events_as')"
 )
 
 _GAME_COLUMNS = (
@@ -194,13 +201,37 @@ async def _savepoint(conn: asyncpg.Connection, change: _Change) -> Exception | N
         if isinstance(error, DEAD_CONNECTION):
             raise
         await conn.execute("rollback to savepoint change")
-        if error.sqlstate == DEADLOCK_SQLSTATE:
-            # Picked to break a cycle of row locks with another transaction (one that
-            # locks rows in another order): nothing was stored and the change may be
-            # planned again, as after a stale version.
-            return StaleVersion(f"game {change.game.game_id}: {error}")
-        return _store_error(error) or error
+        return _change_error(change, error)
     return None
+
+
+async def _append_all(
+    conn: asyncpg.Connection, changes: Sequence[_Change]
+) -> list[Exception | None]:
+    """`changes` applied in one call, each in its own subtransaction (as `_savepoint`
+    does it, without its round trips): their outcomes, in order, the same as
+    `_savepoint`'s. For changes that need nothing from the server between statements."""
+    columns = list(zip(*(append_arguments(c.game, c.event, c.actor) for c in changes), strict=True))
+    rows = await conn.fetch(TRY_APPEND_EVENTS_AS, *columns)
+    return [
+        None
+        if code is None
+        else _change_error(
+            change, asyncpg.PostgresError.new({"C": code, "M": message, "D": detail})
+        )
+        for change, (code, message, detail) in zip(changes, rows, strict=True)
+    ]
+
+
+def _change_error(change: _Change, error: asyncpg.PostgresError) -> Exception:
+    """What `change`'s caller hears of the database error it was rolled back with: an
+    unexpected one as it is (it fails this change alone)."""
+    if error.sqlstate == DEADLOCK_SQLSTATE:
+        # Picked to break a cycle of row locks with another transaction (one that
+        # locks rows in another order): nothing was stored and the change may be
+        # planned again, as after a stale version.
+        return StaleVersion(f"game {change.game.game_id}: {error}")
+    return _store_error(error) or error
 
 
 async def _apply(conn: asyncpg.Connection, change: _Change) -> None:
@@ -209,6 +240,11 @@ async def _apply(conn: asyncpg.Connection, change: _Change) -> None:
     final event settles (as the server's role; the next change sets its own)."""
     await conn.execute(APPEND_EVENT_AS, *append_arguments(change.game, change.event, change.actor))
     await settle_postgres(conn, change.game)
+
+
+def _settles(change: _Change) -> bool:
+    """Whether `change` ends a rated game: `settle_postgres` writes its ratings."""
+    return rated_outcome(change.game) is not None
 
 
 def append_arguments(game: GameRecord, event: EventRecord, actor: Actor) -> tuple[Any, ...]:
@@ -247,7 +283,7 @@ async def _check_database(pool: asyncpg.Pool) -> None:
             raise RuntimeError("the database has no gamesocket tables: run `gamesocket migrate`")
         if not await conn.fetchval(APPEND_EVENT_AS_EXISTS):
             raise RuntimeError(
-                "the database's schema predates this server (no gamesocket.append_event_as):"
+                "the database's schema predates this server (no gamesocket.try_append_events_as):"
                 " run `gamesocket migrate`"
             )
         missing = []
@@ -412,9 +448,19 @@ class PostgresStore:
         as its own actor, in game id order (every process locks rows in the same order);
         one outcome per change, known to its caller only after the COMMIT."""
         outcomes: list[Exception | None] = [None] * len(changes)
+        order = sorted(range(len(changes)), key=lambda i: changes[i].game.game_id)
         async with self._as(Actor.SERVER, write=True) as conn:
-            for index in sorted(range(len(changes)), key=lambda i: changes[i].game.game_id):
-                outcomes[index] = await _savepoint(conn, changes[index])
+            # A run of changes that settle nothing goes in one call; a rated game's final
+            # change in its own savepoint, its ratings computed here in between.
+            for settles, run in groupby(order, key=lambda i: _settles(changes[i])):
+                indexes = list(run)
+                if settles:
+                    for index in indexes:
+                        outcomes[index] = await _savepoint(conn, changes[index])
+                else:
+                    found = await _append_all(conn, [changes[i] for i in indexes])
+                    for index, outcome in zip(indexes, found, strict=True):
+                        outcomes[index] = outcome
         return outcomes
 
     async def events_after(self, game_id: str, version: int, actor: Actor) -> list[EventRecord]:

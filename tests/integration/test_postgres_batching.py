@@ -31,7 +31,12 @@ from socket_server.store import (
     StaleVersion,
     StoreError,
 )
-from socket_server.store.postgres import APPEND_EVENT_AS, PostgresStore, append_arguments
+from socket_server.store.postgres import (
+    APPEND_EVENT_AS,
+    TRY_APPEND_EVENTS_AS,
+    PostgresStore,
+    append_arguments,
+)
 from tests.integration.test_postgres_rls import human, new_game, sql_as
 from tests.integration.test_store_contract import next_version
 from tests.pgutil import migrated_database
@@ -248,6 +253,49 @@ async def test_append_event_as_takes_only_the_writing_roles(world: World) -> Non
                     await conn.execute(APPEND_EVENT_AS, role, *rest)
         await conn.execute(APPEND_EVENT_AS, "gamesocket_player", *rest)  # the control
         assert await conn.fetchval("select current_user") == "gamesocket_player"
+        stored = await conn.fetchval(
+            "select version from public.games where id = $1", change.game.game_id
+        )
+        assert stored == 1
+
+
+async def test_a_stale_and_a_refused_change_in_one_call_fail_alone_as_on_their_own(
+    world: World,
+) -> None:
+    # The batch goes in one call of try_append_events_as, each change in its own
+    # subtransaction: each failing change has the error it has when it is sent alone.
+    stale = first_move(world.games[0])
+    await world.store.commit_change(stale.game, stale.event, stale.actor)
+    intruder = Change(*next_version(world.games[1], 4, actor=CAROL), CAROL)
+    alone: list[BaseException | None] = []
+    for change in (stale, intruder):
+        try:
+            await world.store.commit_change(change.game, change.event, change.actor)
+        except StoreError as error:
+            alone.append(error)
+    changes = [stale, intruder, *(first_move(g) for g in world.games[2:])]
+    outcomes = await one_batch(world, changes)
+    assert [type(o) for o in outcomes] == [StaleVersion, NotPermitted, type(None), type(None)]
+    assert [str(o) for o in outcomes[:2]] == [str(e) for e in alone]
+    assert await versions(world.url, world.games) == [1, 0, 1, 1]
+
+
+async def test_try_append_events_as_is_for_the_writing_roles_only(world: World) -> None:
+    change = first_move(world.games[0])
+    columns = [[value] for value in append_arguments(change.game, change.event, change.actor)]
+    for api_role in (Actor.ANONYMOUS, ALICE):
+        async with sql_as(world.url, api_role) as conn:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                await conn.fetch(TRY_APPEND_EVENTS_AS, *columns)
+    async with sql_as(world.url, ALICE, write=True) as conn:
+        columns[0] = ["postgres"]  # a role append_event_as refuses: an outcome, not an error
+        [refused] = await conn.fetch(TRY_APPEND_EVENTS_AS, *columns)
+        assert refused["o_code"] == "42501" and refused["o_message"].endswith("not postgres")
+        assert await conn.fetchval("select current_user") == "gamesocket_player"
+        columns[0] = ["gamesocket_player"]
+        assert [tuple(row) for row in await conn.fetch(TRY_APPEND_EVENTS_AS, *columns)] == [
+            (None, None, None)
+        ]
         stored = await conn.fetchval(
             "select version from public.games where id = $1", change.game.game_id
         )

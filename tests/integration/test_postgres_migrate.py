@@ -91,10 +91,10 @@ async def test_a_store_on_a_database_behind_its_migrations_says_what_to_do() -> 
     async with migrated_database() as url:
         conn = await asyncpg.connect(url)
         try:
-            await conn.execute("drop function gamesocket.append_event_as")
+            await conn.execute("drop function gamesocket.try_append_events_as")
         finally:
             await conn.close()
-        with pytest.raises(RuntimeError, match=r"append_event_as\): run `gamesocket migrate`"):
+        with pytest.raises(RuntimeError, match=r"try_append_events_as\): run `gamesocket migrate`"):
             await PostgresStore(url).open()
 
 
