@@ -14,7 +14,9 @@
 -- error it was rolled back with (the same error the savepoint path raises: GS409 stale,
 -- GS208 duplicate request with its version as the detail, 42501 not permitted). Each
 -- change is still judged by row-level security as its own writer: append_event_as
--- switches role and claims as its first step. Granted to the writing roles only; it
+-- switches role and claims as its first step. A cancelled statement (query_canceled,
+-- which `others` does not cover) fails its change alone as well, as the savepoint path
+-- rolled it back to its savepoint. Granted to the writing roles only; it
 -- can do nothing append_event_as could not.
 create function gamesocket.try_append_events_as(
   p_role text[],
@@ -49,7 +51,7 @@ begin
       o_code := null;
       o_message := null;
       o_detail := null;
-    exception when others then
+    exception when others or query_canceled then
       get stacked diagnostics
         o_code = returned_sqlstate, o_message = message_text, o_detail = pg_exception_detail;
     end;

@@ -13,9 +13,12 @@ A change is one call of `gamesocket.append_event`, which locks the game row, che
 version and appends the event and the new row together; its error codes map to
 `StaleVersion`, `DuplicateRequest` and `NotPermitted`. Changes are committed in groups:
 those that arrive while earlier batches are being written go together in one
-transaction, each in its own savepoint and as its own actor (`append_event_as` switches
-role and claims first), so each keeps its own outcome and RLS still judges each as the
-player who made it; every caller hears back after the COMMIT.
+transaction, each in its own subtransaction and as its own actor (`append_event_as`
+switches role and claims first), so each keeps its own outcome and RLS still judges each
+as the player who made it; every caller hears back after the COMMIT. A run of changes
+that settle no ratings is one call of `try_append_events_as` (one round trip, each
+change's outcome returned as a row); a rated game's final change has its own savepoint,
+as its ratings are computed here between its statements.
 """
 
 from __future__ import annotations
@@ -85,9 +88,10 @@ TRY_APPEND_EVENTS_AS = (
 )
 
 # Read from the catalog, which every user may read (the schema may not be theirs to use).
-APPEND_EVENT_AS_EXISTS = (
+TRY_APPEND_EVENTS_AS_EXISTS = (
     "select exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n"
-    " on n.oid = p.pronamespace where n.nspname = 'gamesocket' and p.proname = 'try_append_events_as')"
+    " on n.oid = p.pronamespace"
+    " where n.nspname = 'gamesocket' and p.proname = 'try_append_events_as')"
 )
 
 _GAME_COLUMNS = (
@@ -281,7 +285,7 @@ async def _check_database(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         if await conn.fetchval("select to_regclass('public.games')") is None:
             raise RuntimeError("the database has no gamesocket tables: run `gamesocket migrate`")
-        if not await conn.fetchval(APPEND_EVENT_AS_EXISTS):
+        if not await conn.fetchval(TRY_APPEND_EVENTS_AS_EXISTS):
             raise RuntimeError(
                 "the database's schema predates this server (no gamesocket.try_append_events_as):"
                 " run `gamesocket migrate`"
@@ -437,16 +441,16 @@ class PostgresStore:
         return [_game_record(row) for row in rows]
 
     async def commit_change(self, game: GameRecord, event: EventRecord, actor: Actor) -> None:
-        """Goes in the next batch: `_commit_batch` stores it in its own savepoint."""
+        """Goes in the next batch: `_commit_batch` stores it in its own subtransaction."""
         check_event_matches(game, event)
         if _uuid(game.game_id) is None:
             raise StaleVersion(f"no game {game.game_id!r}")
         await self._changes.submit(_Change(game, event, actor))
 
     async def _commit_batch(self, changes: Sequence[_Change]) -> list[Exception | None]:
-        """The changes that arrived together, in one transaction: each in its own savepoint
-        as its own actor, in game id order (every process locks rows in the same order);
-        one outcome per change, known to its caller only after the COMMIT."""
+        """The changes that arrived together, in one transaction: each in its own
+        subtransaction as its own actor, in game id order (every process locks rows in the
+        same order); one outcome per change, known to its caller only after the COMMIT."""
         outcomes: list[Exception | None] = [None] * len(changes)
         order = sorted(range(len(changes)), key=lambda i: changes[i].game.game_id)
         async with self._as(Actor.SERVER, write=True) as conn:

@@ -6,7 +6,7 @@ lock from another connection: while the batch waits for it, no change of the bat
 visible to other connections and no caller has its answer (they are all in the one
 transaction, nobody is answered before its COMMIT). Then the lock goes, and each change
 has its own outcome: a stale version, a change row-level security refuses or a request
-stored before fails alone (its savepoint is rolled back), the others are stored. A
+stored before fails alone (its subtransaction is rolled back), the others are stored. A
 connection that dies in the middle of the batch fails every caller, and nothing of the
 batch is stored.
 """
@@ -300,3 +300,24 @@ async def test_try_append_events_as_is_for_the_writing_roles_only(world: World) 
             "select version from public.games where id = $1", change.game.game_id
         )
         assert stored == 1
+
+
+async def test_a_change_whose_statement_is_cancelled_fails_alone(world: World) -> None:
+    # A cancel (pg_cancel_backend, a statement timeout) while the last change waits for
+    # its row: that change is rolled back with the error, the batch's others commit.
+    changes = [first_move(game) for game in world.games]
+    async with row_locked(world.url, world.games[-1]):
+        gathered = asyncio.gather(
+            *(world.store.commit_change(c.game, c.event, c.actor) for c in changes),
+            return_exceptions=True,
+        )
+        pid = await waiting_backend(world.url)
+        admin = await asyncpg.connect(world.url)
+        try:
+            assert await admin.fetchval("select pg_cancel_backend($1)", pid)
+        finally:
+            await admin.close()
+        outcomes = await gathered
+    assert outcomes[:3] == [None] * 3
+    assert isinstance(outcomes[3], asyncpg.QueryCanceledError), outcomes[3]
+    assert await versions(world.url, world.games) == [1, 1, 1, 0]
