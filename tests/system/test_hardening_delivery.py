@@ -40,7 +40,11 @@ AI = {"kind": "ai", "level": 1}
 WAIT = 30.0  # seconds any one change may take to reach a socket (AI retries included)
 KILL_EVERY = 0.04  # seconds between two rounds of pg_terminate_backend
 BURST = 4.0  # seconds the backends are terminated for
-MAX_ATTEMPTS = 20  # sends of one move (the first and the resends after `internal`)
+# Sends of one move (the first and the resends after `internal`): enough to
+# outlast the whole burst, so a game whose every attempt met a dying backend (a loaded
+# machine, where a fresh connection takes longer than KILL_EVERY) still gets through.
+RESEND_PAUSE = 0.1  # seconds between two sends of one move
+MAX_ATTEMPTS = int(BURST / RESEND_PAUSE) + 20
 
 BeforeMove = Callable[[], Awaitable[None]]
 
@@ -114,7 +118,7 @@ async def play_until_acked(table: Table, client: Client, move: Any, version: int
         # Never stale_version: that would be the answer to a resend of a stored move.
         assert reply["code"] == "internal", reply
         table.internal += 1
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(RESEND_PAUSE)
     raise AssertionError(f"move {move} at version {version}: internal {MAX_ATTEMPTS} times")
 
 
