@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import pytest
@@ -214,9 +215,10 @@ async def test_a_change_picked_to_break_a_deadlock_fails_alone_as_stale(world: W
     assert await versions(world.url, world.games) == [1, 1, 1, 0]
 
 
-async def test_a_connection_lost_mid_batch_fails_every_caller_and_stores_nothing(
-    world: World,
-) -> None:
+async def first_moves_while_the_last_waits(world: World, signal: str) -> list[Any]:
+    """Every game's first move committed at once while the last game's row is locked;
+    `signal` (pg_terminate_backend or pg_cancel_backend) is sent to the backend that
+    waits for that row. The outcomes, an exception or None per change, in game order."""
     changes = [first_move(game) for game in world.games]
     async with row_locked(world.url, world.games[-1]):
         gathered = asyncio.gather(
@@ -226,15 +228,21 @@ async def test_a_connection_lost_mid_batch_fails_every_caller_and_stores_nothing
         pid = await waiting_backend(world.url)
         admin = await asyncpg.connect(world.url)
         try:
-            assert await admin.fetchval("select pg_terminate_backend($1)", pid)
+            assert await admin.fetchval(f"select {signal}($1)", pid)
         finally:
             await admin.close()
-        outcomes = await gathered
+        return await gathered
+
+
+async def test_a_connection_lost_mid_batch_fails_every_caller_and_stores_nothing(
+    world: World,
+) -> None:
+    outcomes = await first_moves_while_the_last_waits(world, "pg_terminate_backend")
     for outcome in outcomes:
         assert isinstance(outcome, Exception) and not isinstance(outcome, StoreError), outcome
     assert await versions(world.url, world.games) == [0] * 4
     # The store goes on with a new connection.
-    retry = changes[0]
+    retry = first_move(world.games[0])
     await world.store.commit_change(retry.game, retry.event, retry.actor)
     assert await versions(world.url, world.games[:1]) == [1]
 
@@ -305,19 +313,7 @@ async def test_try_append_events_as_is_for_the_writing_roles_only(world: World) 
 async def test_a_change_whose_statement_is_cancelled_fails_alone(world: World) -> None:
     # A cancel (pg_cancel_backend, a statement timeout) while the last change waits for
     # its row: that change is rolled back with the error, the batch's others commit.
-    changes = [first_move(game) for game in world.games]
-    async with row_locked(world.url, world.games[-1]):
-        gathered = asyncio.gather(
-            *(world.store.commit_change(c.game, c.event, c.actor) for c in changes),
-            return_exceptions=True,
-        )
-        pid = await waiting_backend(world.url)
-        admin = await asyncpg.connect(world.url)
-        try:
-            assert await admin.fetchval("select pg_cancel_backend($1)", pid)
-        finally:
-            await admin.close()
-        outcomes = await gathered
+    outcomes = await first_moves_while_the_last_waits(world, "pg_cancel_backend")
     assert outcomes[:3] == [None] * 3
     assert isinstance(outcomes[3], asyncpg.QueryCanceledError), outcomes[3]
     assert await versions(world.url, world.games) == [1, 1, 1, 0]
