@@ -40,7 +40,7 @@ from socket_server.store.postgres import (
 )
 from tests.integration.test_postgres_rls import human, new_game, sql_as
 from tests.integration.test_store_contract import next_version
-from tests.pgutil import migrated_database
+from tests.pgutil import postgres_store
 
 ALICE = Actor(user_id=str(uuid.uuid4()))
 BOB = Actor(user_id=str(uuid.uuid4()))
@@ -64,18 +64,11 @@ class World:
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
-    async with migrated_database() as url:
-        store = PostgresStore(url)
-        await store.open()
-        try:
-            games = [
-                new_game(human(ALICE), human(BOB), public=True, creator=ALICE) for _ in range(4)
-            ]
-            for game in games:
-                await store.create_game(game, Actor.SERVER)
-            yield World(url, store, sorted(games, key=lambda g: g.game_id))
-        finally:
-            await store.close()
+    async with postgres_store() as store:
+        games = [new_game(human(ALICE), human(BOB), public=True, creator=ALICE) for _ in range(4)]
+        for game in games:
+            await store.create_game(game, Actor.SERVER)
+        yield World(store.url, store, sorted(games, key=lambda g: g.game_id))
 
 
 def first_move(game: GameRecord, cell: int = 4, request_id: str | None = None) -> Change:

@@ -21,18 +21,13 @@ from socket_server.store.ratings import ratings_for
 from tests.integration.test_postgres_rls import sql_as
 from tests.integration.test_ratings_store import X_WINS
 from tests.integration.test_store_contract import ALICE, BOB, human, make_game, next_version, play
-from tests.pgutil import migrated_database
+from tests.pgutil import postgres_store
 
 
 @pytest.fixture
 async def pg() -> AsyncIterator[tuple[str, PostgresStore]]:
-    async with migrated_database() as url:
-        store = PostgresStore(url)
-        await store.open()
-        try:
-            yield url, store
-        finally:
-            await store.close()
+    async with postgres_store() as store:
+        yield store.url, store
 
 
 async def almost_over(store: PostgresStore) -> GameRecord:
