@@ -14,7 +14,7 @@ from socket_server.store import Actor
 from socket_server.store.postgres import PostgresStore
 from socket_server.store.profiles import PostgresProfiles, Profile
 from tests.integration.test_postgres_rls import sql_as
-from tests.pgutil import migrated_database
+from tests.pgutil import postgres_store
 
 ALICE = Actor(user_id=str(uuid.uuid4()))
 BOB = Actor(user_id=str(uuid.uuid4()))
@@ -24,16 +24,11 @@ EVERYONE = (ALICE, BOB, MALLORY, Actor.ANONYMOUS, Actor.SERVER)
 
 @pytest.fixture
 async def url() -> AsyncIterator[str]:
-    async with migrated_database() as migrated:
-        store = PostgresStore(migrated)
-        await store.open()
-        try:
-            profiles = PostgresProfiles(store)
-            await profiles.create(ALICE, "Alice")
-            await profiles.create(BOB, "Bob")
-        finally:
-            await store.close()
-        yield migrated
+    async with postgres_store() as store:
+        profiles = PostgresProfiles(store)
+        await profiles.create(ALICE, "Alice")
+        await profiles.create(BOB, "Bob")
+        yield store.url
 
 
 async def names(url: str) -> dict[str, str]:

@@ -530,6 +530,14 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
+@pytest.fixture
+def disk_server(start_server: Callable[..., ServerThread], tiny_disk: Path) -> ServerThread:
+    """A server whose data directory and SQLite file are on the tiny disk."""
+    return start_server(
+        data_dir=tiny_disk / "data", database_url=f"sqlite:///{tiny_disk / 'games.sqlite3'}"
+    )
+
+
 def fill(directory: Path) -> Path:
     """A file that takes every free byte of `directory`'s file system."""
     filler = directory / "filler"
@@ -544,16 +552,13 @@ def fill(directory: Path) -> Path:
 
 
 async def test_a_full_disk_is_reported_and_recovers_when_room_returns(
-    start_server: Callable[..., ServerThread], tiny_disk: Path, caplog: pytest.LogCaptureFixture
+    disk_server: ServerThread, tiny_disk: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = start_server(
-        data_dir=tiny_disk / "data", database_url=f"sqlite:///{tiny_disk / 'games.sqlite3'}"
-    )
-    api = Api(server.base_url)
+    api = Api(disk_server.base_url)
     try:
         alice = await api.guest()
         game_id = (await hot_seat(api, alice, "connect4"))["game_id"]
-        socket = await connect(server.ws_url("connect4", game_id, token=alice["access_token"]))
+        socket = await connect(disk_server.ws_url("connect4", game_id, token=alice["access_token"]))
         await socket.expect("state")
         robots = await api.create(
             alice,
@@ -596,12 +601,9 @@ async def test_a_full_disk_is_reported_and_recovers_when_room_returns(
 
 
 async def test_a_full_disk_refuses_names_with_unavailable_and_keeps_the_old_one(
-    start_server: Callable[..., ServerThread], tiny_disk: Path
+    disk_server: ServerThread, tiny_disk: Path
 ) -> None:
-    server = start_server(
-        data_dir=tiny_disk / "data", database_url=f"sqlite:///{tiny_disk / 'games.sqlite3'}"
-    )
-    api = Api(server.base_url)
+    api = Api(disk_server.base_url)
     try:
         alice = await api.guest()
         name = alice["name"]
