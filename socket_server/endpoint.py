@@ -272,7 +272,12 @@ class GameEndpoint:
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
         else:
-            await self._run(connection, message, received_at)
+            # The request's own update and its ack (or error) go out in one write.
+            connection.cork()
+            try:
+                await self._run(connection, message, received_at)
+            finally:
+                connection.uncork()
 
     async def _run(
         self, connection: Connection, message: ClientMessage, received_at: Arrival

@@ -70,10 +70,18 @@ class Metrics:
             ["code"],
             registry=registry,
         )
+        self._moves_of: dict[str, Any] = {}  # game type -> its child of `moves`
         for status in GAME_STATUSES:
             self.games.labels(status)
         for role in ("player", "spectator"):
             self.connections.labels(role)
+
+    def count_move(self, game_type: str) -> None:
+        """One more move stored (`labels` is looked up once per game type, not per move)."""
+        counter = self._moves_of.get(game_type)
+        if counter is None:
+            counter = self._moves_of[game_type] = self.moves.labels(game_type)
+        counter.inc()
 
     async def render(self, store: GameStore, sockets: tuple[int, int]) -> bytes:
         """The exposition text, with the games counted now and `sockets` as (players,

@@ -20,9 +20,9 @@ import re
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -709,26 +709,21 @@ class GameService:
             return record.version
 
     # -- the commit path ------------------------------------------------------------
-    @contextmanager
-    def _in_flight(self) -> Iterator[None]:
-        """Counts changes under way, so that a shutdown can wait for them."""
+    async def _commit(self, request: Request) -> int:
+        """Plan `request` on the current game, store it, publish it; its version."""
+        # Changes under way are counted, so that a shutdown can wait for them.
         self._changes_in_flight += 1
         self._idle.clear()
         try:
-            yield
-        finally:
-            self._changes_in_flight -= 1
-            if self._changes_in_flight == 0:
-                self._idle.set()
-
-    async def _commit(self, request: Request) -> int:
-        """Plan `request` on the current game, store it, publish it; its version."""
-        with self._in_flight():
             async with self._lock(request.game_id):
                 outcome = await self._store_or_landed(request)
                 if isinstance(outcome, int):  # nothing was stored
                     return outcome
                 await self._publish(outcome)
+        finally:
+            self._changes_in_flight -= 1
+            if self._changes_in_flight == 0:
+                self._idle.set()
         self._run_commit_hooks(outcome.record, outcome.state)
         if outcome.then_refuse is not None:
             raise outcome.then_refuse
@@ -888,7 +883,7 @@ class GameService:
             )
         await self._publisher.send(record.game_id, data)
         if event.kind == "move":
-            self.metrics.moves.labels(record.game_type).inc()
+            self.metrics.count_move(record.game_type)
 
     def _run_commit_hooks(self, record: GameRecord, state: GameState) -> None:
         for hook in self._commit_hooks:
@@ -963,9 +958,20 @@ class UpdateLog:
         if texts and first <= version < first + len(texts):
             return  # held already
         if texts and version == first + len(texts):
-            self._store(game_id, first, [*texts, data])
+            self._extend(game_id, first, texts, data)
         elif not texts or version > first:
             self._store(game_id, version, [data])
+
+    def _extend(self, game_id: str, first: int, texts: list[bytes], data: bytes) -> None:
+        """The next version of a run, appended in place (one per move: no copy)."""
+        texts.append(data)
+        self._bytes += len(data)
+        if len(texts) > self.per_game:
+            self._bytes -= len(texts[0])
+            del texts[0]
+            self._runs[game_id] = (first + 1, texts)
+        self._runs.move_to_end(game_id)
+        self._evict()
 
     def put(self, game_id: str, updates: list[tuple[int, bytes]]) -> None:
         """Consecutive replayed updates: merged with the game's run where they meet it."""
@@ -987,6 +993,9 @@ class UpdateLog:
         _, old = self._runs.pop(game_id, (0, []))
         self._bytes += sum(map(len, texts)) - sum(map(len, old))
         self._runs[game_id] = (first, texts)
+        self._evict()
+
+    def _evict(self) -> None:
         while self._bytes > self.max_bytes and self._runs:
             _, (_, evicted) = self._runs.popitem(last=False)
             self._bytes -= sum(map(len, evicted))

@@ -39,9 +39,11 @@ from typing import Any, Protocol
 
 from litestar import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.frames import Frame, Opcode
+from websockets.frames import Frame, Opcode, apply_mask
 from websockets.http11 import Request
+from websockets.protocol import OPEN
 from websockets.protocol import Protocol as WebSocketProtocol
+from websockets.streams import StreamReader
 
 from socket_server.protocol import CloseCode
 
@@ -50,6 +52,15 @@ log = logging.getLogger("gamesocket.ws")
 EXTENSION = "gamesocket.frames"  # scope["extensions"][EXTENSION]["protocol"]
 CLOSED = -1  # `write_frame`: the socket is closing or gone, nothing was written
 CLOSE_TIMEOUT = 2.0  # seconds a close frame may take to get out before the drop
+# Messages read ahead of the app before the socket stops reading (TCP pushes back).
+READ_AHEAD = 16
+# Frames kept back while a request is handled, at most (`FrameSink.cork`).
+CORK_LIMIT = 64
+# The first byte of an unfragmented text or binary frame.
+_FIN_TEXT, _FIN_BINARY = 0x80 | Opcode.TEXT.value, 0x80 | Opcode.BINARY.value
+_SMALL = 125  # the largest payload whose length fits the frame's second byte
+# The code of the parser's wait at a frame boundary (see `_at_frame_boundary`).
+_AT_EOF = StreamReader.at_eof.__code__
 
 
 def text_frame(data: bytes) -> bytes:
@@ -81,7 +92,8 @@ class FrameProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         if self.config.ws_per_message_deflate:
             raise ValueError("prebuilt frames are not compressed: turn ws_per_message_deflate off")
-        self.queue = Inbox()  # type: ignore[assignment]
+        self.inbox = Inbox()
+        self.queue = self.inbox  # type: ignore[assignment]
         self.writable = Gate()  # type: ignore[assignment]
 
     def handle_connect(self, event: Request) -> None:
@@ -93,6 +105,55 @@ class FrameProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             self._forget_handshake()
+
+    def data_received(self, data: bytes) -> None:
+        """Small complete text frames (what game clients send) go straight to the
+        receive queue; anything else, from the first frame that is not one, goes
+        through websockets' parser as before."""
+        taken = self._take_small_frames(data) if self._at_frame_boundary() else 0
+        if taken < len(data):
+            super().data_received(data[taken:] if taken else data)
+
+    def _at_frame_boundary(self) -> bool:
+        """The parser waits for a new frame with nothing buffered, in an open socket
+        with no fragmented message under way, which uvicorn still reads."""
+        conn = self.conn
+        waiting = conn.parser.gi_yieldfrom  # type: ignore[attr-defined]
+        return (
+            waiting is not None
+            and waiting.gi_code is _AT_EOF
+            and not conn.reader.buffer
+            and conn.state is OPEN
+            and conn.current_size is None
+            and not self.close_sent
+            and not self.frames
+        )
+
+    def _take_small_frames(self, data: bytes) -> int:
+        """Queue the leading whole, masked, unfragmented small text or binary frames of
+        `data` (text in valid UTF-8, within the size limit) as uvicorn would; how many
+        bytes they took."""
+        limit = min(_SMALL, self.config.ws_max_size)
+        taken, end = 0, len(data)
+        while end - taken >= 6:
+            first, length = data[taken], data[taken + 1] ^ 0x80  # the mask bit must be set
+            start = taken + 6
+            if length > limit or start + length > end or first not in (_FIN_TEXT, _FIN_BINARY):
+                break
+            payload = apply_mask(data[start : start + length], data[taken + 2 : start])
+            if first == _FIN_BINARY:
+                self.inbox.put_nowait({"type": "websocket.receive", "bytes": payload})
+            else:
+                try:
+                    text = payload.decode()
+                except UnicodeDecodeError:
+                    break  # websockets' parser closes with 1007
+                self.inbox.put_nowait({"type": "websocket.receive", "text": text})
+            taken = start + length
+        if taken and len(self.inbox) >= READ_AHEAD and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+        return taken
 
     def _forget_handshake(self) -> None:
         """Drop the handshake's request and response, which uvicorn keeps, and the
@@ -155,6 +216,9 @@ class Inbox:
     def empty(self) -> bool:
         return not self._items
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     async def get(self) -> Any:
         while not self._items:
             self._waiter = asyncio.get_running_loop().create_future()
@@ -202,6 +266,7 @@ class FrameSink:
 
     __slots__ = (
         "_closer",
+        "_corked",
         "_frames",
         "_idle",
         "close_code",
@@ -224,17 +289,35 @@ class FrameSink:
         # The task reading this socket, while it waits for a frame (cancelled on cut-off).
         self.waiting_reader: asyncio.Task[Any] | None = None
         self._idle: IdleWatch | None = None  # made by the first `next_frame`
+        self._corked: list[bytes] | None = None  # frames kept back by `cork`
 
     def describe(self) -> str:
         """Who the socket is, for log lines."""
         return "socket"
 
     def send(self, frame: bytes) -> None:
-        """Write a prebuilt frame (`text_frame`) now."""
+        """Write a prebuilt frame (`text_frame`) now (once uncorked, if corked)."""
         if self.close_code is not None:
+            return
+        corked = self._corked
+        if corked is not None:
+            corked.append(frame)
+            if len(corked) >= CORK_LIMIT:
+                self.uncork()
             return
         if self._frames.write_frame(frame) > self.max_backlog:
             self._overflow()
+
+    def cork(self) -> None:
+        """Keep frames back until `uncork`, which writes them in one system call: a
+        request's own update and its `ack` leave together. At most CORK_LIMIT wait."""
+        if self._corked is None:
+            self._corked = []
+
+    def uncork(self) -> None:
+        corked, self._corked = self._corked, None
+        if corked:
+            self.send_all(corked)
 
     def send_bytes(self, data: bytes) -> None:
         self.send(text_frame(data))
