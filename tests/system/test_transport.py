@@ -235,3 +235,88 @@ async def test_a_lobby_reader_that_stops_is_closed_while_another_hears_every_ann
     await fast.send(type="ping")  # the other one is still served
     assert await fast.expect("pong") == {"type": "pong"}
     await fast.connection.close()
+
+
+def masked(opcode: Opcode, payload: bytes, *, mask: bool = True) -> bytes:
+    return Frame(opcode, payload).serialize(mask=mask)
+
+
+PING = masked(Opcode.TEXT, b'{"type":"ping"}')
+
+
+async def spectate_raw(server: ServerThread) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw socket on a new game, past its `hello` and `state`."""
+    api = Api(server.base_url)
+    try:
+        alice = await api.guest()
+        game_id = (await api.create(alice, "tictactoe"))["game_id"]
+    finally:
+        await api.close()
+    reader, writer = await raw_connect(server.settings.port, f"/ws/tictactoe/{game_id}")
+    for expected in ("hello", "state"):
+        assert json.loads((await read_frame(reader))[1])["type"] == expected
+    return reader, writer
+
+
+async def next_types(reader: asyncio.StreamReader, count: int) -> list[str]:
+    """The next `count` frames: a text frame by its message type, others by opcode."""
+    seen = []
+    while len(seen) < count:
+        frame, payload = await read_frame(reader)
+        if frame[0] & 0x0F != Opcode.TEXT.value:
+            seen.append(Opcode(frame[0] & 0x0F).name)
+        elif (kind := json.loads(payload)["type"]) != "presence":  # spectators come and go
+            seen.append(kind)
+    return seen
+
+
+async def test_small_frames_in_one_write_or_cut_anywhere_are_each_read_once_in_order(
+    server: ServerThread,
+) -> None:
+    reader, writer = await spectate_raw(server)
+    binary = masked(Opcode.BINARY, b'{"type":"ping"}')
+    # Three text pings, a binary one and a control ping in one write.
+    writer.write(PING * 3 + binary + masked(Opcode.PING, b"hi"))
+    # The control frame is answered by the parser as it is read, the messages by the app.
+    assert sorted(await next_types(reader, 5)) == ["PONG", "pong", "pong", "pong", "pong"]
+    assert await server.call(at_frame_boundary(server))
+    # A frame cut after its two header bytes (the parser waits for its mask with nothing
+    # buffered: not a frame boundary), then cut inside its payload, then whole frames.
+    for cut in (2, 9):
+        writer.write(PING[:cut])
+        await asyncio.sleep(0.05)
+        assert not await server.call(at_frame_boundary(server))
+        writer.write(PING[cut:] + PING)
+        await asyncio.sleep(0.05)
+        writer.write(PING)
+        assert await next_types(reader, 3) == ["pong"] * 3
+        assert await server.call(at_frame_boundary(server))
+    writer.close()
+
+
+async def at_frame_boundary(server: ServerThread) -> bool:
+    """Whether the server's one game socket would read its next frames itself."""
+    [protocol] = [c for c in server.server.server_state.connections if isinstance(c, FrameProtocol)]
+    return protocol._at_frame_boundary()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (masked(Opcode.TEXT, b'{"type":"ping","x":"\xff"}'), 1007),  # not UTF-8
+        (masked(Opcode.TEXT, b'{"type":"ping"}', mask=False), 1002),  # a client must mask
+        (masked(Opcode.TEXT, b'{"type":"ping","p":"' + b"x" * 80 + b'"}'), 1009),  # > 64 bytes
+    ],
+)
+async def test_a_bad_small_frame_closes_the_socket_with_websockets_code(
+    start_server: Callable[..., ServerThread], frame: bytes, code: int
+) -> None:
+    server = start_server(max_message_bytes=64)
+    reader, writer = await spectate_raw(server)
+    writer.write(PING)
+    assert await next_types(reader, 1) == ["pong"]
+    writer.write(frame + PING)  # the ping behind it is not read
+    closing, payload = await read_frame(reader)
+    assert (Opcode(closing[0] & 0x0F), int.from_bytes(payload[:2], "big")) == (Opcode.CLOSE, code)
+    assert await reader.read() == b""
+    writer.close()

@@ -316,6 +316,19 @@ def test_update_is_the_snapshot_with_its_version_and_event() -> None:
     assert message["version"] == 3
 
 
+def test_state_and_update_are_their_structs_encoded_and_an_update_has_no_invite() -> None:
+    invited = snapshot(invite="c0de")
+    as_struct = protocol.encode(protocol.State(**msgspec.structs.asdict(invited)))
+    assert protocol.state(invited) == as_struct  # the same bytes
+    assert decoded(protocol.state(invited))["invite"] == "c0de"
+    event = Event(kind="join", seat="o")
+    shared = msgspec.structs.replace(invited, invite=msgspec.UNSET)
+    expected = protocol.Update(event=event, **msgspec.structs.asdict(shared))
+    # The same object (the struct puts `event` first).
+    assert decoded(protocol.update(invited, event)) == decoded(protocol.encode(expected))
+    assert "invite" not in decoded(protocol.update(invited, event))
+
+
 def test_an_update_event_carries_only_the_fields_that_apply() -> None:
     join = decoded(protocol.update(snapshot(), Event(kind="join", seat="o")))
     assert join["event"] == {"kind": "join", "seat": "o"}
