@@ -9,6 +9,7 @@ itself live in `games`.
 
 from __future__ import annotations
 
+import copy
 import secrets
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -87,16 +88,15 @@ def next_version(
     """The record and event that store `change` as version `record.version + 1`."""
     status = derive_status(change.seats, change.state)
     version = record.version + 1
-    new_record = replace(
-        record,
-        seats=change.seats,
-        state=change.state.to_json(),
-        version=version,
-        status=status,
-        turn=turn_of(status, change.state),
-        clock=clock_after(record, change, status, epoch_ms(now)),
-        updated_at=now,
-    )
+    # A shallow copy with what a change changes set (`replace` costs a few us a move).
+    new_record = copy.copy(record)
+    new_record.seats = change.seats
+    new_record.state = change.state.to_json()
+    new_record.version = version
+    new_record.status = status
+    new_record.turn = turn_of(status, change.state)
+    new_record.clock = clock_after(record, change, status, epoch_ms(now))
+    new_record.updated_at = now
     event = EventRecord(
         game_id=record.game_id,
         version=version,

@@ -158,7 +158,10 @@ class GameService:
         self._updates = UpdateLog(UPDATE_LOG_BYTES, settings.max_replay_updates)
         self.snapshot_builds = 0  # snapshots built off the loop (counted for tests)
         self.replays = 0  # replays of stored events (counted for tests)
+        # A game's lock lives while anyone holds or waits for it; the newest games' locks
+        # are kept as well, so a game's every move does not make (and drop) a new one.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._recent_locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
         # The seat that offered a draw, per game; other processes' offers arrive through
         # `note_published`.
         self._draw_offers: dict[str, str] = {}
@@ -185,6 +188,11 @@ class GameService:
         if lock is None:
             lock = asyncio.Lock()
             self._locks[game_id] = lock
+        recent = self._recent_locks
+        recent[game_id] = lock
+        recent.move_to_end(game_id)
+        if len(recent) > CACHE_SIZE:
+            recent.popitem(last=False)
         return lock
 
     def _remember(self, record: GameRecord, state: GameState) -> None:

@@ -92,7 +92,7 @@ class FrameProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         if self.config.ws_per_message_deflate:
             raise ValueError("prebuilt frames are not compressed: turn ws_per_message_deflate off")
-        self.inbox = Inbox()
+        self.inbox = Inbox(self.loop)
         self.queue = self.inbox  # type: ignore[assignment]
         self.writable = Gate()  # type: ignore[assignment]
 
@@ -202,10 +202,12 @@ class Inbox:
     """What uvicorn's protocol uses of its receive `asyncio.Queue` (`put_nowait`, `get`,
     `empty`) for its one reader, without the Queue's three deques and Event."""
 
-    __slots__ = ("_items", "_waiter")
+    __slots__ = ("_items", "_loop", "_waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._items: list[Any] = []
+        # Kept: Python 3.11's `get_running_loop` makes a getpid system call each time.
+        self._loop = loop
         self._waiter: asyncio.Future[None] | None = None
 
     def put_nowait(self, item: Any) -> None:
@@ -221,7 +223,7 @@ class Inbox:
 
     async def get(self) -> Any:
         while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self._loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -366,11 +368,12 @@ class FrameSink:
         limit is one timer for the socket's lifetime (`IdleWatch`), not a timeout armed
         and cancelled around every wait.
         """
-        reader = asyncio.current_task()
-        assert reader is not None, "a socket is read by a task"
         idle = self._idle
-        if idle is None:
+        if idle is None:  # the first frame: this task reads the socket from now on
+            reader = asyncio.current_task()
+            assert reader is not None, "a socket is read by a task"
             idle = self._idle = IdleWatch(reader)
+        reader = idle.reader
         # Awaited in place (no task per frame); a cut-off or the idle limit cancels it.
         self.waiting_reader = reader
         idle.waiting(idle_seconds)
@@ -423,11 +426,11 @@ class IdleWatch:
     was set) is set again for the current wait's deadline.
     """
 
-    __slots__ = ("_handle", "_loop", "_reader", "_seconds", "_since", "_waiting", "expired")
+    __slots__ = ("_handle", "_loop", "_seconds", "_since", "_waiting", "expired", "reader")
 
     def __init__(self, reader: asyncio.Task[Any]) -> None:
         self._loop = asyncio.get_running_loop()
-        self._reader = reader
+        self.reader = reader
         self._seconds = 0.0
         self._since = 0.0
         self._waiting = False
@@ -446,14 +449,14 @@ class IdleWatch:
         self._waiting = False
 
     def _check(self) -> None:
-        if self._reader.done():  # the socket was never stopped: let the timer go
+        if self.reader.done():  # the socket was never stopped: let the timer go
             self._handle = None
             return
         now = self._loop.time()
         if self._waiting and now >= self._since + self._seconds:
             self.expired = True
             self._handle = None
-            self._reader.cancel()
+            self.reader.cancel()
             return
         start = self._since if self._waiting else now
         self._handle = self._loop.call_at(start + self._seconds, self._check)
