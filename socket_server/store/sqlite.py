@@ -47,7 +47,7 @@ from socket_server.store.base import (
     check_event_matches,
 )
 from socket_server.store.settle import SQLITE_TABLE as RATINGS_TABLE
-from socket_server.store.settle import settle_sqlite
+from socket_server.store.settle import rated_outcome, settle_sqlite
 
 # Each entry migrates the schema from version i to i + 1 (`PRAGMA user_version`).
 MIGRATIONS: list[str] = [
@@ -341,22 +341,19 @@ def _commit_batch(
 ) -> list[Exception | None]:
     """Store `changes` in one transaction; per change None (stored) or why it was not.
 
-    Each change runs in a savepoint, so a refused one leaves no trace and the others
-    (later changes of the same game included) see exactly what was stored before them.
+    A refused change leaves no trace, so the others (later changes of the same game
+    included) see exactly what was stored before them.
     """
     outcomes: list[Exception | None] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
         for game, event in changes:
-            conn.execute("SAVEPOINT change")
             try:
-                _apply_change(conn, game, event)
+                _store_change(conn, game, event)
             except (StoreError, sqlite3.IntegrityError) as refused:
-                conn.execute("ROLLBACK TO change")
                 outcomes.append(refused)
             else:
                 outcomes.append(None)
-            conn.execute("RELEASE change")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -365,25 +362,27 @@ def _commit_batch(
     return outcomes
 
 
+def _store_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord) -> None:
+    """One change; the end of a rated game settles the ratings with it, in a savepoint
+    (the other changes need none: see `_apply_change`)."""
+    if rated_outcome(game) is None:
+        _apply_change(conn, game, event)
+        return
+    conn.execute("SAVEPOINT change")
+    try:
+        _apply_change(conn, game, event)
+        settle_sqlite(conn, game)
+    except BaseException:
+        conn.execute("ROLLBACK TO change")
+        raise
+    finally:
+        conn.execute("RELEASE change")
+
+
 def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord) -> None:
-    # Only what a change can change is written (as the Postgres store's append_event).
-    cursor = conn.execute(
-        "UPDATE games SET status = ?, seats = ?, state = ?, version = ?, updated_at = ?, "
-        "clock = ? WHERE game_id = ? AND version = ?",
-        (
-            game.status,
-            _encode(game.seats),
-            _encode(game.state),
-            game.version,
-            _time_text(game.updated_at),
-            None if game.clock is None else _encode(game.clock),
-            game.game_id,
-            game.version - 1,
-        ),
-    )
-    if cursor.rowcount != 1:
-        _check_not_stored_before(conn, event)  # a retry reports where it landed
-        raise StaleVersion(f"game {game.game_id} is not at version {game.version - 1}")
+    """The event, then the game if it is still at the version before: two statements and
+    no savepoint. A refused insert changes nothing; a refused update takes the event out
+    again. Only what a change can change is written (as the Postgres `append_event`)."""
     try:
         conn.execute(
             f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -401,9 +400,45 @@ def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
             ),
         )
     except sqlite3.IntegrityError:
-        _check_not_stored_before(conn, event)  # the unique index events_request refused it
+        # The unique index events_request (a retry reports where it landed) or the
+        # version taken by another change.
+        _check_not_stored_before(conn, event)
+        _check_at_version(conn, game)
         raise
-    settle_sqlite(conn, game)
+    try:
+        cursor = conn.execute(
+            "UPDATE games SET status = ?, seats = ?, state = ?, version = ?, updated_at = ?, "
+            "clock = ? WHERE game_id = ? AND version = ?",
+            (
+                game.status,
+                _encode(game.seats),
+                _encode(game.state),
+                game.version,
+                _time_text(game.updated_at),
+                None if game.clock is None else _encode(game.clock),
+                game.game_id,
+                game.version - 1,
+            ),
+        )
+    except sqlite3.IntegrityError:
+        _take_back(conn, event)
+        raise
+    if cursor.rowcount != 1:
+        _take_back(conn, event)
+        raise StaleVersion(f"game {game.game_id} is not at version {game.version - 1}")
+
+
+def _take_back(conn: sqlite3.Connection, event: EventRecord) -> None:
+    conn.execute(
+        "DELETE FROM events WHERE game_id = ? AND version = ?", (event.game_id, event.version)
+    )
+
+
+def _check_at_version(conn: sqlite3.Connection, game: GameRecord) -> None:
+    """`StaleVersion` unless the game is stored at the version before `game`'s."""
+    row = conn.execute("SELECT version FROM games WHERE game_id = ?", (game.game_id,)).fetchone()
+    if row is None or row[0] != game.version - 1:
+        raise StaleVersion(f"game {game.game_id} is not at version {game.version - 1}")
 
 
 def _check_not_stored_before(conn: sqlite3.Connection, event: EventRecord) -> None:
