@@ -4,15 +4,22 @@ Why: through ASGI each delivery to each socket is a `send` down Litestar and uvi
 writer task woken per socket, a coroutine per call, an await on `writable`, websockets
 framing the same text again): about 45 us of CPU per socket and message, where writing
 bytes to a transport takes a few. So a message is framed once (`text_frame`: header
-and payload, unmasked as a server's frames are, by websockets' own `Frame.serialize`)
+and payload, unmasked as a server's frames are: the bytes of websockets' `Frame.serialize`)
 and the hub hands those same bytes to every socket's transport in a loop that never
 yields. Everything written that way is written at once, in call order, so a socket
 sees its messages in the order they were sent.
 
-`FrameProtocol` is uvicorn's websockets-sansio protocol, so the handshake, the receive
-side, pings and the closing handshake stay uvicorn's and Litestar's; it only puts
+`FrameProtocol` is uvicorn's websockets-sansio protocol, so the handshake, pings, the
+closing handshake and every unusual frame stay uvicorn's and websockets'; it puts
 itself in the ASGI scope's extensions (`EXTENSION`), where `frame_protocol(socket)`
 finds it, and adds `write_frame`. `runner.make_server` runs uvicorn with it.
+
+What game clients send is small whole frames (a move is about 40 bytes): at a frame
+boundary of websockets' parser, `data_received` queues those itself (masked,
+unfragmented, text in valid UTF-8, at most 125 bytes and the size limit), as uvicorn
+would, and hands the rest, from the first frame that is not one, to the parser. It
+reads up to READ_AHEAD messages ahead of the app before it pauses the transport, where
+uvicorn pauses and resumes it around every message.
 
 An idle socket holds only what it needs (measured with tracemalloc): the protocol's
 receive queue and `writable` event are `Inbox` and `Gate` (asyncio's Queue and Event
@@ -24,7 +31,9 @@ of the frames written are still (partly) in it, not yet taken by the kernel.
 `FrameSink` is one socket's send side on top of that, for the game sockets (hub.py)
 and the lobby's alike: `send` writes a frame at once, and a socket more than
 `max_send_backlog` frames behind is closed (1008), so a client that stops reading
-holds a bounded buffer and nobody else waits for it. Its `next_frame` reads the
+holds a bounded buffer and nobody else waits for it. While a request is handled its
+socket is corked (`cork`/`uncork`), so the request's own update and its `ack` leave in
+one system call. Its `next_frame` reads the
 protocol's receive queue directly (not through Litestar's wrapper) under one idle
 timer per socket (`IdleWatch`), which moves only when it fires.
 """
@@ -34,12 +43,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from collections import deque
 from typing import Any, Protocol
 
 from litestar import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.frames import Frame, Opcode, apply_mask
+from websockets.frames import Opcode, apply_mask
 from websockets.http11 import Request
 from websockets.protocol import OPEN
 from websockets.protocol import Protocol as WebSocketProtocol
@@ -59,13 +69,25 @@ CORK_LIMIT = 64
 # The first byte of an unfragmented text or binary frame.
 _FIN_TEXT, _FIN_BINARY = 0x80 | Opcode.TEXT.value, 0x80 | Opcode.BINARY.value
 _SMALL = 125  # the largest payload whose length fits the frame's second byte
+# Frame headers by payload length: 7 bits, 16 bits, 64 bits (RFC 6455 5.2).
+_TEXT_HEADER_SHORT, _TEXT_HEADER_16, _TEXT_HEADER_64 = (
+    struct.Struct("!BB"),
+    struct.Struct("!BBH"),
+    struct.Struct("!BBQ"),
+)
 # The code of the parser's wait at a frame boundary (see `_at_frame_boundary`).
 _AT_EOF = StreamReader.at_eof.__code__
 
 
 def text_frame(data: bytes) -> bytes:
-    """UTF-8 `data` as one complete, unmasked text frame (what a server sends)."""
-    return Frame(Opcode.TEXT, data).serialize(mask=False)
+    """UTF-8 `data` as one complete, unmasked text frame (what a server sends): the bytes
+    websockets' `Frame.serialize` makes, without its checks and buffer on the hot path."""
+    size = len(data)
+    if size < 126:
+        return _TEXT_HEADER_SHORT.pack(_FIN_TEXT, size) + data
+    if size < 65_536:
+        return _TEXT_HEADER_16.pack(_FIN_TEXT, 126, size) + data
+    return _TEXT_HEADER_64.pack(_FIN_TEXT, 127, size) + data
 
 
 class FrameWriter(Protocol):

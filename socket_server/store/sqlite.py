@@ -564,6 +564,8 @@ class SqliteStore:
         self._thread: ThreadPoolExecutor | None = None
         self._pending: list[_Pending] = []
         self._committer: asyncio.Task[None] | None = None
+        # The loop of `open` (Python 3.11's `get_running_loop` makes a getpid system call).
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Why writes fail, from the first failed write until one succeeds (or /health's
         # probe finds room again): /health answers 503 meanwhile.
         self.write_failure: str | None = None
@@ -586,6 +588,7 @@ class SqliteStore:
             thread.shutdown()
             raise
         self._thread, self._writer, self._reader = thread, writer, reader
+        self._loop = asyncio.get_running_loop()
 
     async def close(self) -> None:
         if self._committer is not None:
@@ -689,9 +692,9 @@ class SqliteStore:
 
     async def commit_change(self, game: GameRecord, event: EventRecord, actor: Actor) -> None:
         check_event_matches(game, event)
-        if self._writer is None:
+        if self._writer is None or self._loop is None:
             raise RuntimeError("SqliteStore is not open")
-        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        stored: asyncio.Future[None] = self._loop.create_future()
         self._pending.append((game, event, stored))
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_pending())
