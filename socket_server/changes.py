@@ -46,7 +46,9 @@ class Refused(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+# Not frozen (nothing changes one after it is made): a frozen dataclass's __init__ costs
+# about 1.6 us here against 0.3 us with slots, and every move makes one.
+@dataclass(slots=True)
 class Change:
     """What one request changes: the seats and state of the next version, and its event."""
 

@@ -112,7 +112,8 @@ CommitHook = Callable[[GameRecord, GameState], None]
 ForgetHook = Callable[[str], None]
 
 
-@dataclass(frozen=True)
+# Request and Committed: not frozen, for the reason Change is not (changes.py).
+@dataclass(slots=True)
 class Request:
     actor: Actor
     game_id: str
@@ -122,7 +123,7 @@ class Request:
     invite: str | None = None  # an invite code: it admits a stranger to a private game
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Committed:
     record: GameRecord
     state: GameState

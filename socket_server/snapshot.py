@@ -31,7 +31,7 @@ def build_snapshot(record: GameRecord, state: GameState) -> Snapshot:
         result=Result(result.winner, result.reason) if result is not None else None,
         public=record.public,
         created_at=record.created_at.isoformat(),
-        clock=clock_view(record, int(record.updated_at.timestamp() * 1000)),
+        clock=None if record.clock is None else clock_view(record, _ms(record)),
         rated=is_rated(record.options),
     )
 
@@ -53,3 +53,8 @@ def clock_view(record: GameRecord, now_ms: int) -> ClockView | None:
 def event_of(event: EventRecord) -> Event:
     """The `event` object of an `update`: kind, plus seat/move/san when they apply."""
     return Event(kind=event.kind, seat=event.seat, move=event.move, san=event.san)
+
+
+def _ms(record: GameRecord) -> int:
+    """When the record's version was stored, in epoch ms (its clock is exact then)."""
+    return int(record.updated_at.timestamp() * 1000)
