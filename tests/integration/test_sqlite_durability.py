@@ -58,7 +58,10 @@ async def write(store, game_id, writer):
             await store.commit_change(game, event, Actor.SERVER)
         except StaleVersion:
             continue
-        print(game_id, game.version, history[-1], flush=True)
+        # One write of the whole line (print writes each piece on its own when output
+        # is unbuffered): a kill -9 never leaves half an acknowledgement in the pipe.
+        sys.stdout.write(f"{game_id} {game.version} {history[-1]}\\n")
+        sys.stdout.flush()
 
 async def main(path, games):
     store = SqliteStore(path)
