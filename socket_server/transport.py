@@ -129,8 +129,8 @@ class FrameProtocol(WebSocketsSansIOProtocol):
             self._forget_handshake()
 
     def data_received(self, data: bytes) -> None:
-        """Small complete text frames (what game clients send) go straight to the
-        receive queue; anything else, from the first frame that is not one, goes
+        """Small whole text or binary frames (what game clients send) go straight to
+        the receive queue; anything else, from the first frame that is not one, goes
         through websockets' parser as before."""
         taken = self._take_small_frames(data) if self._at_frame_boundary() else 0
         if taken < len(data):

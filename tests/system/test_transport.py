@@ -58,6 +58,13 @@ def test_a_prebuilt_frame_is_the_frame_websockets_sends_and_parses(size: int) ->
     assert (event.opcode, event.fin, event.data) == (Opcode.TEXT, True, data)
 
 
+def masked(opcode: Opcode, payload: bytes, *, mask: bool = True) -> bytes:
+    return Frame(opcode, payload).serialize(mask=mask)
+
+
+PING = masked(Opcode.TEXT, b'{"type":"ping"}')
+
+
 async def raw_connect(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A socket upgraded by hand (no client library keeps anything of it)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -106,7 +113,7 @@ async def test_the_wire_carries_the_prebuilt_frames_and_an_idle_socket_keeps_no_
         assert live_requests() == before
         # The frame parser that took over after the handshake reads the client's frames.
         for reader, writer in sockets:
-            writer.write(Frame(Opcode.TEXT, b'{"type":"ping"}').serialize(mask=True))
+            writer.write(PING)
             frame, payload = await read_frame(reader)
             while json.loads(payload)["type"] == "presence":  # spectators came and went
                 frame, payload = await read_frame(reader)
@@ -208,7 +215,7 @@ async def test_the_lobby_socket_gets_prebuilt_frames_byte_for_byte(server: Serve
     announced = padded(70_000)  # a 64-bit length header
     await server.call(server.context.broker.publish_all(announced))
     assert await read_frame(reader) == (text_frame(announced), announced)
-    writer.write(Frame(Opcode.TEXT, b'{"type":"ping"}').serialize(mask=True))
+    writer.write(PING)
     assert (await read_frame(reader))[0] == text_frame(protocol.encode(protocol.Pong()))
     writer.close()
 
@@ -237,13 +244,6 @@ async def test_a_lobby_reader_that_stops_is_closed_while_another_hears_every_ann
     await fast.connection.close()
 
 
-def masked(opcode: Opcode, payload: bytes, *, mask: bool = True) -> bytes:
-    return Frame(opcode, payload).serialize(mask=mask)
-
-
-PING = masked(Opcode.TEXT, b'{"type":"ping"}')
-
-
 async def spectate_raw(server: ServerThread) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A raw socket on a new game, past its `hello` and `state`."""
     api = Api(server.base_url)
@@ -260,7 +260,7 @@ async def spectate_raw(server: ServerThread) -> tuple[asyncio.StreamReader, asyn
 
 async def next_types(reader: asyncio.StreamReader, count: int) -> list[str]:
     """The next `count` frames: a text frame by its message type, others by opcode."""
-    seen = []
+    seen: list[str] = []
     while len(seen) < count:
         frame, payload = await read_frame(reader)
         if frame[0] & 0x0F != Opcode.TEXT.value:
