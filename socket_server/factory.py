@@ -24,6 +24,7 @@ from socket_server.endpoint import GameEndpoint
 from socket_server.hub import Connection
 from socket_server.registry import AgentBuilder
 from socket_server.store.base import Seat
+from socket_server.transport import LeanWebSocket
 
 
 class GameSocketServer:
@@ -116,7 +117,11 @@ class GameSocketFactory:
         server = GameSocketServer(context, state_schema, agent_class, route_prefix)
         endpoint = server.endpoint
 
-        @websocket(f"{server.route_prefix}/{{game_id:str}}", name=f"ws-{server.game_type}")
+        @websocket(
+            f"{server.route_prefix}/{{game_id:str}}",
+            name=f"ws-{server.game_type}",
+            websocket_class=LeanWebSocket,
+        )
         async def game_socket(socket: WebSocket[Any, Any, Any], game_id: FromPath[str]) -> None:
             await endpoint.handle(socket, game_id)
 

@@ -46,7 +46,7 @@ from socket_server.protocol import (
 from socket_server.store.base import Actor, GameRecord, StoreUnavailable
 from socket_server.store.seeks import Placed, SeekRecord, seeks_for
 from socket_server.timecontrol import BadTimeControl, Clock
-from socket_server.transport import FrameSink, frame_protocol, text_frame
+from socket_server.transport import FrameSink, LeanWebSocket, frame_protocol, text_frame
 
 if TYPE_CHECKING:
     from games import GameState
@@ -432,7 +432,7 @@ def _answer(text: str | bytes) -> bytes:
     )
 
 
-@websocket("/ws/lobby", name="ws-lobby")
+@websocket("/ws/lobby", name="ws-lobby", websocket_class=LeanWebSocket)
 async def lobby_socket(socket: WebSocket[Any, Any, Any]) -> None:
     """The lobby socket (PROTOCOL.md "The lobby socket")."""
     lobby: Lobby = socket.app.state["lobby"]

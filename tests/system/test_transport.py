@@ -15,9 +15,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from types import FunctionType
 from typing import Any
 
 import pytest
+from litestar.exceptions import WebSocketDisconnect
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
@@ -29,7 +31,7 @@ from socket_server import protocol
 from socket_server.app import create_app
 from socket_server.factory import GameSocketFactory
 from socket_server.protocol import You
-from socket_server.transport import CLOSE_TIMEOUT, FrameProtocol, text_frame
+from socket_server.transport import CLOSE_TIMEOUT, FrameProtocol, LeanWebSocket, text_frame
 from tests.server_harness import Api, Client, ServerThread, connect
 from tests.system.test_cluster_backpressure import LINE, BulkyChess
 from tests.system.test_server_backpressure import connect_without_reading
@@ -121,6 +123,64 @@ async def test_the_wire_carries_the_prebuilt_frames_and_an_idle_socket_keeps_no_
             writer.close()
     finally:
         await api.close()
+
+
+def live(kind: type) -> list[Any]:
+    gc.collect()
+    return [item for item in gc.get_objects() if isinstance(item, kind)]
+
+
+def live_wrappers() -> int:
+    """Litestar's per-socket closures around `receive` and `send` (`WebSocket`'s)."""
+    gc.collect()
+    return sum(
+        isinstance(item, FunctionType) and item.__qualname__.startswith("WebSocket.")
+        for item in gc.get_objects()
+    )
+
+
+async def test_an_idle_socket_keeps_its_attributes_in_slots_and_no_asgi_wrappers(
+    server: ServerThread,
+) -> None:
+    api = Api(server.base_url)
+    try:
+        game_id = (await api.create(await api.guest(), "tictactoe"))["game_id"]
+        wrappers = live_wrappers()
+        sockets = [await raw_connect(server.settings.port, f"/ws/tictactoe/{game_id}")]
+        sockets += [await raw_connect(server.settings.port, "/ws/lobby") for _ in range(3)]
+        for reader, _ in sockets:
+            await read_frame(reader)  # hello: the app runs
+        protocols = live(FrameProtocol)
+        assert len(protocols) >= 4
+        # uvicorn's attributes and ours all live in slots: no instance dict per socket.
+        assert all(vars(found) == {} for found in protocols), [vars(p) for p in protocols]
+        assert live_wrappers() == wrappers
+        for _, writer in sockets:
+            writer.close()
+    finally:
+        await api.close()
+
+
+async def test_the_lean_socket_accepts_a_handshake_and_refuses_a_client_gone_during_it() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    def scope() -> Any:
+        return {"type": "websocket", "path": "/ws/lobby", "headers": [], "query_string": b""}
+
+    async def connect_event() -> Any:
+        return {"type": "websocket.connect"}
+
+    async def disconnect_event() -> Any:
+        return {"type": "websocket.disconnect", "code": 1001}
+
+    await LeanWebSocket(scope(), connect_event, send).accept()
+    assert sent == [{"type": "websocket.accept", "subprotocol": None, "headers": []}]
+    with pytest.raises(WebSocketDisconnect):
+        await LeanWebSocket(scope(), disconnect_event, send).accept()
+    assert len(sent) == 1  # nothing was sent to the client that left
 
 
 async def test_messages_of_every_frame_length_reach_a_standard_client_intact(
