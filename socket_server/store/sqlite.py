@@ -8,7 +8,8 @@ ever sees committed data.
 Group commit: an fsync costs milliseconds, so one per change would cap a server at a
 few hundred moves a second. `commit_change` queues its change; one committer task takes
 every change queued at that moment and stores them in ONE transaction on the writer
-thread, each inside its own savepoint, so each call still gets its own outcome
+thread, two statements each (the event, then the game at the version before; a refused
+one leaves no trace, see `_apply_change`), so each call still gets its own outcome
 (`StaleVersion`, `DuplicateRequest`, or stored). Every caller is answered only after
 that transaction's COMMIT, so an acknowledged change is as durable as before.
 The version condition in `UPDATE ... WHERE version = ?` decides races, also between
