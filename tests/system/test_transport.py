@@ -92,9 +92,13 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     return header + extended + payload, payload
 
 
-def live_requests() -> int:
+def live(kind: type) -> list[Any]:
     gc.collect()
-    return sum(isinstance(item, Request) for item in gc.get_objects())
+    return [item for item in gc.get_objects() if isinstance(item, kind)]
+
+
+def live_requests() -> int:
+    return len(live(Request))
 
 
 async def test_the_wire_carries_the_prebuilt_frames_and_an_idle_socket_keeps_no_request(
@@ -123,11 +127,6 @@ async def test_the_wire_carries_the_prebuilt_frames_and_an_idle_socket_keeps_no_
             writer.close()
     finally:
         await api.close()
-
-
-def live(kind: type) -> list[Any]:
-    gc.collect()
-    return [item for item in gc.get_objects() if isinstance(item, kind)]
 
 
 def live_wrappers() -> int:
