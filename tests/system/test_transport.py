@@ -131,11 +131,7 @@ async def test_the_wire_carries_the_prebuilt_frames_and_an_idle_socket_keeps_no_
 
 def live_wrappers() -> int:
     """Litestar's per-socket closures around `receive` and `send` (`WebSocket`'s)."""
-    gc.collect()
-    return sum(
-        isinstance(item, FunctionType) and item.__qualname__.startswith("WebSocket.")
-        for item in gc.get_objects()
-    )
+    return sum(item.__qualname__.startswith("WebSocket.") for item in live(FunctionType))
 
 
 async def test_an_idle_socket_keeps_its_attributes_in_slots_and_no_asgi_wrappers(
