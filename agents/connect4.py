@@ -415,6 +415,7 @@ def search_job(
     history: list[int],
     level: int,
     limit: SearchLimit,
+    seed: int | None = None,
 ) -> tuple[int, SearchInfo]:
     start = time.monotonic()
     geo = geometry(columns, rows)
@@ -451,19 +452,28 @@ def search_job(
         max_nodes=None if limit.nodes is None else max(1, limit.nodes - solver_nodes),
         ctx=ctx,
         margin=margin,
-        rng=random.Random(),
+        # Seeded by the position too, so a seeded agent plays each position one way.
+        rng=random.Random() if seed is None else random.Random(f"{seed}:{history}"),
     )
 
 
 class Connect4Agent(PooledAgent):
+    """The exact solver and the heuristic search; `seed` makes its choices among
+    near-equal moves reproducible (the same game every time, as tests need)."""
+
     game_type: ClassVar[str] = "connect4"
+
+    def __init__(self, level: int = 5, *, seed: int | None = None) -> None:
+        super().__init__(level)
+        self.seed = seed
 
     def default_limit(self) -> SearchLimit:
         return SearchLimit(time=LEVELS[self.level][1])
 
     def job(self, state: GameState, limit: SearchLimit) -> tuple[SearchJob, tuple[Any, ...]]:
         assert isinstance(state, Connect4State)
-        return search_job, (state.columns, state.rows, list(state.history), self.level, limit)
+        history = list(state.history)
+        return search_job, (state.columns, state.rows, history, self.level, limit, self.seed)
 
 
 __all__ = ["Connect4Agent", "SearchCancelled", "Solver", "geometry", "solve"]

@@ -196,16 +196,32 @@ async def test_time_limit_falls_back_to_the_heuristic_search() -> None:
 
 
 async def test_a_high_level_beats_level_1_with_either_colour() -> None:
-    # A node budget, not a time limit: the same search on a loaded machine as on a quiet
-    # one (in 0.2 s a busy CI runner let level 7 see too little to win every time).
-    strong, weak = agents.Connect4Agent(7), agents.Connect4Agent(1)
+    # Seeded agents and a node budget, not a time limit: the same games on a loaded
+    # machine as on a quiet one, every run (level 1 chooses at random among its moves,
+    # and unseeded it let level 7 draw about one run in fifty).
     budget = SearchLimit(nodes=30_000)
-    for strong_seat in ("red", "yellow"):
+    for seed in range(3):
+        strong, weak = agents.Connect4Agent(7, seed=seed), agents.Connect4Agent(1, seed=seed)
+        for strong_seat in ("red", "yellow"):
+            state = Connect4State.initial()
+            while state.result is None:
+                agent = strong if state.turn == strong_seat else weak
+                state = state.apply((await agent.search(state, limit=budget)).move)
+            assert state.result.winner == strong_seat, state.sequence
+
+
+async def test_a_seeded_agent_plays_the_same_game_and_seeds_differ() -> None:
+    async def game(seed: int) -> str:
+        red, yellow = agents.Connect4Agent(1, seed=seed), agents.Connect4Agent(2, seed=seed)
         state = Connect4State.initial()
         while state.result is None:
-            agent = strong if state.turn == strong_seat else weak
-            state = state.apply((await agent.search(state, limit=budget)).move)
-        assert state.result.winner == strong_seat, state.sequence
+            agent = red if state.turn == "red" else yellow
+            state = state.apply((await agent.search(state, limit=SearchLimit(depth=2))).move)
+        return state.sequence
+
+    first = await game(1)
+    assert await game(1) == first
+    assert len({first, await game(2), await game(3)}) > 1
 
 
 @pytest.mark.parametrize(
