@@ -96,19 +96,36 @@ class Connect4State(GameState):
         column = self.parse_move(move)
         seat = self.turn
         assert seat is not None  # parse_move refused a finished game
-        width = self.columns
-        row = next(
-            r for r in range(self.rows - 1, -1, -1) if self.cells[r * width + column] is None
-        )
+        width, height = self.columns, self.rows
+        # The disc lands on the column's stones so far (counted in C, not by a scan).
+        row = height - 1 - self.history.count(column)
         cells = list(self.cells)
         cells[row * width + column] = seat
         history = (*self.history, column)
         result = None
-        if any(len(line) >= 4 for line in _runs(cells, width, self.rows, row, column)):
+        if _makes_four(cells, width, height, row, column):
             result = GameResult(winner=seat, reason="four_in_a_row")
-        elif len(history) == width * self.rows:
+        elif len(history) == width * height:
             result = GameResult(winner=None, reason="board_full")
         return self.model_copy(update={"cells": tuple(cells), "history": history, "result": result})
+
+
+def _makes_four(
+    cells: Sequence[str | None], width: int, height: int, row: int, column: int
+) -> bool:
+    """Whether the disc at (row, column) completes a line of four: counts only, no
+    lists (every move asks; `_runs` collects the cells for `winning_cells`)."""
+    colour = cells[row * width + column]
+    for dr, dc in DIRECTIONS:
+        count = 1
+        for sr, sc in ((dr, dc), (-dr, -dc)):
+            r, c = row + sr, column + sc
+            while 0 <= r < height and 0 <= c < width and cells[r * width + c] == colour:
+                count += 1
+                r, c = r + sr, c + sc
+        if count >= 4:
+            return True
+    return False
 
 
 def _runs(

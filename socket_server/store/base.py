@@ -36,6 +36,10 @@ class DuplicateRequest(StoreError):
         super().__init__(f"request already applied at version {version}")
         self.version = version
 
+    def __reduce__(self) -> tuple[type[DuplicateRequest], tuple[int]]:
+        # Pickled by its version, not its message (it crosses the SQLite writer's pipe).
+        return (DuplicateRequest, (self.version,))
+
 
 class StoreUnavailable(StoreError):
     """The store cannot write now (say, its disk is full): nothing was stored."""

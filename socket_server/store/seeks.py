@@ -160,7 +160,7 @@ class MemorySeeks:
                 seek.status, seek.game_id = status, None
 
 
-# -- SQLite (on the store's writer thread, each call one transaction) ---------------------
+# -- SQLite (in the store's writer process, each call one transaction) -------------------
 def _row(seek: SeekRecord) -> tuple[Any, ...]:
     clock = None if seek.clock is None else msgspec.json.encode(seek.clock).decode()
     return (

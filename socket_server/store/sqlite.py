@@ -2,13 +2,14 @@
 
 WAL mode with `synchronous=FULL` fsyncs the log on every commit, so a change that was
 acknowledged survives `kill -9` of the process (and a power cut). Two connections: one
-writer, owned by a single thread, and one reader (aiosqlite), which in WAL mode only
-ever sees committed data.
+writer, in a process of its own (`sqlite_writer`: its Python work would hold the GIL the
+event loop needs), and one reader (aiosqlite), which in WAL mode only ever sees
+committed data.
 
 Group commit: an fsync costs milliseconds, so one per change would cap a server at a
 few hundred moves a second. `commit_change` queues its change; one committer task takes
-every change queued at that moment and stores them in ONE transaction on the writer
-thread, two statements each (the event, then the game at the version before; a refused
+every change queued at that moment and stores them in ONE transaction in the writer
+process, two statements each (the event, then the game at the version before; a refused
 one leaves no trace, see `_apply_change`), so each call still gets its own outcome
 (`StaleVersion`, `DuplicateRequest`, or stored). Every caller is answered only after
 that transaction's COMMIT, so an acknowledged change is as durable as before.
@@ -24,7 +25,6 @@ import logging
 import os
 import sqlite3
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from socket_server.store.base import (
 )
 from socket_server.store.settle import SQLITE_TABLE as RATINGS_TABLE
 from socket_server.store.settle import rated_outcome, settle_sqlite
+from socket_server.store.sqlite_writer import WriterProcess
 
 # Each entry migrates the schema from version i to i + 1 (`PRAGMA user_version`).
 MIGRATIONS: list[str] = [
@@ -279,11 +280,11 @@ def make_private(path: Path) -> None:
                 file.chmod(0o600)
 
 
-# -- the writer thread: plain sqlite3 calls, each function one whole transaction ----------
+# -- the writer process: plain sqlite3 calls, each function one whole transaction ---------
 def _open_writer(path: Path) -> sqlite3.Connection:
     make_private(path)
     # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE.
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, isolation_level=None)
     try:
         for pragma in _PRAGMAS:
             conn.execute(pragma)
@@ -540,7 +541,7 @@ def _cannot_write(error: BaseException) -> bool:
 
 
 def _probe_room(_conn: sqlite3.Connection, path: Path) -> bool:
-    """On the writer thread: whether `PROBE_BYTES` can be written (and synced) at `path`."""
+    """In the writer process: whether `PROBE_BYTES` can be written (and synced) at `path`."""
     try:
         with path.open("wb") as probe:
             probe.write(b"\0" * PROBE_BYTES)
@@ -560,9 +561,8 @@ _Pending = tuple[GameRecord, EventRecord, asyncio.Future[None]]
 class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._writer: sqlite3.Connection | None = None
+        self._writer: WriterProcess | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._thread: ThreadPoolExecutor | None = None
         self._pending: list[_Pending] = []
         self._committer: asyncio.Task[None] | None = None
         # The loop of `open` (Python 3.11's `get_running_loop` makes a getpid system call).
@@ -572,23 +572,16 @@ class SqliteStore:
         self.write_failure: str | None = None
 
     async def open(self) -> None:
-        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        try:
-            writer = await asyncio.get_running_loop().run_in_executor(
-                thread, _open_writer, self.path
-            )
-        except BaseException:
-            thread.shutdown()
-            raise
+        writer = WriterProcess(self.path)
+        await writer.start()  # opens (and migrates) the file before the reader does
         try:
             reader = await aiosqlite.connect(self.path, isolation_level=None)
             for pragma in _PRAGMAS:
                 await reader.execute(pragma)
         except BaseException:
-            await asyncio.get_running_loop().run_in_executor(thread, writer.close)
-            thread.shutdown()
+            await writer.close()
             raise
-        self._thread, self._writer, self._reader = thread, writer, reader
+        self._writer, self._reader = writer, reader
         self._loop = asyncio.get_running_loop()
 
     async def close(self) -> None:
@@ -596,11 +589,9 @@ class SqliteStore:
             await asyncio.wait([self._committer])
         if self._reader is not None:
             await self._reader.close()
-        if self._writer is not None and self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._writer.close)
-        if self._thread is not None:
-            self._thread.shutdown()
-        self._reader = self._writer = self._thread = None
+        if self._writer is not None:
+            await self._writer.close()
+        self._reader = self._writer = None
 
     async def _rows(self, sql: str, params: list[Any] | None = None) -> list[Any]:
         """Every row of one query, run to its end in one call on the reader's thread.
@@ -614,12 +605,10 @@ class SqliteStore:
         return list(await self._reader.execute_fetchall(sql, params or []))
 
     async def _on_writer(self, fn: Any, *args: Any) -> Any:
-        """`fn(writer connection, *args)` on the writer thread."""
-        if self._writer is None or self._thread is None:
+        """`fn(writer connection, *args)` in the writer process."""
+        if self._writer is None:
             raise RuntimeError("SqliteStore is not open")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._thread, fn, self._writer, *args
-        )
+        return await self._writer.call(fn, *args)
 
     async def _write(self, fn: Any, *args: Any) -> Any:
         """`_on_writer` for a write: a full disk (or the like) is `StoreUnavailable`."""

@@ -39,6 +39,25 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
+# Run in the store's writer process (which imports this module to find them).
+def _synchronous(conn: sqlite3.Connection) -> tuple[int]:
+    row: tuple[int] = conn.execute("PRAGMA synchronous").fetchone()
+    return row
+
+
+_STATEMENTS: list[str] = []
+
+
+def _trace_statements(conn: sqlite3.Connection) -> None:
+    _STATEMENTS.clear()
+    conn.set_trace_callback(_STATEMENTS.append)
+
+
+def _traced_statements(conn: sqlite3.Connection) -> list[str]:
+    conn.set_trace_callback(None)
+    return list(_STATEMENTS)
+
+
 # Group commit under kill -9: GAMES games, two writers racing on each (a lost race is a
 # StaleVersion, retried on a fresh read), every writer printing each change it was told
 # is stored. Many changes of different games and of the same game share transactions.
@@ -107,8 +126,8 @@ async def test_acknowledged_changes_survive_kill_9(tmp_path: Path) -> None:
     await store.open()
     try:
         # kill -9 keeps the OS page cache; fsync on commit (FULL) is what covers power loss.
-        assert store._writer is not None and store._reader is not None
-        assert store._writer.execute("PRAGMA synchronous").fetchone() == (2,)
+        assert store._reader is not None
+        assert await store._on_writer(_synchronous) == (2,)
         async with store._reader.execute("PRAGMA synchronous") as cursor:
             assert await cursor.fetchone() == (2,)
         game = await store.get_game(game_id, Actor.SERVER)
@@ -239,9 +258,7 @@ async def test_concurrent_changes_share_a_commit_and_keep_their_own_outcomes(
             await store.create_game(game, ALICE)
         retried = next_version(games[0], 4, request_id="r0")
         await store.commit_change(*retried, ALICE)
-        assert store._writer is not None
-        statements: list[str] = []
-        store._writer.set_trace_callback(statements.append)
+        await store._on_writer(_trace_statements)
         first = [next_version(game, 4) for game in games[1:]]
         second = next_version(first[0][0], 0)  # builds on a change of the same batch
         stale = next_version(games[1], 8)  # same version as first[0]: loses to it
@@ -251,6 +268,7 @@ async def test_concurrent_changes_share_a_commit_and_keep_their_own_outcomes(
             *(store.commit_change(new, event, ALICE) for new, event in attempts),
             return_exceptions=True,
         )
+        statements = await store._on_writer(_traced_statements)
         assert results[: len(first) + 1] == [None] * (len(first) + 1)
         assert isinstance(results[-2], StaleVersion)
         assert isinstance(results[-1], DuplicateRequest) and results[-1].version == 1
