@@ -572,7 +572,7 @@ class SqliteStore:
         self.write_failure: str | None = None
 
     async def open(self) -> None:
-        writer = WriterProcess(self.path)
+        writer = WriterProcess(self.path, _open_writer)
         await writer.start()  # opens (and migrates) the file before the reader does
         try:
             reader = await aiosqlite.connect(self.path, isolation_level=None)

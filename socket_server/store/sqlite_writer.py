@@ -8,7 +8,8 @@ across a pipe the loop only pickles a batch and goes on.
 The pipe, both ways: frames of a 4-byte little-endian length and a pickle. A call is
 `(fn, args)`, `fn` a module-level function that takes the writer connection first; the
 process answers each call, in the order they came, with `(True, result)` or
-`(False, exception)`. Its first answer says whether the file opened (and migrated).
+`(False, exception)`. The first call opens the connection (`opener(path)`, which
+migrates the file too); every later one is given it.
 
 The process ignores SIGINT and SIGTERM: it ends when its parent closes the pipe (a
 clean close, or the parent's death, `kill -9` included), after the call it is
@@ -25,8 +26,10 @@ import logging
 import os
 import pickle
 import signal
+import sqlite3
 import struct
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -90,8 +93,9 @@ class _Answers(asyncio.SubprocessProtocol):
 class WriterProcess:
     """The parent's handle on the writer process of one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, opener: Callable[[Path], sqlite3.Connection]) -> None:
         self.path = path
+        self.opener = opener  # module-level: the process is sent it by reference
         self._transport: asyncio.SubprocessTransport | None = None
         self._answers: _Answers | None = None
         self._restarting = asyncio.Lock()
@@ -105,16 +109,14 @@ class WriterProcess:
     async def start(self) -> None:
         """Start the process; raises what opening the file raised there."""
         loop = asyncio.get_running_loop()
-        command = [sys.executable, "-m", __name__, str(self.path)]
+        command = [sys.executable, "-m", __name__, str(self.path)]  # the path names it in ps
         transport, answers = await loop.subprocess_exec(
             _Answers, *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=None,
         )  # fmt: skip
         self._transport, self._answers = transport, answers
-        opened: asyncio.Future[None] = loop.create_future()
-        answers.waiting.append(opened)
         try:
-            await opened
+            await self._send(self.opener, (self.path,))
         except BaseException:
             await self._stop()
             raise
@@ -123,6 +125,9 @@ class WriterProcess:
         """`fn(connection, *args)` in the process (started again if it had ended)."""
         if self._answers is None or self._answers.ended:
             await self._restart()
+        return await self._send(fn, args)
+
+    async def _send(self, fn: Any, args: tuple[Any, ...]) -> Any:
         assert self._transport is not None and self._answers is not None
         # A write transport (not always an asyncio class: uvloop has its own).
         pipe = cast(asyncio.WriteTransport, self._transport.get_pipe_transport(0))
@@ -171,9 +176,17 @@ def _read_exactly(source: IO[bytes], size: int) -> bytes | None:
     return data if data is not None and len(data) == size else None
 
 
-def _serve(path: Path, calls: IO[bytes], answers: IO[bytes]) -> None:
-    from socket_server.store.sqlite import _open_writer  # the one that migrates
+def _calls(source: IO[bytes]) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    """The calls sent, until the parent closes the pipe."""
+    while (header := _read_exactly(source, _LENGTH.size)) is not None:
+        body = _read_exactly(source, _LENGTH.unpack(header)[0])
+        if body is None:
+            return
+        call: tuple[Any, tuple[Any, ...]] = pickle.loads(body)
+        yield call
 
+
+def _serve(calls: IO[bytes], answers: IO[bytes]) -> None:
     def answer(value: tuple[bool, Any]) -> None:
         try:
             frame = _frame(value)
@@ -182,19 +195,19 @@ def _serve(path: Path, calls: IO[bytes], answers: IO[bytes]) -> None:
         answers.write(frame)
         answers.flush()
 
-    try:
-        conn = _open_writer(path)
+    received = _calls(calls)
+    opener, opener_args = next(received, (None, ()))
+    if opener is None:
+        return
+    try:  # the first call opens the connection the others are given
+        conn = opener(*opener_args)
     except Exception as error:
         answer((False, error))
         return
     answer((True, None))
     try:
-        while (header := _read_exactly(calls, _LENGTH.size)) is not None:
-            body = _read_exactly(calls, _LENGTH.unpack(header)[0])
-            if body is None:
-                break
+        for fn, args in received:
             try:
-                fn, args = pickle.loads(body)
                 answer((True, fn(conn, *args)))
             except Exception as error:
                 answer((False, error))
@@ -210,7 +223,7 @@ def main() -> None:
     # can never corrupt the pipe.
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    _serve(Path(sys.argv[1]), sys.stdin.buffer, answers)
+    _serve(sys.stdin.buffer, answers)
 
 
 if __name__ == "__main__":

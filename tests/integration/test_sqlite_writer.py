@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from socket_server.store import DuplicateRequest
-from socket_server.store.sqlite import SqliteStore
+from socket_server.store.sqlite import SqliteStore, _open_writer
 from socket_server.store.sqlite_writer import WriterLost, WriterProcess
 from tests.conftest import PROJECT_ROOT
 from tests.integration.test_store_contract import ALICE, make_game, next_version, sqlite_store
@@ -109,7 +109,7 @@ async def test_sigterm_and_sigint_do_not_stop_the_writer(store: SqliteStore) -> 
 async def test_a_file_that_cannot_be_opened_fails_start_and_leaves_no_process(
     tmp_path: Path,
 ) -> None:
-    writer = WriterProcess(tmp_path / "missing-dir" / "games.sqlite3")
+    writer = WriterProcess(tmp_path / "missing-dir" / "games.sqlite3", _open_writer)
     with pytest.raises(FileNotFoundError):
         await writer.start()
     assert writer.pid is None
@@ -119,7 +119,7 @@ async def test_the_writer_ends_when_its_parent_is_killed(tmp_path: Path) -> None
     path = tmp_path / "games.sqlite3"
     script = (
         "import asyncio, os, sys\n"
-        "from socket_server.store.sqlite import SqliteStore\n"
+        "from socket_server.store.sqlite import SqliteStore, _open_writer\n"
         "from tests.integration.test_sqlite_writer import _pid\n"
         "async def main():\n"
         "    store = SqliteStore(sys.argv[1])\n"
