@@ -122,6 +122,13 @@ class GameRecord:
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
 
+    def __copy__(self) -> GameRecord:
+        # What copy.copy does, without its reduce protocol: a third of the cost, and
+        # every change copies its game's record once.
+        copied = object.__new__(GameRecord)
+        copied.__dict__.update(self.__dict__)
+        return copied
+
 
 def may_see(game: GameRecord, actor: Actor) -> bool:
     """The visibility rule every store applies: public, a seated human, or the server."""
