@@ -338,14 +338,20 @@ def _insert_game(conn: sqlite3.Connection, game: GameRecord) -> None:
         raise ValueError(f"game {game.game_id} already exists") from error
 
 
-def _commit_batch(
-    conn: sqlite3.Connection, changes: list[tuple[GameRecord, EventRecord]]
-) -> list[Exception | None]:
-    """Store `changes` in one transaction; per change None (stored) or why it was not.
+# A batch crosses the writer's pipe as msgpack, not pickled: the loop pays for every
+# change it sends, and msgspec encodes one in about a quarter of pickle's time.
+_encode_batch = msgspec.msgpack.Encoder().encode
+_decode_batch = msgspec.msgpack.Decoder(list[tuple[GameRecord, EventRecord]]).decode
+
+
+def _commit_batch(conn: sqlite3.Connection, encoded: bytes) -> list[Exception | None]:
+    """Store the changes `encoded` (`_encode_batch`) in one transaction; per change None
+    (stored) or why it was not.
 
     A refused change leaves no trace, so the others (later changes of the same game
     included) see exactly what was stored before them.
     """
+    changes = _decode_batch(encoded)
     outcomes: list[Exception | None] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -698,7 +704,7 @@ class SqliteStore:
                 batch, self._pending = self._pending, []
                 try:
                     outcomes = await self._write(
-                        _commit_batch, [(game, event) for game, event, _ in batch]
+                        _commit_batch, _encode_batch([(game, event) for game, event, _ in batch])
                     )
                 except Exception as failed:  # the whole transaction failed: nothing stored
                     outcomes = [failed] * len(batch)
