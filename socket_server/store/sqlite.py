@@ -209,7 +209,9 @@ def _time_text(value: datetime) -> str:
     """Fixed-width UTC text, so text order is time order (a naive time is taken as UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    elif value.utcoffset():  # converted only when it is not UTC already (half the cost)
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 def _time_value(text: str) -> datetime:
