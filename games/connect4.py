@@ -113,36 +113,37 @@ class Connect4State(GameState):
 def _makes_four(
     cells: Sequence[str | None], width: int, height: int, row: int, column: int
 ) -> bool:
-    """Whether the disc at (row, column) completes a line of four: counts only, no
-    lists (every move asks; `_runs` collects the cells for `winning_cells`)."""
-    colour = cells[row * width + column]
-    for dr, dc in DIRECTIONS:
-        count = 1
-        for sr, sc in ((dr, dc), (-dr, -dc)):
-            r, c = row + sr, column + sc
-            while 0 <= r < height and 0 <= c < width and cells[r * width + c] == colour:
-                count += 1
-                r, c = r + sr, c + sc
-        if count >= 4:
-            return True
-    return False
+    """Whether the disc at (row, column) completes a line of four (every move asks)."""
+    return any(
+        1 + _reach(cells, width, height, row, column, dr, dc)
+        + _reach(cells, width, height, row, column, -dr, -dc) >= 4
+        for dr, dc in DIRECTIONS
+    )  # fmt: skip
 
 
 def _runs(
     cells: Sequence[str | None], width: int, height: int, row: int, column: int
 ) -> list[list[tuple[int, int]]]:
     """For each direction, the run of same-coloured discs through (row, column)."""
-    colour = cells[row * width + column]
     runs = []
     for dr, dc in DIRECTIONS:
-        run = [(row, column)]
-        for sign in (1, -1):
-            r, c = row + sign * dr, column + sign * dc
-            while 0 <= r < height and 0 <= c < width and cells[r * width + c] == colour:
-                run.append((r, c))
-                r, c = r + sign * dr, c + sign * dc
-        runs.append(run)
+        back = _reach(cells, width, height, row, column, -dr, -dc)
+        ahead = _reach(cells, width, height, row, column, dr, dc)
+        runs.append([(row + k * dr, column + k * dc) for k in range(-back, ahead + 1)])
     return runs
+
+
+def _reach(
+    cells: Sequence[str | None], width: int, height: int, row: int, column: int, dr: int, dc: int
+) -> int:
+    """How many discs of the colour at (row, column) follow it in the direction (dr, dc)."""
+    colour = cells[row * width + column]
+    steps = 0
+    r, c = row + dr, column + dc
+    while 0 <= r < height and 0 <= c < width and cells[r * width + c] == colour:
+        steps += 1
+        r, c = r + dr, c + dc
+    return steps
 
 
 def _side(options: Mapping[str, Any], name: str, default: int) -> int:
