@@ -3,7 +3,7 @@
 Why a process and not a thread: the writer's Python work (binding each row, encoding
 its JSON) needs the GIL the event loop needs too. As a thread it took the loop's turn
 for every change and the loop stood still a fifth of the time (docs/benchmarks.md);
-across a pipe the loop only pickles a batch and goes on.
+across a pipe the loop only frames a batch and goes on.
 
 The pipe, both ways: frames of a 4-byte little-endian length and a pickle. A call is
 `(fn, args)`, `fn` a module-level function that takes the writer connection first; the
@@ -54,7 +54,7 @@ class _Answers(asyncio.SubprocessProtocol):
 
     def __init__(self) -> None:
         self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
-        self.exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._buffer = bytearray()
         self.ended = False
 
