@@ -70,7 +70,8 @@ QUICK = {"connections": [200, 500], "spectators": [20, 100], "moves": 10, "games
          "rounds": 2, "searches": 2, "ai_level": 3, "loop_seconds": 3.0, "workers": 2}  # fmt: skip
 # `--peers`: the side-by-side run of every target on the connect4 scenarios (~10 min).
 PEER_RUN = {"targets": list(TARGETS), "scenarios": list(PEER_SCENARIOS), "connections": [5000],
-            "spectators": [1000, 3000, 5000], "moves": 42, "games": 200}  # fmt: skip
+            "spectators": [1000, 3000, 5000], "moves": 42, "games": 200,
+            "repeats": 3}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -86,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval-ms", type=float, default=100.0)
     parser.add_argument("--games", type=int, default=200, help="concurrent games (throughput)")
     parser.add_argument("--rounds", type=int, default=3, help="games in a row per slot")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="throughput scenarios: runs per target, interleaved; the median"
+                        " run is reported")  # fmt: skip
     parser.add_argument("--searches", type=int, default=8, help="AI games during loop health")
     parser.add_argument("--ai-level", type=int, default=10)
     parser.add_argument("--loop-seconds", type=float, default=10.0)
@@ -200,6 +204,14 @@ class Run:
         return results
 
     async def throughput(self) -> dict[str, Any]:
+        """Every target (and store) once per repeat, in turn; the median run of each."""
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for _ in range(self.args.repeats):
+            for key, result in (await self._throughput_once()).items():
+                runs.setdefault(key, []).append(result)
+        return {key: report.median_run(kept) for key, kept in runs.items()}
+
+    async def _throughput_once(self) -> dict[str, Any]:
         a = self.args
 
         def scenario(server: ServerProcess, lobby: Lobby) -> Measurement:
@@ -217,7 +229,8 @@ class Run:
                     continue
                 skipped = await self._postgres_missing()
                 if skipped:
-                    self.notes.append(skipped)
+                    if skipped not in self.notes:  # once, however many repeats
+                        self.notes.append(skipped)
                     results[f"gamesocket-{store}"] = {"skipped": skipped}
                     continue
                 try:
@@ -314,9 +327,11 @@ class Run:
         def peer(server: ServerProcess, name: str) -> Measurement:
             return peer_scenarios.throughput(server, name, a.games, a.workers)
 
-        return {
-            t: await self.measure_c4("c4throughput", t, scenario, peer) for t in self.all_targets()
-        }
+        runs: dict[str, list[dict[str, Any]]] = {t: [] for t in self.all_targets()}
+        for _ in range(a.repeats):  # the targets take turns, as in `throughput`
+            for target, kept in runs.items():
+                kept.append(await self.measure_c4("c4throughput", target, scenario, peer))
+        return {target: report.median_run(kept) for target, kept in runs.items()}
 
     async def all(self) -> dict[str, Any]:
         results: dict[str, Any] = {}

@@ -135,9 +135,36 @@ FANOUT_FIGURES: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
 )
 THROUGHPUT_FIGURES: tuple[tuple[str, str], ...] = (
     ("moves/s", "moves_per_s"),
+    ("moves/s, lowest of the repeats", "moves_per_s_min"),
+    ("moves/s, highest of the repeats", "moves_per_s_max"),
     ("server CPU us per move", "server_cpu_us_per_move"),
     ("client (core share)", "client_cpu_share"),
 )
+
+
+# What `median_run` keeps of every repeat.
+REPEAT_FIGURES = ("moves_per_s", "server_cpu_us_per_move", "client_cpu_share", "error")
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of a throughput scenario's repeats on one target, the run with the median moves/s
+    (of an even count, the lower middle one), with the lowest and highest moves/s and
+    every run's figures beside it. A failed run has no moves/s and is not ranked; when
+    every run failed, the last one's error stands."""
+    if len(runs) == 1:
+        return runs[0]
+    measured = sorted(
+        (run for run in runs if run.get("moves_per_s") is not None),
+        key=lambda run: float(run["moves_per_s"]),
+    )
+    if not measured:
+        return runs[-1]
+    return {
+        **measured[(len(measured) - 1) // 2],
+        "moves_per_s_min": measured[0]["moves_per_s"],
+        "moves_per_s_max": measured[-1]["moves_per_s"],
+        "repeats": [{key: run.get(key) for key in REPEAT_FIGURES} for run in runs],
+    }
 
 
 def _peer_row(scenario: str, metric: str, values: dict[str, Any]) -> dict[str, Any]:

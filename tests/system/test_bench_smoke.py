@@ -235,3 +235,42 @@ def test_peers_summary_has_every_target_and_ratios_to_reference_and_colyseus() -
         narrow.splitlines()[0]
         == "| scenario | figure | gamesocket | colyseus | gamesocket / colyseus |"
     )
+
+
+def test_median_run_keeps_the_middle_run_and_the_spread() -> None:
+    runs = [
+        {"moves_per_s": 900.0, "server_cpu_us_per_move": 210.0, "client_cpu_share": 0.4},
+        {"error": "RuntimeError: the server died"},
+        {"moves_per_s": 1100.0, "server_cpu_us_per_move": 190.0, "client_cpu_share": 0.5},
+        {"moves_per_s": 1000.0, "server_cpu_us_per_move": 200.0, "client_cpu_share": 0.45},
+    ]
+    median = report.median_run(runs)
+    # The failed run is not ranked: of 900, 1000 and 1100, the middle run, whole.
+    assert median["moves_per_s"] == 1000.0 and median["server_cpu_us_per_move"] == 200.0
+    assert (median["moves_per_s_min"], median["moves_per_s_max"]) == (900.0, 1100.0)
+    assert [r["moves_per_s"] for r in median["repeats"]] == [900.0, None, 1100.0, 1000.0]
+    assert median["repeats"][1]["error"] == "RuntimeError: the server died"
+    # Of an even count, the lower middle run; one run stands as it is; all failed: the last.
+    assert report.median_run(runs[2:])["moves_per_s"] == 1000.0  # of 1100 and 1000
+    assert report.median_run(runs[:1]) == runs[0]
+    assert report.median_run([{"error": "a"}, {"error": "b"}]) == {"error": "b"}
+    rows = report.summarize_peers({"c4throughput": {"gamesocket": median}})
+    spread = {r["metric"]: r["values"]["gamesocket"] for r in rows}
+    assert spread["moves/s, lowest of the repeats"] == 900.0
+    assert spread["moves/s, highest of the repeats"] == 1100.0
+
+
+def test_cli_repeats_the_throughput_runs_and_reports_the_median(tmp_path) -> None:
+    from bench import cli
+
+    code = cli.main([
+        "--scenarios", "throughput", "--targets", "reference", "--games", "4", "--rounds", "1",
+        "--repeats", "3", "--out", str(tmp_path),
+    ])  # fmt: skip
+    assert code == 0
+    (written,) = tmp_path.glob("*.json")
+    result = json.loads(written.read_text())["scenarios"]["throughput"]["reference"]
+    rates = [run["moves_per_s"] for run in result["repeats"]]
+    assert len(rates) == 3 and all(rate > 0 for rate in rates)
+    assert result["moves_per_s"] == sorted(rates)[1]
+    assert (result["moves_per_s_min"], result["moves_per_s_max"]) == (min(rates), max(rates))
