@@ -32,14 +32,20 @@ class Batcher(Generic[T, R]):
         self._waiting: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._running = 0  # batches under way (or about to start)
         self._tasks: set[asyncio.Task[None]] = set()
+        # The loop of the last call: Python 3.11's `get_running_loop` makes a getpid
+        # system call, once per change otherwise.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def submit(self, item: T) -> R:
         """`item`'s outcome, once the batch it went in was handled."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None or not loop.is_running():  # first call, or a new loop
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
         self._waiting.append((item, future))
         if self._running < self._concurrency:
             self._running += 1
-            task = asyncio.create_task(self._run())
+            task = loop.create_task(self._run())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return await future
