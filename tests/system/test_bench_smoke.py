@@ -10,6 +10,8 @@ import asyncio
 import json
 import shutil
 import subprocess
+from pathlib import Path
+from typing import Any
 
 import chess
 import pytest
@@ -238,7 +240,7 @@ def test_peers_summary_has_every_target_and_ratios_to_reference_and_colyseus() -
 
 
 def test_median_run_keeps_the_middle_run_and_the_spread() -> None:
-    runs = [
+    runs: list[dict[str, Any]] = [
         {"moves_per_s": 900.0, "server_cpu_us_per_move": 210.0, "client_cpu_share": 0.4},
         {"error": "RuntimeError: the server died"},
         {"moves_per_s": 1100.0, "server_cpu_us_per_move": 190.0, "client_cpu_share": 0.5},
@@ -253,14 +255,15 @@ def test_median_run_keeps_the_middle_run_and_the_spread() -> None:
     # Of an even count, the lower middle run; one run stands as it is; all failed: the last.
     assert report.median_run(runs[2:])["moves_per_s"] == 1000.0  # of 1100 and 1000
     assert report.median_run(runs[:1]) == runs[0]
-    assert report.median_run([{"error": "a"}, {"error": "b"}]) == {"error": "b"}
+    failed: list[dict[str, Any]] = [{"error": "a"}, {"error": "b"}]
+    assert report.median_run(failed) == {"error": "b"}
     rows = report.summarize_peers({"c4throughput": {"gamesocket": median}})
     spread = {r["metric"]: r["values"]["gamesocket"] for r in rows}
     assert spread["moves/s, lowest of the repeats"] == 900.0
     assert spread["moves/s, highest of the repeats"] == 1100.0
 
 
-def test_cli_repeats_the_throughput_runs_and_reports_the_median(tmp_path) -> None:
+def test_cli_repeats_the_throughput_runs_and_reports_the_median(tmp_path: Path) -> None:
     from bench import cli
 
     code = cli.main([
