@@ -341,12 +341,14 @@ def _insert_game(conn: sqlite3.Connection, game: GameRecord) -> None:
         raise ValueError(f"game {game.game_id} already exists") from error
 
 
-# A batch crosses the writer's pipe as msgpack, not pickled: the loop pays for every
-# change it sends, and msgspec encodes one in about a quarter of pickle's time.
 # Changes per transaction at most (about 1 MB on the pipe). One batch is under way at a
 # time: SQLite has one writer, and a second batch queued behind it stored no more moves a
-# second in the throughput bench, at 8% more CPU (one more fsync for every batch).
+# second in the throughput bench, at about 10% more CPU a move (smaller batches, more
+# fsyncs).
 MAX_BATCH = 1000
+
+# A batch crosses the writer's pipe as msgpack, not pickled: the loop pays for every
+# change it sends, and msgspec encodes one in about a quarter of pickle's time.
 _encode_batch = msgspec.msgpack.Encoder().encode
 _decode_batch = msgspec.msgpack.Decoder(list[tuple[GameRecord, EventRecord]]).decode
 
