@@ -55,6 +55,13 @@ class Batcher(Generic[T, R]):
             while self._waiting:
                 size = min(self._max_size, len(self._waiting))
                 await self._settle([self._waiting.popleft() for _ in range(size)])
+        except BaseException:
+            # Cancelled (the loop is closing): with no other batch under way to take
+            # them, the calls queued behind this one would wait forever.
+            if self._running == 1:
+                while self._waiting:
+                    self._waiting.popleft()[1].cancel()
+            raise
         finally:  # no await between the empty queue and this: no call is left behind
             self._running -= 1
 

@@ -575,7 +575,7 @@ class SqliteStore:
         self._writer: WriterProcess | None = None
         self._reader: aiosqlite.Connection | None = None
         self._changes: Batcher[tuple[GameRecord, EventRecord], Exception | None] = Batcher(
-            self._commit_batch, max_size=MAX_BATCH
+            self._store_batch, max_size=MAX_BATCH
         )
         # Why writes fail, from the first failed write until one succeeds (or /health's
         # probe finds room again): /health answers 503 meanwhile.
@@ -694,7 +694,7 @@ class SqliteStore:
             raise RuntimeError("SqliteStore is not open")
         await self._changes.submit((game, event))
 
-    async def _commit_batch(
+    async def _store_batch(
         self, changes: Sequence[tuple[GameRecord, EventRecord]]
     ) -> list[Exception | None]:
         """The changes that arrived together, in one transaction in the writer process."""

@@ -106,6 +106,22 @@ async def test_a_cancelled_caller_leaves_the_others_their_outcome() -> None:
     assert gone.cancelled()
 
 
+async def test_a_cancelled_batch_cancels_the_calls_queued_behind_it() -> None:
+    handler = Doubler()
+    batcher = Batcher(handler)
+    handler.gate.clear()
+    running = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0.01)
+    queued = asyncio.ensure_future(batcher.submit(2))
+    await asyncio.sleep(0.01)
+    for task in list(batcher._tasks):  # as when the loop closes, mid-batch
+        task.cancel()
+    await asyncio.sleep(0.01)
+    assert running.cancelled() and queued.cancelled()  # nobody waits forever
+    handler.gate.set()
+    assert await asyncio.wait_for(batcher.submit(3), timeout=1) == 6  # and it goes on
+
+
 async def test_drain_waits_for_the_batches_under_way() -> None:
     handler = Doubler()
     batcher = Batcher(handler)
