@@ -143,7 +143,13 @@ THROUGHPUT_FIGURES: tuple[tuple[str, str], ...] = (
 
 
 # What `median_run` keeps of every repeat.
-REPEAT_FIGURES = ("moves_per_s", "server_cpu_us_per_move", "client_cpu_share", "error")
+REPEAT_FIGURES = (
+    "moves_per_s",
+    "server_cpu_us_per_move",
+    "client_cpu_share",
+    "games_finished",
+    "error",
+)
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -252,6 +252,7 @@ def test_median_run_keeps_the_middle_run_and_the_spread() -> None:
     assert (median["moves_per_s_min"], median["moves_per_s_max"]) == (900.0, 1100.0)
     assert [r["moves_per_s"] for r in median["repeats"]] == [900.0, None, 1100.0, 1000.0]
     assert median["repeats"][1]["error"] == "RuntimeError: the server died"
+    assert median["repeats"][0]["games_finished"] is None  # not given: kept as unknown
     # Of an even count, the lower middle run; one run stands as it is; all failed: the last.
     assert report.median_run(runs[2:])["moves_per_s"] == 1000.0  # of 1100 and 1000
     assert report.median_run(runs[:1]) == runs[0]
