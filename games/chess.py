@@ -146,9 +146,7 @@ class ChessState(GameState):
         after = self._position().copy()
         named = after.san(parsed) if san else None
         after.push(parsed)
-        state = self.model_copy(
-            update={"history": (*self.history, parsed.uci()), "result": _outcome(after)}
-        )
+        state = self.evolve(history=(*self.history, parsed.uci()), result=_outcome(after))
         state._board = after
         state._san = None if self._san is None or named is None else (*self._san, named)
         return state, named

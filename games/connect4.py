@@ -64,11 +64,11 @@ class Connect4State(GameState):
         return column
 
     def board(self) -> dict[str, Any]:
-        width = self.columns
+        width, cells = self.columns, self.cells
         return {
             "columns": width,
             "rows": self.rows,
-            "cells": [list(self.cells[r * width : (r + 1) * width]) for r in range(self.rows)],
+            "cells": [list(cells[start : start + width]) for start in range(0, len(cells), width)],
         }
 
     @property
@@ -107,18 +107,30 @@ class Connect4State(GameState):
             result = GameResult(winner=seat, reason="four_in_a_row")
         elif len(history) == width * height:
             result = GameResult(winner=None, reason="board_full")
-        return self.model_copy(update={"cells": tuple(cells), "history": history, "result": result})
+        return self.evolve(cells=tuple(cells), history=history, result=result)
+
+    def to_json(self) -> dict[str, Any]:
+        # What `model_dump(mode="json")` gives, spelled out: a third of its time, and
+        # every move stores one.
+        ended = self.result
+        return {
+            "history": list(self.history),
+            "result": None if ended is None else {"winner": ended.winner, "reason": ended.reason},
+            "columns": self.columns,
+            "rows": self.rows,
+            "cells": list(self.cells),
+        }
 
 
 def _makes_four(
     cells: Sequence[str | None], width: int, height: int, row: int, column: int
 ) -> bool:
     """Whether the disc at (row, column) completes a line of four (every move asks)."""
-    return any(
-        1 + _reach(cells, width, height, row, column, dr, dc)
-        + _reach(cells, width, height, row, column, -dr, -dc) >= 4
-        for dr, dc in DIRECTIONS
-    )  # fmt: skip
+    for dr, dc in DIRECTIONS:
+        line = 1 + _reach(cells, width, height, row, column, dr, dc)
+        if line + _reach(cells, width, height, row, column, -dr, -dc) >= 4:
+            return True
+    return False
 
 
 def _runs(

@@ -48,9 +48,7 @@ class TicTacToeState(GameState):
             result = GameResult(winner=seat, reason="three_in_a_row")
         elif all(c is not None for c in cells):
             result = GameResult(winner=None, reason="board_full")
-        return self.model_copy(
-            update={"cells": tuple(cells), "history": (*self.history, cell), "result": result}
-        )
+        return self.evolve(cells=tuple(cells), history=(*self.history, cell), result=result)
 
     def board(self) -> dict[str, Any]:
         return {"cells": list(self.cells)}
