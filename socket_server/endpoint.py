@@ -103,16 +103,37 @@ class GameEndpoint:
         self._requests: set[asyncio.Task[None]] = set()  # running `ai_move` requests
 
     async def handle(self, socket: WebSocket[Any, Any, Any], game_id: str) -> None:
+        """One socket from its handshake to its close: admission, `hello` and `state`,
+        then the receive loop, awaited here (not a level further down: each coroutine
+        that waits while the socket is open keeps its frame, a few hundred bytes)."""
         await socket.accept()
+        connection = await self._open(socket, game_id)
+        if connection is None:
+            return
+        code: int | None = None
+        try:
+            await self._greet(socket, connection)
+            code = await self._receive_loop(connection)
+        except Exception:
+            log.exception(
+                "socket failed game=%s user=%s", connection.game_id, connection.actor.user_id
+            )
+            code = CloseCode.INTERNAL_ERROR
+        finally:
+            await self._close(connection, code)
+
+    async def _open(self, socket: WebSocket[Any, Any, Any], game_id: str) -> Connection | None:
+        """The admitted socket's connection, attached to the hub; None (the socket
+        closed) when it may not watch the game or admission failed."""
         try:
             actor, record = await self._admit(socket, game_id)
         except NotAdmitted as refusal:
             await socket.close(refusal.code)
-            return
+            return None
         except Exception:
             log.exception("socket admission failed game=%s", game_id)
             await socket.close(CloseCode.INTERNAL_ERROR)
-            return
+            return None
         settings = self.context.settings
         connection = Connection(
             socket,
@@ -126,7 +147,7 @@ class GameEndpoint:
         await self.context.hub.attach(connection, record.seats)
         del record  # the game as read on admission: not kept for the socket's lifetime
         socket.scope["headers"] = []  # read for admission only: not kept either
-        await self._serve(socket, connection)
+        return connection
 
     async def _admit(
         self, socket: WebSocket[Any, Any, Any], game_id: str
@@ -152,23 +173,15 @@ class GameEndpoint:
             raise NotAdmitted(CloseCode.UNAUTHORIZED if anonymous else CloseCode.FORBIDDEN)
         return actor, record
 
-    async def _serve(self, socket: WebSocket[Any, Any, Any], connection: Connection) -> None:
-        """`hello`, `state`, then the receive loop; the close, whatever ends it."""
+    async def _greet(self, socket: WebSocket[Any, Any, Any], connection: Connection) -> None:
+        """`hello`, then the `state` (or the updates after the client's `since`)."""
         seats = self.context.hub.seats_of(connection)
         role: Literal["player", "spectator"] = "player" if seats else "spectator"
         user_id = connection.actor.user_id
         log.debug("socket open game=%s user=%s role=%s", connection.game_id, user_id, role)
-        code: int | None = None
-        try:
-            you = You(user_id=user_id, seat=seats[0] if seats else None, role=role)
-            hello = text_frame(protocol.hello(connection.game_id, you))
-            await self._sync(connection, _since(socket.query_params.get("since")), hello)
-            code = await self._receive_loop(connection)
-        except Exception:
-            log.exception("socket failed game=%s user=%s", connection.game_id, user_id)
-            code = CloseCode.INTERNAL_ERROR
-        finally:
-            await self._close(connection, code)
+        you = You(user_id=user_id, seat=seats[0] if seats else None, role=role)
+        hello = text_frame(protocol.hello(connection.game_id, you))
+        await self._sync(connection, _since(socket.query_params.get("since")), hello)
 
     async def _close(self, connection: Connection, code: int | None) -> None:
         await connection.finish(code, CLOSE_WAIT)

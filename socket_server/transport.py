@@ -47,6 +47,7 @@ import contextlib
 import logging
 import struct
 from collections import deque
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from litestar import WebSocket
@@ -136,7 +137,7 @@ class FrameProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         if self.config.ws_per_message_deflate:
             raise ValueError("prebuilt frames are not compressed: turn ws_per_message_deflate off")
-        self.inbox = Inbox(self.loop)
+        self.inbox = Inbox(self.loop, self._drained)
         self.queue = self.inbox  # type: ignore[assignment]
         self.writable = Gate()  # type: ignore[assignment]
 
@@ -149,6 +150,17 @@ class FrameProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             self._forget_handshake()
+
+    def receive(self) -> Coroutine[Any, Any, Any]:
+        """uvicorn's `receive`: the next event off the queue, reading resumed once the
+        queue is empty (`_drained`). The queue's own coroutine is handed back, not
+        awaited in one of this method's: no frame of it waits for the socket's lifetime."""
+        return self.inbox.get()
+
+    def _drained(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         """Small whole text or binary frames (what game clients send) go straight to
@@ -246,13 +258,14 @@ class Inbox:
     """What uvicorn's protocol uses of its receive `asyncio.Queue` (`put_nowait`, `get`,
     `empty`) for its one reader, without the Queue's three deques and Event."""
 
-    __slots__ = ("_items", "_loop", "_waiter")
+    __slots__ = ("_drained", "_items", "_loop", "_waiter")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, drained: Callable[[], None]) -> None:
         self._items: list[Any] = []
         # Kept: Python 3.11's `get_running_loop` makes a getpid system call each time.
         self._loop = loop
         self._waiter: asyncio.Future[None] | None = None
+        self._drained = drained  # called when `get` took the last item
 
     def put_nowait(self, item: Any) -> None:
         self._items.append(item)
@@ -272,7 +285,10 @@ class Inbox:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._items.pop(0)
+        item = self._items.pop(0)
+        if not self._items:
+            self._drained()
+        return item
 
 
 class Gate:
