@@ -137,7 +137,7 @@ class FrameProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         if self.config.ws_per_message_deflate:
             raise ValueError("prebuilt frames are not compressed: turn ws_per_message_deflate off")
-        self.inbox = Inbox(self.loop, self._drained)
+        self.inbox = Inbox(self.loop)
         self.queue = self.inbox  # type: ignore[assignment]
         self.writable = Gate()  # type: ignore[assignment]
 
@@ -155,7 +155,7 @@ class FrameProtocol(WebSocketsSansIOProtocol):
         """uvicorn's `receive`: the next event off the queue, reading resumed once the
         queue is empty (`_drained`). The queue's own coroutine is handed back, not
         awaited in one of this method's: no frame of it waits for the socket's lifetime."""
-        return self.inbox.get()
+        return self.inbox.get(self._drained)
 
     def _drained(self) -> None:
         if self.read_paused:
@@ -258,14 +258,13 @@ class Inbox:
     """What uvicorn's protocol uses of its receive `asyncio.Queue` (`put_nowait`, `get`,
     `empty`) for its one reader, without the Queue's three deques and Event."""
 
-    __slots__ = ("_drained", "_items", "_loop", "_waiter")
+    __slots__ = ("_items", "_loop", "_waiter")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, drained: Callable[[], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._items: list[Any] = []
         # Kept: Python 3.11's `get_running_loop` makes a getpid system call each time.
         self._loop = loop
         self._waiter: asyncio.Future[None] | None = None
-        self._drained = drained  # called when `get` took the last item
 
     def put_nowait(self, item: Any) -> None:
         self._items.append(item)
@@ -278,7 +277,9 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._items)
 
-    async def get(self) -> Any:
+    async def get(self, drained: Callable[[], None]) -> Any:
+        """The next item; `drained` is called once it was the last one (passed per call,
+        not kept: no lasting reference back to the protocol that owns this queue)."""
         while not self._items:
             self._waiter = self._loop.create_future()
             try:
@@ -287,7 +288,7 @@ class Inbox:
                 self._waiter = None
         item = self._items.pop(0)
         if not self._items:
-            self._drained()
+            drained()
         return item
 
 
