@@ -95,8 +95,7 @@ class GameState(BaseModel, ABC):
         """The seat to move, or None once the game has a result."""
         if self.result is not None:
             return None
-        seats = self.seats
-        return seats[(self.first_seat_index() + len(self.history)) % len(seats)]
+        return self._seat_at_ply(len(self.history))
 
     def first_seat_index(self) -> int:
         """Index in `seats` of the side that made the first move (chess: from the FEN)."""
@@ -156,10 +155,7 @@ class GameState(BaseModel, ABC):
         new = object.__new__(type(self))
         set_slot = object.__setattr__
         set_slot(new, "__dict__", {**self.__dict__, **changes})
-        fields_set = self.__pydantic_fields_set__
-        if not changes.keys() <= fields_set:
-            fields_set = fields_set | changes.keys()
-        set_slot(new, "__pydantic_fields_set__", fields_set)
+        set_slot(new, "__pydantic_fields_set__", self.__pydantic_fields_set__ | changes.keys())
         # Copied, as model_copy does (None for a model without extras or private state).
         extra, private = self.__pydantic_extra__, self.__pydantic_private__
         set_slot(new, "__pydantic_extra__", None if extra is None else {**extra})
