@@ -54,12 +54,13 @@ def _think_ms(record: GameRecord, seat: str) -> int | None:
 
 def ai_turn_of(record: GameRecord, state: GameState) -> tuple[str, int] | None:
     """(seat, level) when an AI seat is to move in an active game."""
-    if record.status != "active" or state.turn is None:
+    turn = state.turn if record.status == "active" else None  # worked out once: every change asks
+    if turn is None:
         return None
-    seat = record.seats.get(state.turn)
+    seat = record.seats.get(turn)
     if seat is None or not is_ai_seat(seat):
         return None
-    return state.turn, seat["level"]
+    return turn, seat["level"]
 
 
 class AiTurns:

@@ -171,7 +171,8 @@ def player_seat(record: GameRecord, state: GameState, actor: Actor) -> str:
     check_not_over(record)
     if record.status == "waiting":
         raise Refused(ErrorCode.NOT_YOUR_TURN, "the game is waiting for players")
-    return state.turn if state.turn in mine else mine[0]
+    turn = state.turn
+    return turn if turn in mine else mine[0]
 
 
 def check_turn(state: GameState, seat: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from litestar import WebSocket
@@ -315,8 +315,10 @@ class GameEndpoint:
             connection.send_bytes(protocol.ack(message.id, version))
 
     # -- the handlers -------------------------------------------------------------------
-    async def _move(self, connection: Connection, message: Move, arrived_ms: int) -> int:
-        return await self.context.service.move(
+    def _move(
+        self, connection: Connection, message: Move, arrived_ms: int
+    ) -> Coroutine[Any, Any, int]:
+        return self.context.service.move(
             connection.actor,
             connection.game_id,
             message.move,

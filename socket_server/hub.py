@@ -245,7 +245,7 @@ class Hub:
             return
         self.presence_changed(connection.game_id, seated=bool(seats))
 
-    async def _on_message(self, game_id: str, data: bytes) -> None:
+    def _on_message(self, game_id: str, data: bytes) -> None:
         channel = self.channels.get(game_id)
         if channel is None:
             return

@@ -601,7 +601,7 @@ class GameService:
 
         return await self._commit(Request(actor, game_id, request_id, plan, invite=invite))
 
-    async def move(
+    def move(
         self,
         actor: Actor,
         game_id: str,
@@ -610,15 +610,16 @@ class GameService:
         version: int | None = None,
         request_id: str | None = None,
         at_ms: int | None = None,
-    ) -> int:
-        """A player's move; `at_ms`: when it arrived (its clock stops then; default now)."""
+    ) -> Coroutine[Any, Any, int]:
+        """A player's move; `at_ms`: when it arrived (its clock stops then; default now).
+        The commit's coroutine itself: a move waits in one coroutine less."""
         arrived = at_ms if at_ms is not None else epoch_ms(utc_now())
         credit = self.settings.lag_credit_ms
 
         def plan(record: GameRecord, state: GameState) -> Change:
             return plan_player_move(record, state, actor, raw, at_ms=arrived, credit_ms=credit)
 
-        return await self._commit(Request(actor, game_id, request_id, plan, version))
+        return self._commit(Request(actor, game_id, request_id, plan, version))
 
     async def move_for_seat(
         self,

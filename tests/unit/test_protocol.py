@@ -13,6 +13,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from socket_server import protocol
 from socket_server.protocol import (
@@ -648,3 +650,41 @@ def test_client_messages_that_decode_also_validate(message: dict[str, Any]) -> N
 
 def test_the_projects_copy_of_the_contract_is_the_shared_one() -> None:
     assert shared_file("PROTOCOL.md").read_text() == PROTOCOL_MD
+
+
+# Frames near the real ones: a known or unknown `type`, the fields the messages have (and
+# others), each with a value of any JSON type, sometimes nested or not an object at all.
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 2**63) | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=5,
+)
+_field_names = st.sampled_from(
+    ["type", "id", "move", "version", "seat", "level", "action", "since", "text", "room",
+     "user_id", "muted", "extra"]
+)  # fmt: skip
+_message_types = st.sampled_from([*protocol._BY_TYPE, "nope", ""]) | st.text(max_size=8)
+_frames = st.one_of(
+    st.builds(
+        lambda kind, fields: json.dumps({"type": kind, **fields}),
+        _message_types,
+        st.dictionaries(_field_names, _json_values, max_size=4),
+    ),
+    st.builds(json.dumps, _json_values),
+    st.text(max_size=20),
+)
+
+
+def _outcome(decode: Any, frame: str) -> Any:
+    try:
+        return decode(frame)
+    except ProtocolError as error:
+        return (error.code, error.message, error.ref)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_frames)
+def test_the_one_step_decoder_takes_and_refuses_what_the_step_by_step_one_does(frame: str) -> None:
+    """`decode_client_message` decodes in one step and falls back to the step-by-step
+    decoder only for what it refuses: the two agree on every frame, message or error."""
+    assert _outcome(decode_client_message, frame) == _outcome(protocol._decode_step_by_step, frame)
