@@ -725,11 +725,17 @@ class GameService:
         self._changes_in_flight += 1
         self._idle.clear()
         try:
-            async with self._lock(request.game_id):
+            # The lock's acquire and release themselves, not `async with`: its
+            # __aenter__ and __aexit__ are two coroutines more on every change.
+            lock = self._lock(request.game_id)
+            await lock.acquire()
+            try:
                 outcome = await self._store_or_landed(request)
                 if isinstance(outcome, int):  # nothing was stored
                     return outcome
                 await self._publish(outcome)
+            finally:
+                lock.release()
         finally:
             self._changes_in_flight -= 1
             if self._changes_in_flight == 0:
