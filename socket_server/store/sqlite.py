@@ -400,6 +400,7 @@ def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
     """The event, then the game if it is still at the version before: two statements and
     no savepoint. A refused insert changes nothing; a refused update takes the event out
     again. Only what a change can change is written (as the Postgres `append_event`)."""
+    at = _time_text(event.at)
     try:
         conn.execute(
             f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -413,7 +414,7 @@ def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
                 event.user_id,
                 event.request_id,
                 _encode(event.data),
-                _time_text(event.at),
+                at,
             ),
         )
     except sqlite3.IntegrityError:
@@ -423,7 +424,9 @@ def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
         _check_at_version(conn, game)
         raise
     try:
-        cursor = _update_game(conn, game, event)
+        # A change's game and event carry the same time (`next_version`): spelled once.
+        updated_at = at if game.updated_at == event.at else _time_text(game.updated_at)
+        cursor = _update_game(conn, game, event, updated_at)
     except sqlite3.IntegrityError:
         _take_back(conn, event)
         raise
@@ -432,7 +435,9 @@ def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
         raise StaleVersion(f"game {game.game_id} is not at version {game.version - 1}")
 
 
-def _update_game(conn: sqlite3.Connection, game: GameRecord, event: EventRecord) -> sqlite3.Cursor:
+def _update_game(
+    conn: sqlite3.Connection, game: GameRecord, event: EventRecord, updated_at: str
+) -> sqlite3.Cursor:
     """The game's row at `game.version` if it is still at the version before. A move that
     leaves its game active changes neither status nor seats (moves are taken only in
     active games, by their seats): those stay as they are, and so do the status indexes
@@ -444,7 +449,7 @@ def _update_game(conn: sqlite3.Connection, game: GameRecord, event: EventRecord)
         return conn.execute(
             "UPDATE games SET state = ?, version = ?, updated_at = ?, clock = ? "
             "WHERE game_id = ? AND version = ?",
-            (_encode(game.state), game.version, _time_text(game.updated_at), clock, *where),
+            (_encode(game.state), game.version, updated_at, clock, *where),
         )
     return conn.execute(
         "UPDATE games SET status = ?, seats = ?, state = ?, version = ?, updated_at = ?, "
@@ -454,7 +459,7 @@ def _update_game(conn: sqlite3.Connection, game: GameRecord, event: EventRecord)
             _encode(game.seats),
             _encode(game.state),
             game.version,
-            _time_text(game.updated_at),
+            updated_at,
             clock,
             *where,
         ),
