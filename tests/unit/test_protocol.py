@@ -407,6 +407,19 @@ def test_the_header_reads_what_the_fanout_needs() -> None:
     assert (offer.type, offer.seat, offer.version) == ("draw_offer", "x", None)
 
 
+def test_the_header_of_the_update_built_last_is_the_one_its_bytes_hold() -> None:
+    """The update built last comes with its header (the bytes are not read again); the
+    same bytes from elsewhere (a copy, as from Redis) are read, and the two agree."""
+    data = protocol.update(snapshot(version=7), Event(kind="move", seat="x", move=1))
+    kept = protocol.read_header(data)
+    read = protocol.read_header(bytes(bytearray(data)))
+    assert kept is not read
+    assert kept == read
+    assert (read.type, read.version, read.seats) == ("update", 7, snapshot().seats)
+    protocol.update(snapshot(version=8), Event(kind="move", seat="o", move=2))
+    assert protocol.read_header(data).version == 7  # a newer build changes nothing for it
+
+
 # -- the codes -------------------------------------------------------------------------------
 # Error codes the server adds (docs/protocol-notes.md); PROTOCOL.md's list is extended
 # additively.
