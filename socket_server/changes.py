@@ -26,6 +26,7 @@ from socket_server.store.base import (
     GameRecord,
     GameStatus,
     Seat,
+    holds,
     human_seat,
     is_ai_seat,
     may_see,
@@ -163,6 +164,14 @@ def check_not_over(record: GameRecord) -> None:
 
 def player_seat(record: GameRecord, state: GameState, actor: Actor) -> str:
     """The seat `actor` plays now in an active game: the one to move if it holds it."""
+    turn = state.turn
+    # The usual move: the actor holds the seat to move (no list of its seats needed).
+    if (
+        turn is not None
+        and record.status == "active"
+        and holds(record.seats.get(turn), actor.user_id)
+    ):
+        return turn
     mine = seats_held_by(record.seats, actor.user_id)
     if not mine:
         if actor.user_id is None:
@@ -171,7 +180,6 @@ def player_seat(record: GameRecord, state: GameState, actor: Actor) -> str:
     check_not_over(record)
     if record.status == "waiting":
         raise Refused(ErrorCode.NOT_YOUR_TURN, "the game is waiting for players")
-    turn = state.turn
     return turn if turn in mine else mine[0]
 
 

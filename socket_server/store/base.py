@@ -57,15 +57,21 @@ def is_ai_seat(seat: Seat) -> bool:
     return seat is not None and seat.get("kind") == "ai"
 
 
+def holds(seat: Seat, user_id: str | None) -> bool:
+    """`user_id` holds `seat` as a human player."""
+    return (
+        user_id is not None
+        and seat is not None
+        and seat.get("kind") == "human"
+        and seat.get("user_id") == user_id
+    )
+
+
 def seats_held_by(seats: Mapping[str, Seat], user_id: str | None) -> list[str]:
     """The seats `user_id` holds as a human player, in turn order."""
     if user_id is None:
         return []
-    return [
-        name
-        for name, seat in seats.items()
-        if seat is not None and seat.get("kind") == "human" and seat.get("user_id") == user_id
-    ]
+    return [name for name, seat in seats.items() if holds(seat, user_id)]
 
 
 def human_seat(user_id: str | None, name: str | None) -> dict[str, Any]:
