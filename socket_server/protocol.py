@@ -583,9 +583,11 @@ class Header(msgspec.Struct):
 
 
 _header_decoder = msgspec.json.Decoder(Header)
-# The update this process built last, with its header: published through the memory
-# broker, the same bytes reach the fan-out, which then reads no header out of them (a
-# pass over the whole update). One pair, swapped whole: a reader sees one or the other.
+# The update this process built last (on any thread: a replay on the reads thread
+# builds updates too), with its header: published through the memory broker, the same
+# bytes reach the fan-out, which then reads no header out of them (a pass over the
+# whole update). One pair, swapped whole: a reader sees one or the other, and only the
+# very bytes it was built with get the kept header.
 _last_update: tuple[bytes, Header] = (b"", Header(type=""))
 
 
