@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import model_validator
 
-from games.base import GameResult, GameState, IllegalMove, Move, parse_int_move
+from games.base import GameResult, GameState, IllegalMove, Move, Played, parse_int_move
 
 MIN_SIDE = 4
 MAX_SIDE = 10
@@ -93,7 +93,15 @@ class Connect4State(GameState):
 
     # -- changing ---------------------------------------------------------------------
     def apply(self, move: Any) -> Self:
-        column = self.parse_move(move)
+        return self._drop(self.parse_move(move))
+
+    def play(self, raw: Any) -> Played:
+        # Parsed once (`GameState.play` would parse again in `apply`).
+        column = self.parse_move(raw)
+        return Played(column, self._drop(column), None)
+
+    def _drop(self, column: int) -> Self:
+        """The state after a disc drops in `column`, a legal move of this position."""
         seat = self.turn
         assert seat is not None  # parse_move refused a finished game
         width, height = self.columns, self.rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
-from games.base import GameResult, GameState, IllegalMove, Move, parse_int_move
+from games.base import GameResult, GameState, IllegalMove, Move, Played, parse_int_move
 
 LINES: tuple[tuple[int, int, int], ...] = (
     (0, 1, 2), (3, 4, 5), (6, 7, 8),  # rows
@@ -38,7 +38,15 @@ class TicTacToeState(GameState):
         return cell
 
     def apply(self, move: Any) -> Self:
-        cell = self.parse_move(move)
+        return self._mark(self.parse_move(move))
+
+    def play(self, raw: Any) -> Played:
+        # Parsed once (`GameState.play` would parse again in `apply`).
+        cell = self.parse_move(raw)
+        return Played(cell, self._mark(cell), None)
+
+    def _mark(self, cell: int) -> Self:
+        """The state after the seat to move marks `cell`, a legal move of this position."""
         seat = self.turn
         assert seat is not None  # parse_move refused a finished game
         cells = list(self.cells)

@@ -748,27 +748,28 @@ class GameService:
     async def _store_or_landed(self, request: Request) -> Committed | int:
         """The stored change; for a refused retry of an earlier request, its version."""
         try:
-            return await self._store_with_retry(request)
+            try:
+                return await self._plan_and_store(request, fresh=False)
+            except StaleVersion:
+                return await self._store_again(request)
         except Refused:
             landed = await self._landed(request)
             if landed is None:
                 raise
             return landed
 
-    async def _store_with_retry(self, request: Request) -> Committed | int:
-        """Store the planned change; once more on a fresh read if another process won."""
-        try:
-            return await self._plan_and_store(request, fresh=False)
-        except StaleVersion:
-            if request.expected_version is None:
-                try:
-                    return await self._plan_and_store(request, fresh=True)
-                except StaleVersion:
-                    pass
-            current, _ = await self.load(request.game_id, fresh=True)
-            raise Refused(
-                ErrorCode.STALE_VERSION, f"the game moved on to version {current.version}"
-            ) from None
+    async def _store_again(self, request: Request) -> Committed | int:
+        """Another process stored first: once more on a fresh read (unless the request
+        named the version it was meant for), else `stale_version`."""
+        if request.expected_version is None:
+            try:
+                return await self._plan_and_store(request, fresh=True)
+            except StaleVersion:
+                pass
+        current, _ = await self.load(request.game_id, fresh=True)
+        raise Refused(
+            ErrorCode.STALE_VERSION, f"the game moved on to version {current.version}"
+        ) from None
 
     async def _plan_and_store(self, request: Request, *, fresh: bool) -> Committed | int:
         """The stored change, or the version the request stands at when nothing changes."""
@@ -797,7 +798,9 @@ class GameService:
         return Committed(new_record, change.state, event, change.then_refuse)
 
     async def _plan(self, request: Request, *, fresh: bool) -> tuple[GameRecord, Change | None]:
-        record, state = await self.load(request.game_id, fresh=fresh)
+        # The cached game read in place: `load` would be one coroutine more a change.
+        cached = None if fresh else self._cache.get(request.game_id)
+        record, state = cached or await self.load(request.game_id, fresh=fresh)
         try:
             return record, self._plan_on(record, state, request)
         except Refused:
