@@ -10,7 +10,7 @@ Group commit: an fsync costs milliseconds, so one per change would cap a server 
 few hundred moves a second. `commit_change` queues its change; one committer task takes
 every change queued at that moment and stores them in ONE transaction in the writer
 process, two statements each (the event, then the game at the version before; a refused
-one leaves no trace, see `_apply_change`), so each call still gets its own outcome
+one leaves no trace, see `_apply`), so each call still gets its own outcome
 (`StaleVersion`, `DuplicateRequest`, or stored). Every caller is answered only after
 that transaction's COMMIT, so an acknowledged change is as durable as before.
 The version condition in `UPDATE ... WHERE version = ?` decides races, also between
@@ -24,7 +24,7 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -347,10 +347,37 @@ def _insert_game(conn: sqlite3.Connection, game: GameRecord) -> None:
 # fsyncs).
 MAX_BATCH = 1000
 
+
+class _Move(msgspec.Struct, array_like=True, tag="m"):
+    """A move that leaves its game active, as it crosses to the writer: what such a move
+    changes of the game and no more (status, seats, options stay as stored)."""
+
+    game_id: str
+    version: int
+    state: dict[str, Any]
+    clock: dict[str, Any] | None
+    updated_at: datetime
+    event: EventRecord
+
+
+class _Change(msgspec.Struct, array_like=True, tag="c"):
+    """Any other change: the whole game record with its event."""
+
+    game: GameRecord
+    event: EventRecord
+
+
+def _crossing(game: GameRecord, event: EventRecord) -> _Move | _Change:
+    """A change in the form it crosses the pipe in (nearly every one a `_Move`)."""
+    if event.kind == "move" and game.status == "active":
+        return _Move(game.game_id, game.version, game.state, game.clock, game.updated_at, event)
+    return _Change(game, event)
+
+
 # A batch crosses the writer's pipe as msgpack, not pickled: the loop pays for every
 # change it sends, and msgspec encodes one in about a quarter of pickle's time.
 _encode_batch = msgspec.msgpack.Encoder().encode
-_decode_batch = msgspec.msgpack.Decoder(list[tuple[GameRecord, EventRecord]]).decode
+_decode_batch = msgspec.msgpack.Decoder(list[_Move | _Change]).decode
 
 
 def _commit_batch(conn: sqlite3.Connection, encoded: bytes) -> list[Exception | None]:
@@ -364,9 +391,9 @@ def _commit_batch(conn: sqlite3.Connection, encoded: bytes) -> list[Exception | 
     outcomes: list[Exception | None] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for game, event in changes:
+        for change in changes:
             try:
-                _store_change(conn, game, event)
+                _store(conn, change)
             except (StoreError, sqlite3.IntegrityError) as refused:
                 outcomes.append(refused)
             else:
@@ -379,15 +406,22 @@ def _commit_batch(conn: sqlite3.Connection, encoded: bytes) -> list[Exception | 
     return outcomes
 
 
+def _store(conn: sqlite3.Connection, change: _Move | _Change) -> None:
+    if isinstance(change, _Move):
+        _apply(conn, change.event, lambda at: _update_after_move(conn, change, at))
+    else:
+        _store_change(conn, change.game, change.event)
+
+
 def _store_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord) -> None:
     """One change; the end of a rated game settles the ratings with it, in a savepoint
-    (the other changes need none: see `_apply_change`)."""
+    (the other changes need none: see `_apply`)."""
     if rated_outcome(game) is None:
-        _apply_change(conn, game, event)
+        _apply(conn, event, lambda at: _update_game(conn, game, event, at))
         return
     conn.execute("SAVEPOINT change")
     try:
-        _apply_change(conn, game, event)
+        _apply(conn, event, lambda at: _update_game(conn, game, event, at))
         settle_sqlite(conn, game)
     except BaseException:
         conn.execute("ROLLBACK TO change")
@@ -396,10 +430,13 @@ def _store_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
         conn.execute("RELEASE change")
 
 
-def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord) -> None:
-    """The event, then the game if it is still at the version before: two statements and
-    no savepoint. A refused insert changes nothing; a refused update takes the event out
-    again. Only what a change can change is written (as the Postgres `append_event`)."""
+def _apply(
+    conn: sqlite3.Connection, event: EventRecord, update: Callable[[str], sqlite3.Cursor]
+) -> None:
+    """The event, then `update(event's time as text)` of its game if the game is still at
+    the version before: two statements and no savepoint. A refused insert changes
+    nothing; a refused update takes the event out again. Only what a change can change
+    is written (as the Postgres `append_event`)."""
     at = _time_text(event.at)
     try:
         conn.execute(
@@ -421,36 +458,43 @@ def _apply_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
         # The unique index events_request (a retry reports where it landed) or the
         # version taken by another change.
         _check_not_stored_before(conn, event)
-        _check_at_version(conn, game)
+        _check_at_version(conn, event)
         raise
     try:
-        # A change's game and event carry the same time (`next_version`): spelled once.
-        updated_at = at if game.updated_at == event.at else _time_text(game.updated_at)
-        cursor = _update_game(conn, game, event, updated_at)
+        cursor = update(at)
     except sqlite3.IntegrityError:
         _take_back(conn, event)
         raise
     if cursor.rowcount != 1:
         _take_back(conn, event)
-        raise StaleVersion(f"game {game.game_id} is not at version {game.version - 1}")
+        raise StaleVersion(f"game {event.game_id} is not at version {event.version - 1}")
+
+
+def _update_after_move(conn: sqlite3.Connection, move: _Move, at: str) -> sqlite3.Cursor:
+    """The game's row after a move that leaves it active: neither status nor seats are
+    written, so the status indexes and the seats trigger, which every write of those
+    columns touches (a tenth of a change's time in the writer), stay as they are."""
+    # A change's game and event carry the same time (`next_version`): spelled once.
+    updated_at = at if move.updated_at == move.event.at else _time_text(move.updated_at)
+    return conn.execute(
+        "UPDATE games SET state = ?, version = ?, updated_at = ?, clock = ? "
+        "WHERE game_id = ? AND version = ?",
+        (
+            _encode(move.state),
+            move.version,
+            updated_at,
+            None if move.clock is None else _encode(move.clock),
+            move.game_id,
+            move.version - 1,
+        ),
+    )
 
 
 def _update_game(
-    conn: sqlite3.Connection, game: GameRecord, event: EventRecord, updated_at: str
+    conn: sqlite3.Connection, game: GameRecord, event: EventRecord, at: str
 ) -> sqlite3.Cursor:
-    """The game's row at `game.version` if it is still at the version before. A move that
-    leaves its game active changes neither status nor seats (moves are taken only in
-    active games, by their seats): those stay as they are, and so do the status indexes
-    and the seats trigger, which every write of those columns touches (a tenth of a
-    change's time in the writer)."""
-    clock = None if game.clock is None else _encode(game.clock)
-    where = (game.game_id, game.version - 1)
-    if event.kind == "move" and game.status == "active":
-        return conn.execute(
-            "UPDATE games SET state = ?, version = ?, updated_at = ?, clock = ? "
-            "WHERE game_id = ? AND version = ?",
-            (_encode(game.state), game.version, updated_at, clock, *where),
-        )
+    """The game's row at `game.version` if it is still at the version before."""
+    updated_at = at if game.updated_at == event.at else _time_text(game.updated_at)
     return conn.execute(
         "UPDATE games SET status = ?, seats = ?, state = ?, version = ?, updated_at = ?, "
         "clock = ? WHERE game_id = ? AND version = ?",
@@ -460,8 +504,9 @@ def _update_game(
             _encode(game.state),
             game.version,
             updated_at,
-            clock,
-            *where,
+            None if game.clock is None else _encode(game.clock),
+            game.game_id,
+            game.version - 1,
         ),
     )
 
@@ -472,11 +517,11 @@ def _take_back(conn: sqlite3.Connection, event: EventRecord) -> None:
     )
 
 
-def _check_at_version(conn: sqlite3.Connection, game: GameRecord) -> None:
-    """`StaleVersion` unless the game is stored at the version before `game`'s."""
-    row = conn.execute("SELECT version FROM games WHERE game_id = ?", (game.game_id,)).fetchone()
-    if row is None or row[0] != game.version - 1:
-        raise StaleVersion(f"game {game.game_id} is not at version {game.version - 1}")
+def _check_at_version(conn: sqlite3.Connection, event: EventRecord) -> None:
+    """`StaleVersion` unless the event's game is stored at the version before the event's."""
+    row = conn.execute("SELECT version FROM games WHERE game_id = ?", (event.game_id,)).fetchone()
+    if row is None or row[0] != event.version - 1:
+        raise StaleVersion(f"game {event.game_id} is not at version {event.version - 1}")
 
 
 def _check_not_stored_before(conn: sqlite3.Connection, event: EventRecord) -> None:
@@ -723,7 +768,8 @@ class SqliteStore:
         self, changes: Sequence[tuple[GameRecord, EventRecord]]
     ) -> list[Exception | None]:
         """The changes that arrived together, in one transaction in the writer process."""
-        outcomes: list[Exception | None] = await self._write(_commit_batch, _encode_batch(changes))
+        batch = _encode_batch([_crossing(game, event) for game, event in changes])
+        outcomes: list[Exception | None] = await self._write(_commit_batch, batch)
         return outcomes
 
     async def events_after(self, game_id: str, version: int, actor: Actor) -> list[EventRecord]:
