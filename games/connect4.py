@@ -8,6 +8,7 @@ as long as columns * (rows + 1) <= 64, so a 64-bit bitboard solver can hold it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, ClassVar, Self
 
 from pydantic import model_validator
@@ -134,11 +135,41 @@ def _makes_four(
     cells: Sequence[str | None], width: int, height: int, row: int, column: int
 ) -> bool:
     """Whether the disc at (row, column) completes a line of four (every move asks)."""
-    for dr, dc in DIRECTIONS:
-        line = 1 + _reach(cells, width, height, row, column, dr, dc)
-        if line + _reach(cells, width, height, row, column, -dr, -dc) >= 4:
+    index = row * width + column
+    colour = cells[index]
+    for behind, ahead in _rays(width, height)[index]:
+        line = 1
+        for other in ahead:
+            if cells[other] != colour:
+                break
+            line += 1
+        for other in behind:
+            if cells[other] != colour:
+                break
+            line += 1
+        if line >= 4:
             return True
     return False
+
+
+@lru_cache(maxsize=64)
+def _rays(width: int, height: int) -> tuple[tuple[tuple[tuple[int, ...], ...], ...], ...]:
+    """Per cell, per direction, the indices of the (at most three) cells on each side of
+    it, nearest first: the win check walks these instead of working out coordinates."""
+
+    def ray(row: int, column: int, dr: int, dc: int) -> tuple[int, ...]:
+        indices: list[int] = []
+        r, c = row + dr, column + dc
+        while len(indices) < 3 and 0 <= r < height and 0 <= c < width:
+            indices.append(r * width + c)
+            r, c = r + dr, c + dc
+        return tuple(indices)
+
+    return tuple(
+        tuple((ray(row, column, -dr, -dc), ray(row, column, dr, dc)) for dr, dc in DIRECTIONS)
+        for row in range(height)
+        for column in range(width)
+    )
 
 
 def _runs(

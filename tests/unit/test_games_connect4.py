@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from games import Connect4State, IllegalMove
 
@@ -169,3 +171,34 @@ def test_a_reload_whose_cells_do_not_fit_the_board_is_refused() -> None:
     data["rows"] = 5
     with pytest.raises(ValueError, match="42 cells do not fit a 7x5 board"):
         Connect4State.from_json(data)
+
+
+def _has_four(cells: tuple[str | None, ...], columns: int, rows: int) -> bool:
+    """Any line of four discs of one colour anywhere on the board, by brute force."""
+    for row in range(rows):
+        for column in range(columns):
+            colour = cells[row * columns + column]
+            if colour is None:
+                continue
+            for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+                end_row, end_column = row + 3 * dr, column + 3 * dc
+                if not (0 <= end_row < rows and 0 <= end_column < columns):
+                    continue
+                line = (cells[(row + k * dr) * columns + column + k * dc] for k in range(4))
+                if all(disc == colour for disc in line):
+                    return True
+    return False
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.integers(4, 8), st.integers(4, 7))
+def test_the_win_check_agrees_with_a_search_of_the_whole_board(
+    data: st.DataObject, columns: int, rows: int
+) -> None:
+    """The win check walks precomputed rays from the last disc: a game ends with four in
+    a row exactly when the board, searched whole, holds a line of four."""
+    state = Connect4State.initial({"columns": columns, "rows": rows})
+    while state.result is None:
+        state = state.apply(data.draw(st.sampled_from(state.legal_moves())))
+        won = state.result is not None and state.result.reason == "four_in_a_row"
+        assert won == _has_four(state.cells, columns, rows)
