@@ -55,7 +55,8 @@ class Connect4State(GameState):
     def legal_moves(self) -> list[Move]:
         if self.result is not None:
             return []
-        return [col for col in range(self.columns) if self.cells[col] is None]
+        top = self.cells[: self.columns]  # read once: a model's attributes are slow to get
+        return [column for column, cell in enumerate(top) if cell is None]
 
     def parse_move(self, raw: Any) -> int:
         self._require_active()

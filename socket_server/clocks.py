@@ -43,9 +43,10 @@ class ClockTimers:
     def arm(self, record: GameRecord) -> None:
         """Set the game's timer to its running clock's flag (or clear it)."""
         armed = self._timers.get(record.game_id)
-        if armed is not None and armed[0] > record.version:
-            return  # a newer version's timer is set already
-        self._cancel(record.game_id)
+        if armed is not None:
+            if armed[0] > record.version:
+                return  # a newer version's timer is set already
+            self._cancel(record.game_id)
         flag_at = None
         if record.status == "active" and record.clock is not None:
             flag_at = Clock.from_json(record.clock).flag_at_ms()
