@@ -95,14 +95,17 @@ class GameState(BaseModel, ABC):
         """The seat to move, or None once the game has a result."""
         if self.result is not None:
             return None
-        return self._seat_at_ply(len(self.history))
+        # `_seat_at_ply` spelled out: a move asks for the turn several times.
+        seats = self.seats
+        return seats[(self.first_seat_index() + len(self.history)) % len(seats)]
 
     def first_seat_index(self) -> int:
         """Index in `seats` of the side that made the first move (chess: from the FEN)."""
         return 0
 
     def _seat_at_ply(self, ply: int) -> str:
-        return self.seats[(self.first_seat_index() + ply) % len(self.seats)]
+        seats = self.seats
+        return seats[(self.first_seat_index() + ply) % len(seats)]
 
     @abstractmethod
     def legal_moves(self) -> list[Move]:
@@ -122,9 +125,10 @@ class GameState(BaseModel, ABC):
 
     def last_move(self) -> dict[str, Any] | None:
         """The protocol's `last_move`: `{"seat", "move"}` (chess adds `"san"`)."""
-        if not self.history:
+        history = self.history
+        if not history:
             return None
-        return {"seat": self._seat_at_ply(len(self.history) - 1), "move": self.history[-1]}
+        return {"seat": self._seat_at_ply(len(history) - 1), "move": history[-1]}
 
     # -- changing ---------------------------------------------------------------------
     @abstractmethod

@@ -108,10 +108,11 @@ class Connect4State(GameState):
         assert seat is not None  # parse_move refused a finished game
         width, height = self.columns, self.rows
         # The disc lands on the column's stones so far (counted in C, not by a scan).
-        row = height - 1 - self.history.count(column)
+        played = self.history  # read once: a model's attributes are slow to get
+        row = height - 1 - played.count(column)
         cells = list(self.cells)
         cells[row * width + column] = seat
-        history = (*self.history, column)
+        history = (*played, column)
         result = None
         if _makes_four(cells, width, height, row, column):
             result = GameResult(winner=seat, reason="four_in_a_row")

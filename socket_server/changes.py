@@ -162,16 +162,25 @@ def check_not_over(record: GameRecord) -> None:
         raise Refused(ErrorCode.GAME_OVER, "the game is over")
 
 
-def player_seat(record: GameRecord, state: GameState, actor: Actor) -> str:
-    """The seat `actor` plays now in an active game: the one to move if it holds it."""
+def seat_to_move(record: GameRecord, state: GameState, actor: Actor) -> str | None:
+    """The seat to move of an active game if `actor` holds it (the usual move: no list
+    of the actor's seats needed), else None."""
     turn = state.turn
-    # The usual move: the actor holds the seat to move (no list of its seats needed).
     if (
         turn is not None
         and record.status == "active"
         and holds(record.seats.get(turn), actor.user_id)
     ):
         return turn
+    return None
+
+
+def player_seat(record: GameRecord, state: GameState, actor: Actor) -> str:
+    """The seat `actor` plays now in an active game: the one to move if it holds it."""
+    seat = seat_to_move(record, state, actor)
+    if seat is not None:
+        return seat
+    turn = state.turn
     mine = seats_held_by(record.seats, actor.user_id)
     if not mine:
         if actor.user_id is None:
@@ -353,6 +362,18 @@ def plan_move(
     """`seat` plays `raw` (any notation the game accepts), its frame arrived at
     `moved_at_ms` (None: when stored) with `credit_ms` of lag credited to its clock."""
     check_turn(state, seat)
+    return _played(record, state, seat, raw, moved_at_ms, credit_ms)
+
+
+def _played(
+    record: GameRecord,
+    state: GameState,
+    seat: str,
+    raw: Any,
+    moved_at_ms: int | None,
+    credit_ms: int,
+) -> Change:
+    """`plan_move` once `seat` is known to be the one to move."""
     try:
         played = state.play(raw)
     except IllegalMove as error:
@@ -384,6 +405,9 @@ def plan_player_move(
         if timeout is not None:
             late = Refused(ErrorCode.GAME_OVER, "your time ran out before this move arrived")
             return replace(timeout, then_refuse=late)
+    seat = seat_to_move(record, state, actor)
+    if seat is not None:  # the usual move: its turn is checked already
+        return _played(record, state, seat, raw, at_ms, credit_ms)
     seat = player_seat(record, state, actor)
     return plan_move(record, state, seat, raw, moved_at_ms=at_ms, credit_ms=credit_ms)
 
