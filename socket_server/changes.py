@@ -9,7 +9,6 @@ itself live in `games`.
 
 from __future__ import annotations
 
-import copy
 import secrets
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -71,7 +70,7 @@ def derive_status(seats: Mapping[str, Seat], state: GameState) -> GameStatus:
     """`waiting` while a seat is empty, then `active`, then `finished` or `aborted`."""
     if state.result is not None:
         return "aborted" if state.result.reason == "aborted" else "finished"
-    if any(seat is None for seat in seats.values()):
+    if None in seats.values():  # a seat nobody holds (no generator: every change asks)
         return "waiting"
     return "active"
 
@@ -91,8 +90,9 @@ def next_version(
     """The record and event that store `change` as version `record.version + 1`."""
     status = derive_status(change.seats, change.state)
     version = record.version + 1
-    # A shallow copy with what a change changes set (`replace` costs a few us a move).
-    new_record = copy.copy(record)
+    # A shallow copy with what a change changes set (`replace` costs a few us a move;
+    # `copy.copy`'s dispatch costs more than the copy).
+    new_record = record.__copy__()
     new_record.seats = change.seats
     new_record.state = change.state.to_json()
     new_record.version = version
