@@ -71,7 +71,7 @@ QUICK = {"connections": [200, 500], "spectators": [20, 100], "moves": 10, "games
 # `--peers`: the side-by-side run of every target on the connect4 scenarios (~10 min).
 PEER_RUN = {"targets": list(TARGETS), "scenarios": list(PEER_SCENARIOS), "connections": [5000],
             "spectators": [1000, 3000, 5000], "moves": 42, "games": 200,
-            "repeats": 3}  # fmt: skip
+            "repeats": 5}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
