@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -45,6 +46,10 @@ TARGETS = PYTHON_TARGETS + PEERS
 # Used for the reference's padding when gamesocket's own update size was not measured
 # in this run (about a mid-game chess snapshot).
 DEFAULT_UPDATE_BYTES = 900
+# Before each throughput run: the harness collects its garbage and the machine gets this
+# long to finish winding down the run before (its processes exiting, their sockets closing),
+# so no target starts its run while another's is still ending.
+SETTLE_SECONDS = 3.0
 
 Measurement = Coroutine[Any, Any, dict[str, Any]]
 Scenario = Callable[[ServerProcess, Lobby], Measurement]
@@ -121,6 +126,12 @@ async def _server(
             yield server, lobby
         finally:
             await lobby.aclose()
+
+
+async def _settle() -> None:
+    """What each target's throughput runs start after (`SETTLE_SECONDS`)."""
+    gc.collect()
+    await asyncio.sleep(SETTLE_SECONDS)
 
 
 async def _attempt(label: str, run: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
@@ -219,6 +230,7 @@ class Run:
 
         results: dict[str, Any] = {}
         for target in self.targets():
+            await _settle()
             if target == "reference":
                 results["reference"] = await self.measure("throughput", target, scenario)
                 continue
@@ -330,6 +342,7 @@ class Run:
         runs: dict[str, list[dict[str, Any]]] = {t: [] for t in self.all_targets()}
         for _ in range(a.repeats):  # the targets take turns, as in `throughput`
             for target, kept in runs.items():
+                await _settle()
                 kept.append(await self.measure_c4("c4throughput", target, scenario, peer))
         return {target: report.median_run(kept) for target, kept in runs.items()}
 
