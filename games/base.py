@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict
@@ -141,6 +141,17 @@ class GameState(BaseModel, ABC):
         (chess) overrides it to parse once."""
         move = self.parse_move(raw)
         return Played(move, self.apply(move), self.move_san(move))
+
+    def _play_parsed_once(
+        self, raw: Any, own_apply: Callable[[Any, Any], Any], place: Callable[[Any], Self]
+    ) -> Played:
+        """`play` for a game whose `apply` (`own_apply`) is `place(parse_move(move))`:
+        the move parsed once, not again in `apply`; unless a subclass has an `apply` of
+        its own, which then sees every move as before."""
+        if type(self).apply is not own_apply:
+            return GameState.play(self, raw)
+        move = self.parse_move(raw)
+        return Played(move, place(move), None)
 
     def finish(self, winner: str | None, reason: str) -> Self:
         """End the game for a reason outside the rules (resignation, draw, abort)."""

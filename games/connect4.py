@@ -98,9 +98,7 @@ class Connect4State(GameState):
         return self._drop(self.parse_move(move))
 
     def play(self, raw: Any) -> Played:
-        # Parsed once (`GameState.play` would parse again in `apply`).
-        column = self.parse_move(raw)
-        return Played(column, self._drop(column), None)
+        return self._play_parsed_once(raw, Connect4State.apply, self._drop)
 
     def _drop(self, column: int) -> Self:
         """The state after a disc drops in `column`, a legal move of this position."""

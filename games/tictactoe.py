@@ -41,9 +41,7 @@ class TicTacToeState(GameState):
         return self._mark(self.parse_move(move))
 
     def play(self, raw: Any) -> Played:
-        # Parsed once (`GameState.play` would parse again in `apply`).
-        cell = self.parse_move(raw)
-        return Played(cell, self._mark(cell), None)
+        return self._play_parsed_once(raw, TicTacToeState.apply, self._mark)
 
     def _mark(self, cell: int) -> Self:
         """The state after the seat to move marks `cell`, a legal move of this position."""

@@ -3,6 +3,7 @@
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -93,3 +94,17 @@ def test_chess_playouts(data: st.DataObject) -> None:
     board = state.board()
     assert len(board["san"]) == len(state.history)
     assert state.pgn().count(".") >= len(state.history) // 2
+
+
+@pytest.mark.parametrize("game", [Connect4State, TicTacToeState])
+def test_play_goes_through_a_subclass_apply(game: type[GameState]) -> None:
+    """The grid games' `play` parses a move once and skips `apply`, unless a subclass
+    has its own `apply` (a custom game built on them): that one sees every move."""
+
+    class Custom(game):  # type: ignore[valid-type,misc]
+        def apply(self, move: Any) -> GameState:
+            raise RuntimeError(f"custom rules saw {move!r}")
+
+    with pytest.raises(RuntimeError, match="custom rules saw 1"):
+        Custom.initial().play(1)
+    assert game.initial().play(1).state == game.initial().apply(1)
