@@ -350,10 +350,9 @@ MAX_BATCH = 1000
 
 class _Move(msgspec.Struct, array_like=True, tag="m"):
     """A move that leaves its game active, as it crosses to the writer: what such a move
-    changes of the game and no more (status, seats, options stay as stored)."""
+    changes of the game and no more (status, seats, options stay as stored; its id and
+    version are the event's)."""
 
-    game_id: str
-    version: int
     state: dict[str, Any]
     clock: dict[str, Any] | None
     updated_at: datetime
@@ -370,7 +369,7 @@ class _Change(msgspec.Struct, array_like=True, tag="c"):
 def _crossing(game: GameRecord, event: EventRecord) -> _Move | _Change:
     """A change in the form it crosses the pipe in (nearly every one a `_Move`)."""
     if event.kind == "move" and game.status == "active":
-        return _Move(game.game_id, game.version, game.state, game.clock, game.updated_at, event)
+        return _Move(game.state, game.clock, game.updated_at, event)
     return _Change(game, event)
 
 
@@ -408,7 +407,9 @@ def _commit_batch(conn: sqlite3.Connection, encoded: bytes) -> list[Exception | 
 
 def _store(conn: sqlite3.Connection, change: _Move | _Change) -> None:
     if isinstance(change, _Move):
-        _apply(conn, change.event, lambda at: _update_after_move(conn, change, at))
+        _apply(
+            conn, change.event, change.updated_at, lambda at: _update_after_move(conn, change, at)
+        )
     else:
         _store_change(conn, change.game, change.event)
 
@@ -417,11 +418,11 @@ def _store_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
     """One change; the end of a rated game settles the ratings with it, in a savepoint
     (the other changes need none: see `_apply`)."""
     if rated_outcome(game) is None:
-        _apply(conn, event, lambda at: _update_game(conn, game, event, at))
+        _apply(conn, event, game.updated_at, lambda at: _update_game(conn, game, at))
         return
     conn.execute("SAVEPOINT change")
     try:
-        _apply(conn, event, lambda at: _update_game(conn, game, event, at))
+        _apply(conn, event, game.updated_at, lambda at: _update_game(conn, game, at))
         settle_sqlite(conn, game)
     except BaseException:
         conn.execute("ROLLBACK TO change")
@@ -431,12 +432,15 @@ def _store_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
 
 
 def _apply(
-    conn: sqlite3.Connection, event: EventRecord, update: Callable[[str], sqlite3.Cursor]
+    conn: sqlite3.Connection,
+    event: EventRecord,
+    updated_at: datetime,
+    update: Callable[[str], sqlite3.Cursor],
 ) -> None:
-    """The event, then `update(event's time as text)` of its game if the game is still at
-    the version before: two statements and no savepoint. A refused insert changes
-    nothing; a refused update takes the event out again. Only what a change can change
-    is written (as the Postgres `append_event`)."""
+    """The event, then `update(stamp)` of its game (`stamp`: the game's `updated_at` as
+    text) if the game is still at the version before: two statements and no savepoint.
+    A refused insert changes nothing; a refused update takes the event out again. Only
+    what a change can change is written (as the Postgres `append_event`)."""
     at = _time_text(event.at)
     try:
         conn.execute(
@@ -461,7 +465,8 @@ def _apply(
         _check_at_version(conn, event)
         raise
     try:
-        cursor = update(at)
+        # A change's game and event carry the same time (`next_version`): spelled once.
+        cursor = update(at if updated_at == event.at else _time_text(updated_at))
     except sqlite3.IntegrityError:
         _take_back(conn, event)
         raise
@@ -470,31 +475,27 @@ def _apply(
         raise StaleVersion(f"game {event.game_id} is not at version {event.version - 1}")
 
 
-def _update_after_move(conn: sqlite3.Connection, move: _Move, at: str) -> sqlite3.Cursor:
+def _update_after_move(conn: sqlite3.Connection, move: _Move, updated_at: str) -> sqlite3.Cursor:
     """The game's row after a move that leaves it active: neither status nor seats are
     written, so the status indexes and the seats trigger, which every write of those
     columns touches (a tenth of a change's time in the writer), stay as they are."""
-    # A change's game and event carry the same time (`next_version`): spelled once.
-    updated_at = at if move.updated_at == move.event.at else _time_text(move.updated_at)
+    event = move.event
     return conn.execute(
         "UPDATE games SET state = ?, version = ?, updated_at = ?, clock = ? "
         "WHERE game_id = ? AND version = ?",
         (
             _encode(move.state),
-            move.version,
+            event.version,
             updated_at,
             None if move.clock is None else _encode(move.clock),
-            move.game_id,
-            move.version - 1,
+            event.game_id,
+            event.version - 1,
         ),
     )
 
 
-def _update_game(
-    conn: sqlite3.Connection, game: GameRecord, event: EventRecord, at: str
-) -> sqlite3.Cursor:
+def _update_game(conn: sqlite3.Connection, game: GameRecord, updated_at: str) -> sqlite3.Cursor:
     """The game's row at `game.version` if it is still at the version before."""
-    updated_at = at if game.updated_at == event.at else _time_text(game.updated_at)
     return conn.execute(
         "UPDATE games SET status = ?, seats = ?, state = ?, version = ?, updated_at = ?, "
         "clock = ? WHERE game_id = ? AND version = ?",
