@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from socket_server.store import DuplicateRequest
-from socket_server.store.sqlite import SqliteStore, _open_writer
+from socket_server.store import Actor, DuplicateRequest
+from socket_server.store.sqlite import SqliteStore, _open_writer, _time_text
 from socket_server.store.sqlite_writer import WriterLost, WriterProcess
 from tests.conftest import PROJECT_ROOT
 from tests.integration.test_store_contract import ALICE, make_game, next_version, sqlite_store
@@ -136,3 +141,35 @@ async def test_the_writer_ends_when_its_parent_is_killed(tmp_path: Path) -> None
     parent.kill()
     await parent.wait()
     assert await _until_dead(writer_pid)
+
+
+@given(
+    moment=st.datetimes(timezones=st.none() | st.timezones() | st.just(UTC)),
+    whole_second=st.booleans(),
+)
+def test_a_time_is_stored_as_the_isoformat_of_its_utc_time(
+    moment: datetime, whole_second: bool
+) -> None:
+    if whole_second:  # msgspec spells no fraction then: the text must still have one
+        moment = moment.replace(microsecond=0)
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    assert _time_text(moment) == utc.isoformat(timespec="microseconds")
+
+
+async def test_a_move_crosses_to_the_writer_and_is_stored_as_text(store: SqliteStore) -> None:
+    # The state and clock cross the pipe as JSON bytes: stored as BLOBs they would no
+    # longer be TEXT to SQLite (its JSON functions take a BLOB for JSONB).
+    game = make_game("connect4", clock={"running": "red", "remaining_ms": {"red": 1}})
+    await store.create_game(game, Actor.SERVER)
+    moved, event = next_version(game, 3)
+    moved = replace(moved, updated_at=moved.updated_at.replace(microsecond=0))
+    await store.commit_change(moved, replace(event, at=moved.updated_at), Actor.SERVER)
+    with sqlite3.connect(store.path) as conn:
+        row = conn.execute(
+            "SELECT typeof(state), state, typeof(clock), clock, updated_at FROM games"
+        ).fetchone()
+        at = conn.execute("SELECT at FROM events WHERE version = 1").fetchone()[0]
+    assert row[0] == "text" and json.loads(row[1]) == moved.state
+    assert row[2] == "text" and json.loads(row[3]) == moved.clock
+    assert row[4] == at == moved.updated_at.isoformat(timespec="microseconds")
+    assert (await store.get_game(game.game_id, Actor.SERVER)) == moved
