@@ -369,6 +369,30 @@ def _insert_game(conn: sqlite3.Connection, game: GameRecord) -> None:
 MAX_BATCH = 1000
 
 
+class _Event(msgspec.Struct, array_like=True):
+    """An `EventRecord` as it crosses to the writer: its fields in order, without their
+    names (a dataclass crosses as a map, and matching its ten names took the writer a
+    tenth of a change's work)."""
+
+    game_id: str
+    version: int
+    kind: str
+    seat: str | None
+    move: Any
+    san: str | None
+    user_id: str | None
+    request_id: str | None
+    data: dict[str, Any]
+    at: datetime
+
+    @classmethod
+    def of(cls, event: EventRecord) -> _Event:
+        return cls(
+            event.game_id, event.version, event.kind, event.seat, event.move, event.san,
+            event.user_id, event.request_id, event.data, event.at,
+        )  # fmt: skip
+
+
 class _Move(msgspec.Struct, array_like=True, tag="m"):
     """A move that leaves its game active, as it crosses to the writer: what such a move
     changes of the game and no more (status, seats, options stay as stored; its id and
@@ -377,22 +401,22 @@ class _Move(msgspec.Struct, array_like=True, tag="m"):
     state: bytes  # JSON: encoded in the loop in place of the dict, never decoded here
     clock: bytes | None  # JSON, as `state`
     updated_at: datetime
-    event: EventRecord
+    event: _Event
 
 
 class _Change(msgspec.Struct, array_like=True, tag="c"):
     """Any other change: the whole game record with its event."""
 
     game: GameRecord
-    event: EventRecord
+    event: _Event
 
 
 def _crossing(game: GameRecord, event: EventRecord) -> _Move | _Change:
     """A change in the form it crosses the pipe in (nearly every one a `_Move`)."""
     if event.kind == "move" and game.status == "active":
         clock = None if game.clock is None else _encode_json(game.clock)
-        return _Move(_encode_json(game.state), clock, game.updated_at, event)
-    return _Change(game, event)
+        return _Move(_encode_json(game.state), clock, game.updated_at, _Event.of(event))
+    return _Change(game, _Event.of(event))
 
 
 # A batch crosses the writer's pipe as msgpack, not pickled: the loop pays for every
@@ -436,7 +460,7 @@ def _store(conn: sqlite3.Connection, change: _Move | _Change) -> None:
         _store_change(conn, change.game, change.event)
 
 
-def _store_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord) -> None:
+def _store_change(conn: sqlite3.Connection, game: GameRecord, event: _Event) -> None:
     """One change; the end of a rated game settles the ratings with it, in a savepoint
     (the other changes need none: see `_apply`)."""
     if rated_outcome(game) is None:
@@ -455,7 +479,7 @@ def _store_change(conn: sqlite3.Connection, game: GameRecord, event: EventRecord
 
 def _apply(
     conn: sqlite3.Connection,
-    event: EventRecord,
+    event: _Event,
     updated_at: datetime,
     update: Callable[[str], sqlite3.Cursor],
 ) -> None:
@@ -534,20 +558,20 @@ def _update_game(conn: sqlite3.Connection, game: GameRecord, updated_at: str) ->
     )
 
 
-def _take_back(conn: sqlite3.Connection, event: EventRecord) -> None:
+def _take_back(conn: sqlite3.Connection, event: _Event) -> None:
     conn.execute(
         "DELETE FROM events WHERE game_id = ? AND version = ?", (event.game_id, event.version)
     )
 
 
-def _check_at_version(conn: sqlite3.Connection, event: EventRecord) -> None:
+def _check_at_version(conn: sqlite3.Connection, event: _Event) -> None:
     """`StaleVersion` unless the event's game is stored at the version before the event's."""
     row = conn.execute("SELECT version FROM games WHERE game_id = ?", (event.game_id,)).fetchone()
     if row is None or row[0] != event.version - 1:
         raise StaleVersion(f"game {event.game_id} is not at version {event.version - 1}")
 
 
-def _check_not_stored_before(conn: sqlite3.Connection, event: EventRecord) -> None:
+def _check_not_stored_before(conn: sqlite3.Connection, event: _Event) -> None:
     """`DuplicateRequest` when the event's request id was stored before for its game.
 
     Looked up only when a change failed (its version, or the unique index
