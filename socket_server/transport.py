@@ -25,8 +25,10 @@ An idle socket holds only what it needs (measured with tracemalloc): the protoco
 receive queue and `writable` event are `Inbox` and `Gate` (asyncio's Queue and Event
 allocate four deques, about 3 KiB), and once the socket is accepted the handshake's
 request and response (headers, about 3 KiB) are dropped, the parser included. The
-protocol's attributes live in slots (1.2 KiB less than its own dict), and the routes
-take `LeanWebSocket`, without Litestar's two closures per socket (0.9 KiB).
+protocol's attributes live in slots (1.2 KiB less than its own dict), the routes
+take `LeanWebSocket`, without Litestar's two closures per socket (0.9 KiB), and the
+keep-alive ping and the idle limit wait on the loop's `TimerWheel`, not on a loop
+timer each (1 KiB).
 
 Backpressure is read off the transport's write buffer: `write_frame` answers how many
 of the frames written are still (partly) in it, not yet taken by the kernel.
@@ -63,6 +65,7 @@ from websockets.protocol import Protocol as WebSocketProtocol
 from websockets.streams import StreamReader
 
 from socket_server.protocol import CloseCode
+from socket_server.timers import timer_wheel
 
 log = logging.getLogger("gamesocket.ws")
 
@@ -127,19 +130,36 @@ _UVICORN_ATTRIBUTES = (
 class FrameProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol that also writes prebuilt frames."""
 
-    __slots__ = (*_UVICORN_ATTRIBUTES, "inbox", "_pending", "_written")
+    __slots__ = (*_UVICORN_ATTRIBUTES, "inbox", "_pending", "_written", "_ping_tick")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # The end offset of each written frame still in the write buffer; made on the
         # first write that leaves bytes behind (an idle socket has none).
         self._pending: deque[int] | None = None
         self._written = 0  # bytes written with `write_frame`
+        self._ping_tick: int | None = None  # the next keep-alive ping's tick on the wheel
         super().__init__(*args, **kwargs)
         if self.config.ws_per_message_deflate:
             raise ValueError("prebuilt frames are not compressed: turn ws_per_message_deflate off")
         self.inbox = Inbox(self.loop)
         self.queue = self.inbox  # type: ignore[assignment]
         self.writable = Gate()  # type: ignore[assignment]
+
+    # -- the keep-alive ping: uvicorn's, its timer on the loop's wheel -----------------
+    def schedule_ping(self) -> None:
+        assert self.ping_interval is not None
+        delay = max(0.0, self.ping_interval - self.last_ping_rtt)
+        self._ping_tick = timer_wheel(self.loop).add(self.loop.time() + delay, self)
+
+    def on_timer(self) -> None:
+        self._ping_tick = None
+        self.send_keepalive_ping()
+
+    def stop_keepalive(self) -> None:
+        if self._ping_tick is not None:
+            timer_wheel(self.loop).discard(self._ping_tick, self)
+            self._ping_tick = None
+        super().stop_keepalive()
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -478,8 +498,8 @@ class FrameSink:
 
 
 class IdleWatch:
-    """The idle limit of one socket's reader: one timer for the socket's lifetime,
-    moved only when it fires.
+    """The idle limit of one socket's reader: one timer (on the loop's `TimerWheel`) for
+    the socket's lifetime, moved only when it fires.
 
     The reader calls `waiting(seconds)` before each wait for a frame and `got()` once
     it has one; after `seconds` in one wait the reader is cancelled and `expired` set.
@@ -487,45 +507,45 @@ class IdleWatch:
     was set) is set again for the current wait's deadline.
     """
 
-    __slots__ = ("_handle", "_loop", "_seconds", "_since", "_waiting", "expired", "reader")
+    __slots__ = ("_loop", "_seconds", "_since", "_tick", "_waiting", "_wheel", "expired", "reader")
 
     def __init__(self, reader: asyncio.Task[Any]) -> None:
         self._loop = asyncio.get_running_loop()
+        self._wheel = timer_wheel(self._loop)
         self.reader = reader
         self._seconds = 0.0
         self._since = 0.0
         self._waiting = False
         self.expired = False
-        self._handle: asyncio.TimerHandle | None = None
+        self._tick: int | None = None  # the wheel's tick of the timer, None: not set
 
     def waiting(self, seconds: float) -> None:
         self._since = self._loop.time()
         self._seconds = seconds
         self._waiting = True
         self.expired = False
-        if self._handle is None:
-            self._handle = self._loop.call_at(self._since + seconds, self._check)
+        if self._tick is None:
+            self._tick = self._wheel.add(self._since + seconds, self)
 
     def got(self) -> None:
         self._waiting = False
 
-    def _check(self) -> None:
+    def on_timer(self) -> None:
+        self._tick = None
         if self.reader.done():  # the socket was never stopped: let the timer go
-            self._handle = None
             return
         now = self._loop.time()
         if self._waiting and now >= self._since + self._seconds:
             self.expired = True
-            self._handle = None
             self.reader.cancel()
             return
         start = self._since if self._waiting else now
-        self._handle = self._loop.call_at(start + self._seconds, self._check)
+        self._tick = self._wheel.add(start + self._seconds, self)
 
     def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        if self._tick is not None:
+            self._wheel.discard(self._tick, self)
+            self._tick = None
 
 
 def _uncancel(reader: asyncio.Task[Any], ours: int) -> None:

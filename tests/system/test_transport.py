@@ -375,3 +375,43 @@ async def test_a_bad_small_frame_closes_the_socket_with_websockets_code(
     assert (Opcode(closing[0] & 0x0F), int.from_bytes(payload[:2], "big")) == (Opcode.CLOSE, code)
     assert await reader.read() == b""
     writer.close()
+
+
+async def test_keepalive_pings_run_on_the_wheel_and_a_client_that_never_answers_is_closed(
+    server: ServerThread,
+) -> None:
+    # Sockets opened from now on ping every 0.3 s and wait 0.5 s for the pong.
+    server.server.config.ws_ping_interval, server.server.config.ws_ping_timeout = 0.3, 0.5
+    api = Api(server.base_url)
+    try:
+        game_id = (await api.create(await api.guest(), "tictactoe"))["game_id"]
+        path = f"/ws/tictactoe/{game_id}"
+        answering, silent = (
+            await raw_connect(server.settings.port, path),
+            await raw_connect(server.settings.port, path),
+        )
+        pinged, silent_pinged = 0, False
+        started = time.monotonic()
+        # The answering client replies to every ping for 2 s: its socket stays open.
+        while time.monotonic() - started < 2.0:
+            frame, payload = await read_frame(answering[0])
+            if frame[0] & 0x0F == Opcode.PING.value:
+                pinged += 1
+                answering[1].write(masked(Opcode.PONG, payload))
+        assert pinged >= 4, pinged
+        # No socket holds a loop timer of its own for the ping: it waits on the wheel.
+        protocols = live(FrameProtocol)
+        assert protocols and all(found.ping_timer is None for found in protocols)
+        assert any(found._ping_tick is not None for found in protocols)
+        # The silent one was pinged, never answered, and was closed with 1011.
+        while True:
+            frame, payload = await read_frame(silent[0])
+            opcode = frame[0] & 0x0F
+            if opcode == Opcode.CLOSE.value:
+                break
+            silent_pinged |= opcode == Opcode.PING.value
+        assert silent_pinged and int.from_bytes(payload[:2], "big") == 1011
+        for _, writer in (answering, silent):
+            writer.close()
+    finally:
+        await api.close()
