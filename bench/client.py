@@ -19,6 +19,8 @@ import httpx
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 
+from gamesocket_client.rest import IDLE_CONNECTION_SECONDS
+
 SEATS = {"chess": ("white", "black"), "connect4": ("red", "yellow"), "tictactoe": ("x", "o")}
 # Bounds for every wait on the network, so no loop of the harness can hang.
 CONNECT_TIMEOUT = 30.0
@@ -70,7 +72,11 @@ class RestLobby:
     """gamesocket's REST API (PROTOCOL.md, "REST")."""
 
     def __init__(self, http_url: str) -> None:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        # Idle connections dropped before the server closes them (as gamesocket_client does).
+        limits = httpx.Limits(
+            max_connections=64, max_keepalive_connections=64,
+            keepalive_expiry=IDLE_CONNECTION_SECONDS,
+        )  # fmt: skip
         self.http = httpx.AsyncClient(base_url=http_url, timeout=REPLY_TIMEOUT, limits=limits)
 
     async def _post(self, path: str, body: dict[str, Any], token: str | None) -> Any:

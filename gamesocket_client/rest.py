@@ -17,6 +17,10 @@ from gamesocket_client.messages import Snapshot, snapshot_from
 from gamesocket_client.session import GameSession, Reconnect
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+# An idle connection is dropped after this long, before the server closes it (after 5 s,
+# `socket_server.runner.KEEP_ALIVE_SECONDS`): with httpx's default of 5 s too, a request
+# sent as the server closed its connection failed with ReadError.
+IDLE_CONNECTION_SECONDS = 2.0
 
 
 class Guest(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,7 +59,11 @@ class GameClient:
         self.token = token
         self.user_id: str | None = None
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(base_url=self.base_url, timeout=request_timeout)
+        self._http = http or httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=request_timeout,
+            limits=httpx.Limits(keepalive_expiry=IDLE_CONNECTION_SECONDS),
+        )
 
     async def __aenter__(self) -> GameClient:
         return self

@@ -28,6 +28,11 @@ from socket_server.http_protocol import guarded_http_protocol
 from socket_server.settings import Settings
 from socket_server.transport import FrameProtocol
 
+# How long an idle HTTP connection is kept open. A client must drop its idle connections
+# sooner, or a request it sends as the server closes one fails (the project's own client
+# drops them after 2 s: gamesocket_client.rest.IDLE_CONNECTION_SECONDS).
+KEEP_ALIVE_SECONDS = 5
+
 
 class GracefulServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, context: ServerContext) -> None:
@@ -54,6 +59,7 @@ def make_server(
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=False,
         lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=10,
         # The client address (limits per address) is X-Forwarded-For from these proxies.
         proxy_headers=True,

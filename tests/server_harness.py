@@ -31,6 +31,7 @@ import websockets
 from litestar import Litestar
 from websockets.asyncio.client import ClientConnection
 
+from gamesocket_client.rest import IDLE_CONNECTION_SECONDS
 from socket_server.runner import GracefulServer, make_server
 from socket_server.settings import Settings
 
@@ -215,7 +216,11 @@ class Api:
     """httpx against one server, with guest sign-in."""
 
     def __init__(self, base_url: str) -> None:
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=15)
+        self.http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=15,
+            limits=httpx.Limits(keepalive_expiry=IDLE_CONNECTION_SECONDS),
+        )
 
     async def guest(self) -> dict[str, Any]:
         reply = await self.http.post("/api/auth/guest")

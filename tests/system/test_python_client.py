@@ -33,6 +33,8 @@ from gamesocket_client import (
     Thinking,
     Update,
 )
+from gamesocket_client.rest import IDLE_CONNECTION_SECONDS
+from socket_server.runner import KEEP_ALIVE_SECONDS
 from tests.server_harness import PROJECT_ROOT, ServerProcess, ServerThread
 
 # Reconnect quickly and for long enough to outlast a server restart.
@@ -438,3 +440,21 @@ async def test_presence_thinking_and_ping(
         await wait_until(lambda: any(isinstance(e, Thinking) for e in streamed), "a stream")
         assert streamed and heard[len(heard) - len(streamed) :] == streamed
         listener.cancel()
+
+
+async def test_a_request_sent_as_the_server_drops_an_idle_connection_still_succeeds(
+    server: ServerThread,
+) -> None:
+    # The client drops an idle connection before the server closes it. With httpx's
+    # default (5 s, the server's own keep-alive) a request sent at that moment failed
+    # with ReadError: 3 of 40 sent around the 5 s mark did.
+    assert server.server.config.timeout_keep_alive == KEEP_ALIVE_SECONDS
+    assert IDLE_CONNECTION_SECONDS < KEEP_ALIVE_SECONDS
+
+    async def around_the_close(offset: float) -> None:
+        async with GameClient(server.base_url) as client:
+            await client.guest()
+            await asyncio.sleep(KEEP_ALIVE_SECONDS + offset)
+            await client.guest()  # raises GameSocketError if the request failed
+
+    await asyncio.gather(*(around_the_close(-0.03 + i * 0.0015) for i in range(40)))
