@@ -46,9 +46,11 @@ TARGETS = PYTHON_TARGETS + PEERS
 # Used for the reference's padding when gamesocket's own update size was not measured
 # in this run (about a mid-game chess snapshot).
 DEFAULT_UPDATE_BYTES = 900
-# Before each throughput run: the harness collects its garbage and the machine gets this
-# long to finish winding down the run before (its processes exiting, their sockets closing),
-# so no target starts its run while another's is still ending.
+# Before each throughput run and each measurement of a connect4 scenario: the harness
+# collects its garbage and the machine gets this long to finish winding down the run
+# before (its processes exiting, their sockets closing), so no target starts its run
+# while another's is still ending. (The fan-out sizes ran back to back until 7 December,
+# gamesocket always first after boardgame.io's run at the size before.)
 SETTLE_SECONDS = 3.0
 
 Measurement = Coroutine[Any, Any, dict[str, Any]]
@@ -129,7 +131,7 @@ async def _server(
 
 
 async def _settle() -> None:
-    """What each target's throughput runs start after (`SETTLE_SECONDS`)."""
+    """What each measurement starts after (`SETTLE_SECONDS`)."""
     gc.collect()
     await asyncio.sleep(SETTLE_SECONDS)
 
@@ -277,7 +279,8 @@ class Run:
         self, label: str, target: str, scenario: Scenario, peer_scenario: PeerScenario
     ) -> dict[str, Any]:
         """A connect4 measurement: `scenario` on a Python target, `peer_scenario` on a
-        Node peer (installed on first use)."""
+        Node peer (installed on first use), after `_settle`."""
+        await _settle()
         if target in PYTHON_TARGETS:
             return await self.measure(label, target, scenario)
 
@@ -342,7 +345,6 @@ class Run:
         runs: dict[str, list[dict[str, Any]]] = {t: [] for t in self.all_targets()}
         for _ in range(a.repeats):  # the targets take turns, as in `throughput`
             for target, kept in runs.items():
-                await _settle()
                 kept.append(await self.measure_c4("c4throughput", target, scenario, peer))
         return {target: report.median_run(kept) for target, kept in runs.items()}
 
